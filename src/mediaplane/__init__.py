@@ -1,0 +1,1 @@
+"""mediaplane: real-time rooms with server-side media work."""
