@@ -1,0 +1,77 @@
+// The mediasoup worker pool: one worker per slot, least-loaded placement, and
+// a dead worker replaced at once with its rooms reported (no silent hang).
+import * as mediasoup from 'mediasoup';
+import { log } from './log.js';
+
+export class WorkerPool {
+  /** @type {import('mediasoup').types.Worker[]} */
+  workers = [];
+
+  constructor(config, registry, onWorkerDied) {
+    this.config = config;
+    this.registry = registry;
+    this.onWorkerDied = onWorkerDied;
+    this.closing = false;
+  }
+
+  async start() {
+    for (let i = 0; i < this.config.numWorkers; i++) this.workers.push(await this.#spawn(i));
+  }
+
+  async #spawn(slot) {
+    const worker = await mediasoup.createWorker({
+      logLevel: this.config.workerLogLevel,
+      appData: { slot },
+    });
+    worker.on('died', (error) => this.#died(worker, error));
+    log.info('worker started', { workerPid: worker.pid, slot });
+    return worker;
+  }
+
+  async #died(worker, error) {
+    if (this.closing) return;
+    const slot = worker.appData.slot;
+    const routers = this.registry.routersOnWorker(worker.pid);
+    const routerIds = routers.map((r) => r.id);
+    const roomIds = routers.map((r) => r.appData.roomId);
+    log.error('worker died', { workerPid: worker.pid, slot, error: String(error?.message ?? error), roomIds });
+    let newPid = null;
+    try {
+      const replacement = await this.#spawn(slot);
+      this.workers[slot] = replacement;
+      newPid = replacement.pid;
+    } catch (e) {
+      log.error('worker replacement failed', { slot, error: String(e?.message ?? e) });
+    }
+    this.onWorkerDied({ pid: worker.pid, newPid, error: String(error?.message ?? error), roomIds, routerIds });
+  }
+
+  leastLoaded() {
+    const load = this.registry.loadByWorker();
+    const alive = this.workers.filter((w) => !w.closed && !w.died);
+    alive.sort((a, b) => (load.get(a.pid) ?? 0) - (load.get(b.pid) ?? 0) || a.pid - b.pid);
+    return alive[0];
+  }
+
+  info() {
+    const load = this.registry.loadByWorker();
+    return this.workers.map((w) => {
+      const routers = this.registry.routersOnWorker(w.pid);
+      const ids = new Set(routers.map((r) => r.id));
+      const count = (m) => [...m.values()].filter((o) => ids.has(o.appData.routerId)).length;
+      return {
+        pid: w.pid,
+        routers: routers.length,
+        transports: count(this.registry.transports),
+        producers: count(this.registry.producers),
+        consumers: count(this.registry.consumers),
+        load: load.get(w.pid) ?? 0,
+      };
+    });
+  }
+
+  close() {
+    this.closing = true;
+    for (const w of this.workers) w.close();
+  }
+}

@@ -1,0 +1,90 @@
+"""Settings from the environment (prefix MEDIAPLANE_), validated once.
+
+Outside `dev` and `test`, every secret must be set and must not be a known
+development default: a production process refuses to start otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SFU_SECRET = "dev-sfu-secret"
+DEV_MEDIA_SECRET = "dev-media-secret"
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "dev-api-secret-change-me-0123456789"
+DEV_DEFAULTS = {DEV_SFU_SECRET, DEV_MEDIA_SECRET, DEV_API_SECRET}
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    data_dir: Path = Field(default=REPO_ROOT / "var", description="recordings, state, logs")
+    cache_dir: Path = Path("/var/cache/mediaplane")
+
+    # SFU (sfu/src/config.js reads the same names)
+    sfu_host: str = "127.0.0.1"
+    sfu_port: int = Field(default=4443, ge=0, le=65535)
+    sfu_secret: SecretStr | None = None
+    sfu_num_workers: int | None = Field(default=None, ge=1, le=256)
+    rtc_min_port: int = Field(default=40000, ge=1024, le=65535)
+    rtc_max_port: int = Field(default=49999, ge=1024, le=65535)
+    rtc_listen_ip: str = "127.0.0.1"
+    rtc_announced_address: str | None = None
+    plain_listen_ip: str = "127.0.0.1"
+    sfu_max_message_bytes: int = Field(default=262144, ge=1024)
+
+    # control plane
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    api_key: str = DEV_API_KEY
+    api_secret: SecretStr | None = None
+    redis_url: str | None = None
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        if self.rtc_min_port > self.rtc_max_port:
+            raise ValueError("rtc_min_port must not exceed rtc_max_port")
+        dev = self.env in ("dev", "test")
+        for name, default in (("sfu_secret", DEV_SFU_SECRET), ("api_secret", DEV_API_SECRET)):
+            value: SecretStr | None = getattr(self, name)
+            if value is None or value.get_secret_value() in DEV_DEFAULTS:
+                if not dev:
+                    raise ValueError(
+                        f"MEDIAPLANE_{name.upper()} must be set to a non-default secret "
+                        f"when MEDIAPLANE_ENV={self.env}"
+                    )
+                setattr(self, name, SecretStr(default))
+        if not dev and len(self.secret("api_secret")) < 32:
+            raise ValueError("MEDIAPLANE_API_SECRET must be at least 32 characters")
+        return self
+
+    def secret(self, name: Literal["sfu_secret", "api_secret"]) -> str:
+        value: SecretStr | None = getattr(self, name)
+        assert value is not None  # set by the validator
+        return value.get_secret_value()
+
+    def sfu_env(self) -> dict[str, str]:
+        """Environment for the Node SFU process."""
+        env = {
+            "MEDIAPLANE_ENV": self.env,
+            "MEDIAPLANE_SFU_HOST": self.sfu_host,
+            "MEDIAPLANE_SFU_PORT": str(self.sfu_port),
+            "MEDIAPLANE_SFU_SECRET": self.secret("sfu_secret"),
+            "MEDIAPLANE_RTC_MIN_PORT": str(self.rtc_min_port),
+            "MEDIAPLANE_RTC_MAX_PORT": str(self.rtc_max_port),
+            "MEDIAPLANE_RTC_LISTEN_IP": self.rtc_listen_ip,
+            "MEDIAPLANE_PLAIN_LISTEN_IP": self.plain_listen_ip,
+            "MEDIAPLANE_SFU_MAX_MESSAGE_BYTES": str(self.sfu_max_message_bytes),
+        }
+        if self.sfu_num_workers is not None:
+            env["MEDIAPLANE_SFU_NUM_WORKERS"] = str(self.sfu_num_workers)
+        if self.rtc_announced_address:
+            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = self.rtc_announced_address
+        return env

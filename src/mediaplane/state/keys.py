@@ -1,0 +1,51 @@
+"""Every Redis key mediaplane uses, in one place (documented in docs/redis-keys.md).
+
+Redis holds the authoritative shared state of the control plane; several
+control-plane instances read and write it and fan events out over pub/sub.
+Names are `mp:` + a type + ids. Room names and peer ids are validated
+(`[A-Za-z0-9_.-]{1,64}`) before they reach a key, so no id can forge another key.
+"""
+
+from __future__ import annotations
+
+PREFIX = "mp"
+
+
+def rooms() -> str:
+    """set: names of every room that exists."""
+    return f"{PREFIX}:rooms"
+
+
+def room(name: str) -> str:
+    """hash: a room's settings and placement (RoomRecord fields)."""
+    return f"{PREFIX}:room:{name}"
+
+
+def room_peers(name: str) -> str:
+    """hash: peer id -> PeerRecord JSON, the participants of a room."""
+    return f"{PREFIX}:room:{name}:peers"
+
+
+def room_producers(name: str) -> str:
+    """hash: producer id -> ProducerRecord JSON, the published tracks of a room."""
+    return f"{PREFIX}:room:{name}:producers"
+
+
+def room_events(name: str) -> str:
+    """pub/sub channel: RoomEvent JSON for every change in a room."""
+    return f"{PREFIX}:room:{name}:events"
+
+
+def room_lock(name: str) -> str:
+    """string with TTL: held while one instance places or releases a room's router."""
+    return f"{PREFIX}:room:{name}:lock"
+
+
+def instance(instance_id: str) -> str:
+    """string with TTL: heartbeat of a live control-plane instance."""
+    return f"{PREFIX}:instance:{instance_id}"
+
+
+def control_events() -> str:
+    """pub/sub channel: system-wide events (SFU worker died, instance up/down)."""
+    return f"{PREFIX}:events"

@@ -1,0 +1,62 @@
+"""Records kept in Redis (see keys.py). Stored as JSON / hash fields."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError("must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    return value
+
+
+SafeId = Annotated[str, AfterValidator(_check_id)]
+TrackSource = Literal["audio", "video", "screen"]
+
+
+def now() -> float:
+    return time.time()
+
+
+class RoomRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: SafeId
+    max_participants: int = Field(default=50, ge=1, le=1000)
+    empty_timeout_s: int = Field(default=300, ge=0, le=86400)
+    metadata: str = Field(default="", max_length=4096)
+    created_at: float = Field(default_factory=now)
+    router_id: str | None = None
+    worker_pid: int | None = None
+    empty_since: float | None = None
+
+
+class PeerRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    peer_id: str
+    identity: SafeId
+    name: str = ""
+    instance: str
+    joined_at: float = Field(default_factory=now)
+    state: Literal["joined", "disconnected"] = "joined"
+    disconnected_at: float | None = None
+
+
+class ProducerRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    producer_id: str
+    peer_id: str
+    identity: str
+    kind: Literal["audio", "video"]
+    source: TrackSource
+    paused: bool = False
+    created_at: float = Field(default_factory=now)

@@ -1,0 +1,133 @@
+"""Shared state in Redis: rooms, peers, producers, and room event fan-out.
+
+`StateStore` is the only code that touches Redis keys (all named in keys.py).
+Pub/sub delivery is at-most-once; the hashes are the truth, and an instance
+that reconnects re-reads them (see ControlPlane.resync).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from mediaplane.state import keys
+from mediaplane.state.models import PeerRecord, ProducerRecord, RoomRecord
+
+log = logging.getLogger(__name__)
+
+
+class StateStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._r = client
+
+    @classmethod
+    async def create(cls, url: str) -> StateStore:
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=2,
+            socket_connect_timeout=2,
+            retry_on_timeout=True,
+        )
+        return cls(client)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._r
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._r.ping())
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+            return False
+
+    # rooms
+    async def put_room(self, room: RoomRecord) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.sadd(keys.rooms(), room.name)
+            p.hset(keys.room(room.name), mapping={"json": room.model_dump_json()})
+            await p.execute()
+
+    async def create_room(self, room: RoomRecord) -> bool:
+        """Create unless it exists; True when created."""
+        created = await self._r.hsetnx(keys.room(room.name), "json", room.model_dump_json())
+        if created:
+            await self._r.sadd(keys.rooms(), room.name)
+        return bool(created)
+
+    async def get_room(self, name: str) -> RoomRecord | None:
+        raw = await self._r.hget(keys.room(name), "json")
+        return RoomRecord.model_validate_json(raw) if raw else None
+
+    async def list_rooms(self) -> list[RoomRecord]:
+        names = sorted(str(n) for n in await self._r.smembers(keys.rooms()))
+        out = []
+        for name in names:
+            room = await self.get_room(name)
+            if room is not None:
+                out.append(room)
+        return out
+
+    async def delete_room(self, name: str) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.srem(keys.rooms(), name)
+            p.delete(keys.room(name), keys.room_peers(name), keys.room_producers(name))
+            await p.execute()
+
+    # peers
+    async def put_peer(self, room: str, peer: PeerRecord) -> None:
+        await self._r.hset(keys.room_peers(room), peer.peer_id, peer.model_dump_json())
+
+    async def remove_peer(self, room: str, peer_id: str) -> None:
+        await self._r.hdel(keys.room_peers(room), peer_id)
+
+    async def list_peers(self, room: str) -> list[PeerRecord]:
+        raw = await self._r.hgetall(keys.room_peers(room))
+        return [PeerRecord.model_validate_json(v) for v in raw.values()]
+
+    async def count_peers(self, room: str) -> int:
+        return int(await self._r.hlen(keys.room_peers(room)))
+
+    # producers
+    async def put_producer(self, room: str, producer: ProducerRecord) -> None:
+        await self._r.hset(
+            keys.room_producers(room), producer.producer_id, producer.model_dump_json()
+        )
+
+    async def remove_producer(self, room: str, producer_id: str) -> None:
+        await self._r.hdel(keys.room_producers(room), producer_id)
+
+    async def list_producers(self, room: str) -> list[ProducerRecord]:
+        raw = await self._r.hgetall(keys.room_producers(room))
+        return [ProducerRecord.model_validate_json(v) for v in raw.values()]
+
+    async def get_producer(self, room: str, producer_id: str) -> ProducerRecord | None:
+        raw = await self._r.hget(keys.room_producers(room), producer_id)
+        return ProducerRecord.model_validate_json(raw) if raw else None
+
+    # events
+    async def publish(self, channel: str, event: BaseModel | dict[str, Any]) -> None:
+        body = event.model_dump_json() if isinstance(event, BaseModel) else json.dumps(event)
+        await self._r.publish(channel, body)
+
+    async def heartbeat(self, instance_id: str, ttl_s: int) -> None:
+        await self._r.set(keys.instance(instance_id), "1", ex=ttl_s)
+
+    async def subscribe(self, *channels: str) -> AsyncIterator[tuple[str, str]]:
+        """Yield (channel, data) until cancelled or the connection drops."""
+        pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(*channels)
+            async for msg in pubsub.listen():
+                if msg.get("type") == "message":
+                    yield str(msg["channel"]), str(msg["data"])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
