@@ -1,6 +1,6 @@
 // The RPC's typed errors. Handlers throw these; rpc.js turns every error,
 // typed or not, into one error reply.
-import { errors as msErrors } from 'mediasoup';
+import { NotFoundError, UnsupportedError, WorkerClosedError } from 'mediasoup/errors';
 
 export class RpcError extends Error {
   constructor(code, message) {
@@ -18,8 +18,10 @@ export const invalidState = (m) => new RpcError('INVALID_STATE', m);
 /** Map any thrown value to {code, message}. */
 export function toErrorBody(error) {
   if (error instanceof RpcError) return { code: error.code, message: error.message };
-  if (error instanceof msErrors.InvalidStateError) return { code: 'INVALID_STATE', message: error.message };
-  if (error instanceof msErrors.UnsupportedError) return { code: 'INVALID_STATE', message: error.message };
+  if (error instanceof NotFoundError) return { code: 'NOT_FOUND', message: error.message };
+  if (error instanceof UnsupportedError || error instanceof WorkerClosedError) {
+    return { code: 'INVALID_STATE', message: error.message };
+  }
   if (error instanceof TypeError) return { code: 'INVALID_PARAMS', message: error.message };
   return { code: 'INTERNAL', message: String(error?.message ?? error) };
 }

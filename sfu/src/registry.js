@@ -10,16 +10,32 @@ export class Registry {
   producers = new Map();
   consumers = new Map();
   observers = new Map();
+  // workerPid -> Map(routerId -> roomId). mediasoup closes a dead worker's
+  // routers before it emits 'died', so what they served is kept here until
+  // the pool has reported it.
+  #roomsByWorker = new Map();
 
   addRouter(router, roomId, workerPid) {
     router.appData.roomId = roomId;
     router.appData.workerPid = workerPid;
     this.routers.set(router.id, router);
     this.roomRouters.set(roomId, router);
+    if (!this.#roomsByWorker.has(workerPid)) this.#roomsByWorker.set(workerPid, new Map());
+    this.#roomsByWorker.get(workerPid).set(router.id, roomId);
+    let workerClosed = false;
+    router.on('workerclose', () => { workerClosed = true; });
     router.observer.once('close', () => {
       this.routers.delete(router.id);
       if (this.roomRouters.get(roomId) === router) this.roomRouters.delete(roomId);
+      if (!workerClosed) this.#roomsByWorker.get(workerPid)?.delete(router.id);
     });
+  }
+
+  /** The routers a worker served, forgotten once taken (used when it died). */
+  takeWorkerRooms(pid) {
+    const rooms = this.#roomsByWorker.get(pid) ?? new Map();
+    this.#roomsByWorker.delete(pid);
+    return { routerIds: [...rooms.keys()], roomIds: [...rooms.values()] };
   }
 
   #track(map, obj, routerId) {

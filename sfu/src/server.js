@@ -39,9 +39,10 @@ async function main() {
     }
     clients.add(ws);
     log.info('rpc client connected', { peer, clients: clients.size });
-    ws.on('message', async (data, isBinary) => {
-      const reply = await handleFrame(data, isBinary, ctx);
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(reply));
+    ws.on('message', (data, isBinary) => {
+      handleFrame(data, isBinary, ctx)
+        .then((reply) => { if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(reply)); })
+        .catch((error) => log.error('rpc reply failed', { peer, error: String(error?.stack ?? error) }));
     });
     // ws closes with 1009 on an oversize frame and emits 'error' first; the
     // process and the other clients go on.

@@ -31,9 +31,7 @@ export class WorkerPool {
   async #died(worker, error) {
     if (this.closing) return;
     const slot = worker.appData.slot;
-    const routers = this.registry.routersOnWorker(worker.pid);
-    const routerIds = routers.map((r) => r.id);
-    const roomIds = routers.map((r) => r.appData.roomId);
+    const { routerIds, roomIds } = this.registry.takeWorkerRooms(worker.pid);
     log.error('worker died', { workerPid: worker.pid, slot, error: String(error?.message ?? error), roomIds });
     let newPid = null;
     try {

@@ -103,7 +103,7 @@ class SfuClient:
                 await self._read(ws)
                 self._connected.clear()
                 self._ws = None
-                self._fail_pending(SfuConnectionError("connection to the SFU lost"))
+                self._fail_pending(self._fatal or SfuConnectionError("connection to the SFU lost"))
             if self._fatal is not None or not self._reconnect or self._closed:
                 if self._fatal is None:
                     self._fatal = SfuConnectionError("connection to the SFU closed")
@@ -209,7 +209,10 @@ class SfuClient:
                     )
                     return await fut
                 except ConnectionClosed as e:
-                    raise SfuConnectionError(f"{method}: connection to the SFU lost") from e
+                    if fut.done() and not fut.cancelled():
+                        fut.exception()  # failed by the supervisor meanwhile; consume it
+                    lost = SfuConnectionError(f"{method}: connection to the SFU lost")
+                    raise (self._fatal or lost) from e
                 finally:
                     self._pending.pop(req_id, None)
         except TimeoutError:
