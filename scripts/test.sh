@@ -35,7 +35,7 @@ if [[ $# -eq 0 ]]; then
   stage "ruff" "$venv/ruff" check src tests benchmarks
   stage "ruff format" "$venv/ruff" format --check src tests benchmarks
   stage "mypy" "$venv/mypy"
-  stage "sfu node tests" "$node" --test "$root"/sfu/test/
+  stage "sfu node tests" "$node" --test "$root/sfu/test/*.test.js"
   stage "mediasoup suite (our worker)" "$root/sfu/worker/test-suite.sh"
 fi
 stage "pytest" pytest_stage "$@"

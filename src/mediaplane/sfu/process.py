@@ -123,6 +123,9 @@ class SfuProcess:
             self._stderr_tail.append(text)
             log.debug("%s", text)
 
+    async def wait(self) -> int:
+        return await self._proc.wait()
+
     async def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait, then SIGKILL the whole process group. Idempotent."""
         if self._proc.returncode is None:

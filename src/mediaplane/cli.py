@@ -1,0 +1,67 @@
+"""The `mediaplane` command (README's `./mediaplane ...` runs it after set-up)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mediaplane.settings import Settings
+from mediaplane.system import System
+
+app = typer.Typer(help="mediaplane: rooms with audio/video and server-side media work")
+console = Console()
+
+
+@app.command()
+def up(log_level: str = typer.Option("INFO", help="Python log level")) -> None:
+    """Start the whole system and keep it running until Ctrl-C."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    settings = Settings()
+    asyncio.run(_up(settings))
+
+
+async def _up(settings: Settings) -> None:
+    with console.status("starting mediaplane ..."):
+        system = await System.start(settings)
+    table = Table(title="mediaplane is up")
+    table.add_column("service")
+    table.add_column("where")
+    for line in system.started:
+        name, _, where = line.partition(" ")
+        table.add_row(name, where)
+    console.print(table)
+    console.print(f"SFU RPC: [bold]{system.sfu.url if system.sfu else '-'}[/bold]")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.ensure_future(system.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in (waiter, stopper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with console.status("stopping ..."):
+        await system.stop()
+    console.print("stopped")
+
+
+@app.command()
+def status() -> None:
+    """Print the settings the system would run with (secrets hidden)."""
+    settings = Settings()
+    console.print_json(json.dumps(settings.model_dump(mode="json")))
+
+
+if __name__ == "__main__":
+    app()

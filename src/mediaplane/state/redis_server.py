@@ -1,0 +1,91 @@
+"""A private redis-server child process, for `mediaplane up` without REDIS_URL and for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, data_dir: Path) -> None:
+        self._proc = proc
+        self.port = port
+        self.data_dir = data_dir
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @classmethod
+    async def start(
+        cls, data_dir: Path, *, port: int | None = None, persist: bool = True
+    ) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is missing: apt-get install redis-server")
+        port = port or free_tcp_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(data_dir),
+            "--protected-mode", "yes",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        # AOF keeps state across a restart of the private server.
+        argv += ["--appendonly", "yes"] if persist else ["--appendonly", "no", "--save", ""]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        server = cls(proc, port, data_dir)
+        await server._wait_ready()
+        return server
+
+    async def _wait_ready(self, timeout: float = 10.0) -> None:
+        client = aioredis.Redis(port=self.port, socket_connect_timeout=0.5)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self._proc.returncode is not None:
+                        err = b""
+                        if self._proc.stderr is not None:
+                            err = await self._proc.stderr.read()
+                        raise RuntimeError(f"redis-server exited: {err.decode()[-500:]}")
+                    with contextlib.suppress(aioredis.ConnectionError, OSError):
+                        if await client.ping():
+                            return
+                    await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> None:
+        if self._proc.returncode is None:
+            self._proc.terminate()
+            try:
+                await asyncio.wait_for(self._proc.wait(), 10)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+
+    async def kill(self) -> None:
+        """Die abruptly (tests of Redis restarts)."""
+        if self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
