@@ -1,0 +1,27 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from mediaplane.control.deps import RoomsDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(rooms: RoomsDep) -> JSONResponse:
+    """Redis answers and the SFU connection is up."""
+    redis_ok = await rooms.store.ping()
+    sfu_ok = rooms.sfu.connected
+    ok = redis_ok and sfu_ok
+    body = {"status": "ready" if ok else "not ready", "redis": redis_ok, "sfu": sfu_ok,
+            "instance": rooms.instance_id, "rooms": len(rooms.rooms)}  # fmt: skip
+    return JSONResponse(body, status_code=200 if ok else 503)

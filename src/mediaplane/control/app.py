@@ -1,0 +1,48 @@
+"""The control plane's FastAPI app: wiring only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mediaplane.control.api import errors, health, rooms, tokens
+from mediaplane.control.rooms import RoomManager
+from mediaplane.control.signaling import endpoint
+from mediaplane.settings import Settings
+from mediaplane.sfu import SfuClient
+from mediaplane.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await StateStore.create(redis_url)
+        sfu = await SfuClient.create(sfu_url, settings.secret("sfu_secret"))
+        manager = RoomManager(store, sfu)
+        await manager.start()
+        app.state.settings, app.state.rooms = settings, manager
+        log.info("control plane up instance=%s", manager.instance_id)
+        try:
+            yield
+        finally:
+            await manager.close()
+            await sfu.close()
+            await store.close()
+
+    app = FastAPI(
+        title="mediaplane control plane",
+        version="0.1.0",
+        description="Rooms, participants, tokens and WebSocket signaling.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(tokens.router)
+    app.include_router(rooms.router)
+    app.include_router(endpoint.router)
+    return app

@@ -1,0 +1,49 @@
+"""Control-plane errors, each with the code of its reply.
+
+    ControlError(code, message)
+    ├── NotFound        404 / `not_found`
+    ├── Conflict        409 / `conflict`
+    ├── InvalidState    409 / `invalid_state`
+    ├── RoomFull        403 / `room_full`
+    └── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
+
+auth.TokenError and auth.PermissionDenied map to 401 and 403. The REST API
+(api/errors.py) and the signaling socket (signaling/session.py) each turn
+these into replies in one place.
+"""
+
+from __future__ import annotations
+
+
+class ControlError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ControlError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ControlError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidState(ControlError):
+    status = 409
+    code = "invalid_state"
+
+
+class RoomFull(ControlError):
+    status = 403
+    code = "room_full"
+
+
+class Unavailable(ControlError):
+    status = 503
+    code = "unavailable"

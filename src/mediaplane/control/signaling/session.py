@@ -1,0 +1,325 @@
+"""One browser's signaling session: a WebSocket, a peer, a request loop.
+
+Every frame passes the same gates in order: size limit, rate limit, JSON
+request shape, method, grants, the method's data model. `_dispatch` is the one
+place that turns an exception into an error reply; a bad message is answered
+and the connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from mediaplane.control.auth import PermissionDenied, Principal
+from mediaplane.control.errors import ControlError, InvalidState
+from mediaplane.control.peers import LocalPeer
+from mediaplane.control.rooms import RoomManager
+from mediaplane.control.signaling import protocol as p
+from mediaplane.sfu import SfuRpcError
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+
+
+class RateLimiter:
+    """Token bucket: `rate` messages per second with bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class SignalingError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+VALID_SOURCES = {("audio", "audio"), ("video", "video"), ("video", "screen")}
+Handler = Callable[["PeerSession", Any], Awaitable[Json]]
+
+
+class PeerSession:
+    def __init__(
+        self,
+        ws: WebSocket,
+        rooms: RoomManager,
+        principal: Principal,
+        room: str,
+        *,
+        max_message_bytes: int = 64 * 1024,
+        rate: float = 50.0,
+        burst: int = 100,
+    ) -> None:
+        self.ws = ws
+        self.rooms = rooms
+        self.principal = principal
+        self.room = room
+        self.max_message_bytes = max_message_bytes
+        self.limiter = RateLimiter(rate, burst)
+        self.peer: LocalPeer | None = None
+        self._send_lock = asyncio.Lock()
+        self._closed = False
+
+    # transport -------------------------------------------------------------
+    async def _send(self, message: BaseModel) -> None:
+        if self._closed or self.ws.application_state != WebSocketState.CONNECTED:
+            return
+        async with self._send_lock:
+            try:
+                await self.ws.send_text(message.model_dump_json(exclude_none=True))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self._closed = True
+
+    async def send_event(self, event: str, data: Json) -> None:
+        await self._send(p.Event(event=event, data=data))
+
+    async def disconnect(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError, OSError):
+            await self.ws.close(code=code, reason=reason)
+
+    async def run(self) -> None:
+        """Serve the socket until it closes; then the peer leaves."""
+        try:
+            while True:
+                text = await self.ws.receive_text()
+                reply = await self._dispatch(text)
+                await self._send(reply)
+        except WebSocketDisconnect:
+            pass
+        except RuntimeError as e:  # receive after close, or a binary frame
+            if "receive" not in str(e) and "text" not in str(e):
+                raise
+        finally:
+            self._closed = True
+            if self.peer is not None:
+                await self.rooms.leave(self.peer, "disconnected")
+
+    # the error-to-reply point --------------------------------------------------
+    async def _dispatch(self, text: str) -> p.Response:
+        req_id: int | None = None
+        method = "?"
+        try:
+            if len(text.encode()) > self.max_message_bytes:
+                raise SignalingError(
+                    p.BAD_REQUEST, f"message larger than {self.max_message_bytes} bytes"
+                )
+            if not self.limiter.allow():
+                raise SignalingError(p.RATE_LIMITED, "too many messages; slow down")
+            try:
+                request = p.Request.model_validate_json(text)
+            except ValidationError as e:
+                raise SignalingError(p.BAD_REQUEST, _first_error(e)) from None
+            req_id, method = request.id, request.method
+            entry = HANDLERS.get(request.method)
+            if entry is None:
+                raise SignalingError(p.UNKNOWN_METHOD, f"unknown method {request.method!r}")
+            model, handler = entry
+            try:
+                data = model.model_validate(request.data)
+            except ValidationError as e:
+                raise SignalingError(p.INVALID_DATA, _first_error(e)) from None
+            result = await handler(self, data)
+            return p.Response(id=req_id, ok=True, data=result)
+        except SignalingError as e:
+            code, message = e.code, e.message
+        except PermissionDenied as e:
+            code, message = p.FORBIDDEN, str(e)
+        except ControlError as e:
+            code, message = e.code, e.message
+        except SfuRpcError as e:
+            code, message = p.SFU_ERROR, e.message
+        except Exception:
+            log.exception("signaling handler failed room=%s method=%s", self.room, method)
+            code, message = p.INTERNAL, "internal error"
+        peer_id = self.peer.peer_id if self.peer else "-"
+        log.info(
+            "signaling refused room=%s peer=%s method=%s code=%s: %s",
+            self.room,
+            peer_id,
+            method,
+            code,
+            message,
+        )
+        return p.Response(id=req_id, ok=False, error=p.ErrorBody(code=code, message=message))
+
+    def joined(self) -> LocalPeer:
+        if self.peer is None:
+            raise InvalidState("join the room first")
+        return self.peer
+
+    # handlers ---------------------------------------------------------------
+    async def join(self, data: p.JoinData) -> Json:
+        self.principal.require_room(self.room, join=True)
+        if (
+            self.peer is not None
+            and self.peer.room in self.rooms.rooms
+            and self.peer.peer_id in self.rooms.rooms[self.peer.room].peers
+        ):
+            raise InvalidState("already joined")
+        self.peer = LocalPeer(
+            peer_id=uuid.uuid4().hex[:16],
+            room=self.room,
+            principal=self.principal,
+            display_name=data.display_name or self.principal.name or self.principal.identity,
+            instance=self.rooms.instance_id,
+            send_event=self.send_event,
+            disconnect=self.disconnect,
+            rtp_capabilities=data.rtp_capabilities,
+        )
+        return await self.rooms.join(self.peer)
+
+    async def create_transport(self, data: p.CreateTransportData) -> Json:
+        peer = self.joined()
+        g = peer.principal.grants
+        if data.direction == "send" and not g.can_publish:
+            raise PermissionDenied("token does not grant can_publish")
+        if data.direction == "recv" and not g.can_subscribe:
+            raise PermissionDenied("token does not grant can_subscribe")
+        return await self.rooms.create_transport(peer, data.direction)
+
+    async def connect_transport(self, data: p.ConnectTransportData) -> Json:
+        peer = self.joined()
+        peer.owns_transport(data.transport_id)
+        await self.rooms._sfu(
+            self.rooms.sfu.connect_transport(data.transport_id, data.dtls_parameters)
+        )
+        return {}
+
+    async def restart_ice(self, data: p.TransportIdData) -> Json:
+        peer = self.joined()
+        peer.owns_transport(data.transport_id)
+        return {
+            "iceParameters": await self.rooms._sfu(self.rooms.sfu.restart_ice(data.transport_id))
+        }
+
+    async def produce(self, data: p.ProduceData) -> Json:
+        peer = self.joined()
+        source = data.source or data.kind
+        if (data.kind, source) not in VALID_SOURCES:
+            raise SignalingError(
+                p.INVALID_DATA, f"source {source!r} does not match kind {data.kind!r}"
+            )
+        if not peer.principal.grants.may_publish(source):
+            raise PermissionDenied(f"token does not grant publishing {source}")
+        producer_id = await self.rooms.produce(
+            peer, data.transport_id, data.kind, data.rtp_parameters, source, data.paused
+        )
+        return {"producerId": producer_id}
+
+    async def consume(self, data: p.ConsumeData) -> Json:
+        peer = self.joined()
+        if not peer.principal.grants.can_subscribe:
+            raise PermissionDenied("token does not grant can_subscribe")
+        return await self.rooms.consume(
+            peer, data.transport_id, data.producer_id, data.rtp_capabilities
+        )
+
+    async def resume_consumer(self, data: p.ConsumerIdData) -> Json:
+        peer = self.joined()
+        await self.rooms._sfu(
+            self.rooms.sfu.resume_consumer(self.rooms.owned_consumer(peer, data.consumer_id))
+        )
+        return {}
+
+    async def pause_consumer(self, data: p.ConsumerIdData) -> Json:
+        peer = self.joined()
+        await self.rooms._sfu(
+            self.rooms.sfu.pause_consumer(self.rooms.owned_consumer(peer, data.consumer_id))
+        )
+        return {}
+
+    async def set_preferred_layers(self, data: p.PreferredLayersData) -> Json:
+        peer = self.joined()
+        consumer_id = self.rooms.owned_consumer(peer, data.consumer_id)
+        await self.rooms._sfu(
+            self.rooms.sfu.set_preferred_layers(
+                consumer_id, data.spatial_layer, data.temporal_layer
+            )
+        )
+        return {}
+
+    async def request_key_frame(self, data: p.ConsumerIdData) -> Json:
+        peer = self.joined()
+        await self.rooms._sfu(
+            self.rooms.sfu.request_key_frame(self.rooms.owned_consumer(peer, data.consumer_id))
+        )
+        return {}
+
+    async def pause_producer(self, data: p.ProducerIdData) -> Json:
+        await self.rooms.set_producer_paused(self.joined(), data.producer_id, True)
+        return {}
+
+    async def resume_producer(self, data: p.ProducerIdData) -> Json:
+        await self.rooms.set_producer_paused(self.joined(), data.producer_id, False)
+        return {}
+
+    async def close_producer(self, data: p.ProducerIdData) -> Json:
+        await self.rooms.close_producer(self.joined(), data.producer_id)
+        return {}
+
+    async def get_stats(self, data: p.EmptyData) -> Json:
+        peer = self.joined()
+        out: Json = {"transports": {}, "producers": {}, "consumers": {}}
+        for tid in peer.transports:
+            out["transports"][tid] = await self.rooms._sfu(
+                self.rooms.sfu.get_stats("transport", tid)
+            )
+        for pid in peer.producers:
+            out["producers"][pid] = await self.rooms._sfu(self.rooms.sfu.get_stats("producer", pid))
+        for cid in peer.consumers:
+            out["consumers"][cid] = await self.rooms._sfu(self.rooms.sfu.get_stats("consumer", cid))
+        return out
+
+    async def leave(self, data: p.EmptyData) -> Json:
+        if self.peer is not None:
+            await self.rooms.leave(self.peer, "left")
+            self.peer = None
+        return {}
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "message"
+    return f"{where}: {err['msg']}"
+
+
+HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
+    "join": (p.JoinData, PeerSession.join),
+    "createTransport": (p.CreateTransportData, PeerSession.create_transport),
+    "connectTransport": (p.ConnectTransportData, PeerSession.connect_transport),
+    "restartIce": (p.TransportIdData, PeerSession.restart_ice),
+    "produce": (p.ProduceData, PeerSession.produce),
+    "consume": (p.ConsumeData, PeerSession.consume),
+    "resumeConsumer": (p.ConsumerIdData, PeerSession.resume_consumer),
+    "pauseConsumer": (p.ConsumerIdData, PeerSession.pause_consumer),
+    "setPreferredLayers": (p.PreferredLayersData, PeerSession.set_preferred_layers),
+    "requestKeyFrame": (p.ConsumerIdData, PeerSession.request_key_frame),
+    "pauseProducer": (p.ProducerIdData, PeerSession.pause_producer),
+    "resumeProducer": (p.ProducerIdData, PeerSession.resume_producer),
+    "closeProducer": (p.ProducerIdData, PeerSession.close_producer),
+    "getStats": (p.EmptyData, PeerSession.get_stats),
+    "leave": (p.EmptyData, PeerSession.leave),
+}
