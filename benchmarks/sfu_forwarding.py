@@ -35,7 +35,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -155,6 +156,7 @@ def main() -> None:
     ok = [r for r in results if r["loss_pct"] < 0.1]
     best = max((r["n"] for r in ok), default=0)
     ref = results[0]
+    efficiency = ok[-1]["pps_out_per_cpu_s"] / ref["pps_out_per_cpu_s"] if ok else 0.0
     rows = "\n".join(
         f"| {r['n']:.0f} | {r['packets_out_received']:.0f} / {r['packets_out_expected']:.0f} "
         f"| {r['loss_pct']:.3f} | {r['worker_cpu_pct']:.1f} | {r['wall_s']:.1f} "
@@ -167,8 +169,7 @@ def main() -> None:
         "| ---: | ---: | ---: | ---: | ---: | ---: |\n"
         f"{rows}\n\nLargest N in the series with loss under 0.1 %: **{best}** "
         f"({PPS} pps in, {SECONDS:.0f} s per step; the series stops at the first N with loss). "
-        f"Per-packet efficiency at the largest clean N is "
-        f"x{(ok[-1]['pps_out_per_cpu_s'] / ref['pps_out_per_cpu_s']) if ok and ref['pps_out_per_cpu_s'] else 0:.1f} "
+        f"Per-packet efficiency at the largest clean N is x{efficiency:.1f} "
         "that of the first step (N=100). "
         f"Real time holds while the worker's CPU is under 100 %: the first N at or above 90 % "
         f"is **{next((int(r['n']) for r in results if r['worker_cpu_pct'] >= 90), 0)}**; past it "

@@ -45,7 +45,9 @@ async def python_side(settings: Settings) -> dict[str, dict[str, float]]:
         router = await client.create_router("bench-rpc")
         t = await client.create_plain_transport(router.router_id)
         return {
-            "transport.getStats": await measure(lambda: client.get_stats("transport", t.transport_id)),
+            "transport.getStats": await measure(
+                lambda: client.get_stats("transport", t.transport_id)
+            ),
             "server.stats": await measure(client.server_stats),
         }
     finally:
@@ -76,16 +78,26 @@ def main() -> None:
     got = py["transport.getStats"]
     ratio_p50 = got["p50_us"] / ref["p50_us"]
     ratio_p99 = got["p99_us"] / ref["p99_us"]
-    data = {"iterations": ITERATIONS, "node_inprocess": node, "python_rpc": py,
-            "ratio_p50": ratio_p50, "ratio_p99": ratio_p99}  # fmt: skip
-    table = (
-        "| call | path | p50 (µs) | p99 (µs) |\n| --- | --- | ---: | ---: |\n"
-        f"| transport.getStats | Node in-process (reference) | {ref['p50_us']:.1f} | {ref['p99_us']:.1f} |\n"
-        f"| transport.getStats | Python client -> WebSocket RPC -> Node | {got['p50_us']:.1f} | {got['p99_us']:.1f} |\n"
-        f"| server.stats (no worker hop) | Python client -> WebSocket RPC -> Node | {py['server.stats']['p50_us']:.1f} | {py['server.stats']['p99_us']:.1f} |\n"
+    data = {
+        "iterations": ITERATIONS,
+        "node_inprocess": node,
+        "python_rpc": py,
+        "ratio_p50": ratio_p50,
+        "ratio_p99": ratio_p99,
+    }
+    sv = py["server.stats"]
+    rows = [
+        ("transport.getStats", "Node in-process (reference)", ref),
+        ("transport.getStats", "Python client -> WebSocket RPC -> Node", got),
+        ("server.stats (no worker hop)", "Python client -> WebSocket RPC -> Node", sv),
+    ]
+    table = "| call | path | p50 (µs) | p99 (µs) |\n| --- | --- | ---: | ---: |\n"
+    for call, path_name, r in rows:
+        table += f"| {call} | {path_name} | {r['p50_us']:.1f} | {r['p99_us']:.1f} |\n"
+    table += (
         f"\nRatio Python RPC / Node in-process for transport.getStats: **p50 x{ratio_p50:.1f}, "
         f"p99 x{ratio_p99:.1f}** ({ITERATIONS} sequential calls each, after 100 warm-up calls)."
-    )  # fmt: skip
+    )
     path = write_result("sfu_rpc_roundtrip", "SFU RPC round trip", data, table)
     print(table)
     print(f"written {path}", file=sys.stderr)

@@ -19,6 +19,7 @@ fi
 
 # jest skips node_modules by default; the suite lives there, so both the ignore
 # pattern and the haste map must be told otherwise.
-exec "$node" "$sfu_dir/node_modules/jest/bin/jest.js" --ci \
+cd "$sfu_dir"
+exec "$node" "$sfu_dir/node_modules/jest/bin/jest.js" --ci --config '{}' \
   --rootDir "$suite" --testMatch '**/test-*.js' \
   --testPathIgnorePatterns '/__none__/' --haste '{"retainAllFiles":true}' "$@"

@@ -7,12 +7,14 @@ import json
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from mediaplane.settings import Settings
 from mediaplane.sfu import SfuAuthError, SfuClient, SfuProcess, SfuRpcError
 from mediaplane.sfu.models import Notification
 
@@ -148,9 +150,20 @@ async def test_closing_a_router_releases_everything(client: SfuClient) -> None:
     assert after.model_dump() == before.model_dump()
 
 
-async def test_killed_worker_is_replaced_and_its_rooms_reported(
-    sfu: SfuProcess, client: SfuClient
-) -> None:
+@pytest.fixture
+async def own_sfu(settings: Settings) -> AsyncIterator[SfuClient]:
+    """An SFU of this test's own: killing its worker must not touch other tests' rooms."""
+    proc = await SfuProcess.start(settings, port=0, num_workers=2)
+    client = await SfuClient.create(proc.url, proc.secret)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await proc.stop()
+
+
+async def test_killed_worker_is_replaced_and_its_rooms_reported(own_sfu: SfuClient) -> None:
+    client = own_sfu
     died: asyncio.Queue[Notification] = asyncio.Queue()
     client.add_listener(lambda n: died.put_nowait(n) if n.notification == "worker.died" else None)
     rooms = [f"kill-{i}" for i in range(4)]

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import numpy as np
 import pytest
 
 from mediaplane.peer import MediasoupPeer, SfuSignaling, ToneTrack
 from mediaplane.sfu import SfuClient
-from tests.support.mediacheck import dominant_frequency, rms
+from tests.support.mediacheck import collect_track_audio, dominant_frequency, rms
 
 pytestmark = pytest.mark.integration
-
-
-async def collect_audio(track: object, seconds: float) -> np.ndarray:
-    """Decoded PCM (mono float) received on an aiortc track for `seconds` of audio."""
-    chunks: list[np.ndarray] = []
-    got = 0.0
-    async with asyncio.timeout(seconds + 15):
-        while got < seconds:
-            frame = await track.recv()  # type: ignore[attr-defined]
-            pcm = frame.to_ndarray().astype(np.float32) / 32768.0
-            channels = len(frame.layout.channels)
-            pcm = pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm.reshape(-1)
-            chunks.append(pcm)
-            got += frame.samples / frame.sample_rate
-    return np.concatenate(chunks)
 
 
 async def test_aiortc_publisher_to_aiortc_subscriber(client: SfuClient) -> None:
@@ -37,7 +19,7 @@ async def test_aiortc_publisher_to_aiortc_subscriber(client: SfuClient) -> None:
     try:
         producer_id = await alice.publish(ToneTrack(freq=440.0))
         _, track = await bob.subscribe(producer_id)
-        pcm = await collect_audio(track, 3.0)
+        pcm = await collect_track_audio(track, 3.0)
         # Skip the first second (jitter buffer fill, Opus warm-up); the rest is the tone.
         tail = pcm[48000:]
         assert rms(tail) > 0.05

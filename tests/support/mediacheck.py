@@ -7,6 +7,7 @@ A file's size proves nothing, so nothing here looks at it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -99,3 +100,18 @@ def band_energy_ratio(
 
 def rms(samples: npt.NDArray[np.float32]) -> float:
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+
+
+async def collect_track_audio(track: object, seconds: float) -> npt.NDArray[np.float32]:
+    """Decoded PCM (mono float, 48 kHz) received on an aiortc track for `seconds` of audio."""
+    chunks: list[npt.NDArray[np.float32]] = []
+    got = 0.0
+    async with asyncio.timeout(seconds + 15):
+        while got < seconds:
+            frame = await track.recv()  # type: ignore[attr-defined]
+            pcm = frame.to_ndarray().astype(np.float32) / 32768.0
+            channels = len(frame.layout.channels)
+            pcm = pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm.reshape(-1)
+            chunks.append(pcm)
+            got += frame.samples / frame.sample_rate
+    return np.concatenate(chunks)

@@ -1,0 +1,67 @@
+"""Run real control-plane instances (uvicorn, in this event loop) for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import uvicorn
+
+from mediaplane.control.auth import Grants, mint_token
+from mediaplane.settings import Settings
+from mediaplane.state.redis_server import free_tcp_port
+
+
+@dataclass
+class ControlInstance:
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws(self, room: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/rooms/{room}"
+
+    @classmethod
+    async def start(cls, settings: Settings, *, sfu_url: str, redis_url: str) -> ControlInstance:
+        from mediaplane.control.app import create_app
+
+        port = free_tcp_port()
+        app = create_app(settings, sfu_url=sfu_url, redis_url=redis_url)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        async with asyncio.timeout(15):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        return cls(server, task, port)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, 15)
+
+
+def token(settings: Settings, identity: str, **grants: object) -> str:
+    return mint_token(
+        api_key=settings.api_key,
+        api_secret=settings.secret("api_secret"),
+        identity=identity,
+        grants=Grants(**grants),  # type: ignore[arg-type]
+    )
+
+
+def participant(settings: Settings, identity: str, room: str, **extra: object) -> str:
+    return token(settings, identity, room=room, room_join=True, **extra)
+
+
+def admin(settings: Settings) -> str:
+    return token(settings, "admin", room_create=True, room_list=True)
