@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mediaplane.control.auth import Principal
+from mediaplane.control.errors import NotFound
 from mediaplane.state.models import PeerRecord, ProducerRecord
 
 Json = dict[str, Any]
@@ -48,8 +49,6 @@ class LocalPeer:
         return {"peerId": self.peer_id, "identity": self.identity, "displayName": self.display_name}
 
     def owns_transport(self, transport_id: str) -> str:
-        from mediaplane.control.errors import NotFound
-
         if transport_id not in self.transports:
             raise NotFound(f"no transport {transport_id} for this peer")
         return self.transports[transport_id]

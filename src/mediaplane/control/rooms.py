@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from mediaplane.control.auth import Grants, Principal, TrackSource
-from mediaplane.control.errors import InvalidState, NotFound, RoomFull, Unavailable
+from mediaplane.control.errors import Conflict, InvalidState, NotFound, RoomFull, Unavailable
 from mediaplane.control.peers import LocalPeer
 from mediaplane.sfu import SfuClient, SfuConnectionError, SfuError, SfuRpcError
 from mediaplane.sfu.models import Notification
@@ -107,8 +107,6 @@ class RoomManager:
     # rooms (REST) ------------------------------------------------------------
     async def create_room(self, record: RoomRecord) -> RoomRecord:
         if not await self._redis(self.store.create_room(record)):
-            from mediaplane.control.errors import Conflict
-
             raise Conflict(f"room {record.name!r} already exists")
         await self._publish(record.name, {"type": "roomCreated"})
         log.info("room created room=%s", record.name)
@@ -125,15 +123,17 @@ class RoomManager:
 
     async def update_room(self, name: str, changes: Json) -> RoomRecord:
         room = await self.get_room(name)
-        updated = room.model_copy(update=changes)
-        RoomRecord.model_validate(updated.model_dump())
-        await self._redis(self.store.put_room(updated))
+        updated = RoomRecord.model_validate(room.model_dump() | changes)
+        if not await self._redis(self.store.update_room(updated)):
+            raise NotFound(f"room {name!r} does not exist")
         return updated
 
     async def delete_room(self, name: str) -> None:
         room = await self.get_room(name)
         await self._publish(name, {"type": "roomDeleted"})
         await self._kick_local(name, None, CLOSE_ROOM_DELETED, "room deleted")
+        if task := self._release.pop(name, None):
+            task.cancel()
         if room.router_id:
             with contextlib.suppress(SfuRpcError):
                 await self.sfu.close_router(room.router_id)
@@ -262,7 +262,7 @@ class RoomManager:
                 router.worker_pid,
                 None,
             )
-            await self._redis(self.store.put_room(room))
+            await self._redis(self.store.update_room(room))
         local = LocalRoom(room.name, router.router_id, router.rtp_capabilities)
         with contextlib.suppress(SfuError):
             local.speaker_observer = await self.sfu.create_active_speaker_observer(router.router_id)
@@ -328,7 +328,7 @@ class RoomManager:
                 if room is None:
                     return
                 room.empty_since = room.empty_since or time.time()
-                await self.store.put_room(room)
+                await self.store.update_room(room)
                 await asyncio.sleep(room.empty_timeout_s)
                 async with self._lock(name):
                     room = await self.store.get_room(name)
@@ -339,7 +339,7 @@ class RoomManager:
                             await self.sfu.close_router(room.router_id)
                         log.info("router released room=%s router=%s", name, room.router_id)
                     room.router_id, room.worker_pid = None, None
-                    await self.store.put_room(room)
+                    await self.store.update_room(room)
             except REDIS_ERRORS as e:
                 log.warning("router release of room=%s skipped: %s", name, e)
             finally:

@@ -56,6 +56,21 @@ class StateStore:
             p.hset(keys.room(room.name), mapping={"json": room.model_dump_json()})
             await p.execute()
 
+    async def update_room(self, room: RoomRecord) -> bool:
+        """Rewrite a room only if it still exists (a deleted room is never resurrected)."""
+        key = keys.room(room.name)
+        async with self._r.pipeline(transaction=True) as p:
+            try:
+                await p.watch(key)
+                if not await p.exists(key):
+                    return False
+                p.multi()  # type: ignore[no-untyped-call]
+                p.hset(key, mapping={"json": room.model_dump_json()})
+                await p.execute()
+                return True
+            except aioredis.WatchError:
+                return False
+
     async def create_room(self, room: RoomRecord) -> bool:
         """Create unless it exists; True when created."""
         created = await self._r.hsetnx(keys.room(room.name), "json", room.model_dump_json())
