@@ -86,7 +86,7 @@ class PeerSession:
             return
         async with self._send_lock:
             try:
-                await self.ws.send_text(message.model_dump_json(exclude_none=True))
+                await self.ws.send_text(message.model_dump_json(exclude_unset=True))
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self._closed = True
 
@@ -126,13 +126,17 @@ class PeerSession:
                 raise SignalingError(
                     p.BAD_REQUEST, f"message larger than {self.max_message_bytes} bytes"
                 )
-            if not self.limiter.allow():
-                raise SignalingError(p.RATE_LIMITED, "too many messages; slow down")
+            # Every frame spends a token, garbage too; the refusal names the id if it has one.
+            allowed = self.limiter.allow()
             try:
                 request = p.Request.model_validate_json(text)
             except ValidationError as e:
+                if not allowed:
+                    raise SignalingError(p.RATE_LIMITED, "too many messages; slow down") from None
                 raise SignalingError(p.BAD_REQUEST, _first_error(e)) from None
             req_id, method = request.id, request.method
+            if not allowed:
+                raise SignalingError(p.RATE_LIMITED, "too many messages; slow down")
             entry = HANDLERS.get(request.method)
             if entry is None:
                 raise SignalingError(p.UNKNOWN_METHOD, f"unknown method {request.method!r}")
