@@ -39,7 +39,8 @@ async def _up(settings: Settings) -> None:
         name, _, where = line.partition(" ")
         table.add_row(name, where)
     console.print(table)
-    console.print(f"SFU RPC: [bold]{system.sfu.url if system.sfu else '-'}[/bold]")
+    console.print(f"Open [bold]{system.url}/docs[/bold] (REST API; health at {system.url}/readyz)")
+    console.print("Mint a token: [bold]./mediaplane token --identity alice --room demo[/bold]")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -54,6 +55,47 @@ async def _up(settings: Settings) -> None:
     with console.status("stopping ..."):
         await system.stop()
     console.print("stopped")
+
+
+@app.command()
+def token(
+    identity: str = typer.Option(..., help="participant identity"),
+    room: str | None = typer.Option(None, help="room the token is for"),
+    name: str = typer.Option("", help="display name"),
+    join: bool = typer.Option(True, help="may join the room"),
+    publish: bool = typer.Option(True, help="may publish"),
+    subscribe: bool = typer.Option(True, help="may subscribe"),
+    room_admin: bool = typer.Option(False, "--room-admin", help="may manage the room"),
+    record: bool = typer.Option(False, help="may record"),
+    server_admin: bool = typer.Option(False, "--admin", help="create/list/delete any room"),
+    ttl: int = typer.Option(6 * 3600, help="lifetime in seconds"),
+) -> None:
+    """Mint an access token with the configured API key and secret."""
+    from mediaplane.control.auth import Grants, mint_token
+
+    settings = Settings()
+    if room is None and not server_admin:
+        raise typer.BadParameter("give --room, or --admin for a server-wide token")
+    grants = Grants(
+        room=room,
+        room_join=join and room is not None,
+        can_publish=publish,
+        can_subscribe=subscribe,
+        room_admin=room_admin,
+        room_record=record,
+        room_create=server_admin,
+        room_list=server_admin,
+    )
+    typer.echo(
+        mint_token(
+            api_key=settings.api_key,
+            api_secret=settings.secret("api_secret"),
+            identity=identity,
+            name=name,
+            grants=grants,
+            ttl_s=ttl,
+        )
+    )
 
 
 @app.command()

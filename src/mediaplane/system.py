@@ -7,6 +7,8 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+import uvicorn
+
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
@@ -21,7 +23,13 @@ class System:
     redis_url: str = ""
     sfu: SfuProcess | None = None
     sfu_client: SfuClient | None = None
+    control: uvicorn.Server | None = None
+    control_task: asyncio.Task[None] | None = None
     started: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
 
     @classmethod
     async def start(cls, settings: Settings) -> System:
@@ -44,6 +52,25 @@ class System:
         self.sfu = await SfuProcess.start(s)
         self.started.append(f"SFU {self.sfu.url} workers={self.sfu.worker_pids}")
         self.sfu_client = await SfuClient.create(self.sfu.url, self.sfu.secret)
+        await self._start_control()
+        self.started.append(f"control-plane {self.url} (REST, signaling, OpenAPI at /docs)")
+
+    async def _start_control(self) -> None:
+        from mediaplane.control.app import create_app
+
+        assert self.sfu is not None
+        app = create_app(self.settings, sfu_url=self.sfu.url, redis_url=self.redis_url)
+        config = uvicorn.Config(
+            app, host=self.settings.host, port=self.settings.port, log_level="info", lifespan="on"
+        )
+        self.control = uvicorn.Server(config)
+        self.control_task = asyncio.create_task(self.control.serve(), name="control-plane")
+        async with asyncio.timeout(20):
+            while not self.control.started:
+                if self.control_task.done():
+                    self.control_task.result()
+                    raise RuntimeError("the control plane exited during start-up")
+                await asyncio.sleep(0.05)
 
     async def status(self) -> dict[str, object]:
         info = await self.sfu_client.server_info() if self.sfu_client else None
@@ -54,6 +81,10 @@ class System:
         }
 
     async def stop(self) -> None:
+        if self.control is not None and self.control_task is not None:
+            self.control.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self.control_task, 15)
         if self.sfu_client is not None:
             await self.sfu_client.close()
         if self.sfu is not None:
@@ -63,9 +94,11 @@ class System:
 
     async def wait(self) -> None:
         """Until a child that must run exits."""
-        waits = []
+        waits: list[asyncio.Future[object]] = []
         if self.sfu is not None:
             waits.append(asyncio.ensure_future(self.sfu.wait()))
+        if self.control_task is not None:
+            waits.append(asyncio.ensure_future(asyncio.shield(self.control_task)))
         if not waits:
             return
         _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

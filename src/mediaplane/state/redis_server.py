@@ -52,7 +52,11 @@ class RedisServer:
         # AOF keeps state across a restart of the private server.
         argv += ["--appendonly", "yes"] if persist else ["--appendonly", "no", "--save", ""]
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            *argv,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            # Its own session: a Ctrl-C in the terminal reaches us, and we stop it last.
+            start_new_session=True,
         )
         server = cls(proc, port, data_dir)
         await server._wait_ready()
