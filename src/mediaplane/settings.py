@@ -47,12 +47,28 @@ class Settings(BaseSettings):
     api_secret: SecretStr | None = None
     redis_url: str | None = None
 
+    # media manager
+    media_host: str = "127.0.0.1"
+    media_port: int = Field(default=8090, ge=0, le=65535)
+    media_secret: SecretStr | None = None
+    media_rtp_ip: str = "127.0.0.1"
+    recordings_root: Path | None = Field(default=None, description="default: <data_dir>/recordings")
+    media_cpu_budget: float = Field(default=100.0, gt=0, description="admission budget, cost units")
+    media_stall_timeout_s: float = Field(default=5.0, gt=0)
+    media_stop_deadline_s: float = Field(default=10.0, gt=0)
+    media_max_body_bytes: int = Field(default=65536, ge=1024)
+
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
         if self.rtc_min_port > self.rtc_max_port:
             raise ValueError("rtc_min_port must not exceed rtc_max_port")
         dev = self.env in ("dev", "test")
-        for name, default in (("sfu_secret", DEV_SFU_SECRET), ("api_secret", DEV_API_SECRET)):
+        secrets = (
+            ("sfu_secret", DEV_SFU_SECRET),
+            ("api_secret", DEV_API_SECRET),
+            ("media_secret", DEV_MEDIA_SECRET),
+        )
+        for name, default in secrets:
             value: SecretStr | None = getattr(self, name)
             if value is None or value.get_secret_value() in DEV_DEFAULTS:
                 if not dev:
@@ -65,10 +81,18 @@ class Settings(BaseSettings):
             raise ValueError("MEDIAPLANE_API_SECRET must be at least 32 characters")
         return self
 
-    def secret(self, name: Literal["sfu_secret", "api_secret"]) -> str:
+    def secret(self, name: Literal["sfu_secret", "api_secret", "media_secret"]) -> str:
         value: SecretStr | None = getattr(self, name)
         assert value is not None  # set by the validator
         return value.get_secret_value()
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.recordings_root or self.data_dir / "recordings"
+
+    @property
+    def media_state_dir(self) -> Path:
+        return self.data_dir / "media-state"
 
     def sfu_env(self) -> dict[str, str]:
         """Environment for the Node SFU process."""

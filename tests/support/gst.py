@@ -94,3 +94,27 @@ def vp8_webm_receiver(port: int, *, pt: int, out: Path) -> list[str]:
         "rtpjitterbuffer", "latency=100", "!", "rtpvp8depay", "!",
         "webmmux", "!", "filesink", f"location={out}",
     ]  # fmt: skip
+
+
+def av_sender(
+    audio_port: int,
+    video_port: int,
+    *,
+    seconds: float,
+    freq: float = 440.0,
+    fps: int = 30,
+    width: int = 320,
+    height: int = 240,
+) -> list[str]:
+    """One pipeline, one clock: Opus (pt 100) and VP8 (pt 101) RTP start together."""
+    return [
+        "audiotestsrc", "is-live=true", "wave=sine", f"freq={freq}", "samplesperbuffer=960",
+        f"num-buffers={int(seconds * 50)}", "!", "audio/x-raw,rate=48000,channels=2", "!",
+        "audioconvert", "!", "opusenc", "frame-size=20", "!", "rtpopuspay", "pt=100",
+        "ssrc=11111111", "!", "udpsink", "host=127.0.0.1", f"port={audio_port}", "sync=false",
+        "videotestsrc", "is-live=true", "pattern=ball", f"num-buffers={int(seconds * fps)}", "!",
+        f"video/x-raw,width={width},height={height},framerate={fps}/1", "!",
+        "vp8enc", "deadline=1", "cpu-used=8", f"keyframe-max-dist={fps}", "!",
+        "rtpvp8pay", "pt=101", "ssrc=22222222", "!",
+        "udpsink", "host=127.0.0.1", f"port={video_port}", "sync=false",
+    ]  # fmt: skip

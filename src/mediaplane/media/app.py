@@ -1,0 +1,36 @@
+"""The media manager's FastAPI app: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mediaplane.media import api
+from mediaplane.media.manager import JobManager
+from mediaplane.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manager = JobManager(settings)
+        await manager.start()
+        app.state.manager = manager
+        app.state.secret = settings.secret("media_secret")
+        try:
+            yield
+        finally:
+            await manager.close()
+
+    app = FastAPI(
+        title="mediaplane media manager",
+        version="0.1.0",
+        description="Jobs over GStreamer worker processes: record, stream, inject, transcode.",
+        lifespan=lifespan,
+    )
+    api.install(app, settings.media_max_body_bytes)
+    app.include_router(api.health)
+    app.include_router(api.router)
+    return app

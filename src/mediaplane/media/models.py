@@ -1,0 +1,187 @@
+"""Typed job requests, worker configs and job resources of the media manager.
+
+A client request is validated here into a typed request; the manager turns it
+into a WorkerConfig (absolute, confined paths; allocated nothing from client
+strings) that the worker builds a pipeline from. No client string ever
+becomes part of a pipeline description.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+JobKind = Literal["record", "stream", "inject", "transcode"]
+JobState = Literal["pending", "starting", "running", "stopping", "completed", "failed"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
+
+MimeType = Literal["audio/opus", "video/VP8", "video/VP9", "video/H264"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RtpStream(Strict):
+    """One incoming RTP stream, as the SFU consumer's rtpParameters describe it."""
+
+    mime_type: MimeType = Field(alias="mimeType")
+    payload_type: int = Field(alias="payloadType", ge=0, le=127)
+    clock_rate: int = Field(alias="clockRate", ge=8000, le=192000)
+    channels: int | None = Field(default=None, ge=1, le=8)
+    ssrc: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+    @property
+    def kind(self) -> Literal["audio", "video"]:
+        return "audio" if self.mime_type.startswith("audio/") else "video"
+
+    @property
+    def encoding_name(self) -> str:
+        return self.mime_type.split("/", 1)[1].upper()
+
+
+class RecordRequest(Strict):
+    kind: Literal["record"] = "record"
+    file_path: str = Field(alias="filePath", description="relative to the recordings root")
+    audio: RtpStream | None = None
+    video: RtpStream | None = None
+
+    @model_validator(mode="after")
+    def _streams(self) -> RecordRequest:
+        if self.audio is None and self.video is None:
+            raise ValueError("a recording needs audio, video or both")
+        if self.audio is not None and self.audio.kind != "audio":
+            raise ValueError("audio must be an audio codec")
+        if self.video is not None and self.video.kind != "video":
+            raise ValueError("video must be a video codec")
+        return self
+
+
+class StreamRequest(Strict):
+    kind: Literal["stream"] = "stream"
+    audio: RtpStream | None = None
+    video: RtpStream | None = None
+    rtmp_url: str | None = Field(default=None, alias="rtmpUrl", max_length=1024)
+    hls_path: str | None = Field(
+        default=None, alias="hlsPath", description="a folder under the root"
+    )
+
+    @field_validator("rtmp_url")
+    @classmethod
+    def _rtmp(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("rtmp://", "rtmps://")):
+            raise ValueError("rtmpUrl must be an rtmp:// or rtmps:// URL")
+        if v is not None and any(c.isspace() or ord(c) < 32 for c in v):
+            raise ValueError("rtmpUrl must not contain spaces or control characters")
+        return v
+
+    @model_validator(mode="after")
+    def _target(self) -> StreamRequest:
+        if (self.rtmp_url is None) == (self.hls_path is None):
+            raise ValueError("give exactly one of rtmpUrl or hlsPath")
+        if self.audio is None and self.video is None:
+            raise ValueError("a stream needs audio, video or both")
+        return self
+
+
+class RtpTarget(Strict):
+    """Where injected media goes: an SFU plain transport's address."""
+
+    ip: str = Field(pattern=r"^[0-9.]{7,15}$")
+    port: int = Field(ge=1, le=65535)
+    payload_type: int = Field(alias="payloadType", ge=96, le=127)
+    ssrc: int = Field(ge=1, le=2**32 - 1)
+
+
+class InjectRequest(Strict):
+    kind: Literal["inject"] = "inject"
+    source_path: str | None = Field(default=None, alias="sourcePath")
+    source_url: HttpUrl | None = Field(default=None, alias="sourceUrl")
+    audio: RtpTarget | None = None
+    video: RtpTarget | None = None
+    loop: bool = False
+
+    @model_validator(mode="after")
+    def _source(self) -> InjectRequest:
+        if (self.source_path is None) == (self.source_url is None):
+            raise ValueError("give exactly one of sourcePath or sourceUrl")
+        if self.audio is None and self.video is None:
+            raise ValueError("inject needs an audio or a video target")
+        return self
+
+
+class TranscodeRequest(Strict):
+    kind: Literal["transcode"] = "transcode"
+    source_path: str = Field(alias="sourcePath")
+    file_path: str = Field(alias="filePath")
+    format: Literal["ogg-opus", "webm-vp8-opus", "mp4-h264-aac"]
+
+
+JobRequest = Annotated[
+    RecordRequest | StreamRequest | InjectRequest | TranscodeRequest, Field(discriminator="kind")
+]
+
+
+# what the worker process receives --------------------------------------------
+class WorkerConfig(BaseModel):
+    job_id: str
+    kind: JobKind
+    listen_ip: str = "127.0.0.1"
+    audio: RtpStream | None = None
+    video: RtpStream | None = None
+    output: str | None = None  # absolute temporary path (.part) or HLS folder
+    container: Literal["ogg", "webm", "mkv", "mp4", "flv", "hls"] | None = None
+    rtmp_url: str | None = None
+    source: str | None = None  # absolute file path or URL
+    audio_target: RtpTarget | None = None
+    video_target: RtpTarget | None = None
+    loop: bool = False
+    transcode_format: str | None = None
+
+
+# the job resource ---------------------------------------------------------------
+class Transition(BaseModel):
+    state: JobState
+    at: float
+    reason: str = ""
+
+
+class Endpoint(BaseModel):
+    ip: str
+    port: int
+    rtcp_port: int | None = Field(default=None, alias="rtcpPort")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class JobStats(BaseModel):
+    bytes: int = 0
+    duration_s: float = 0.0
+    packets_received: int = 0
+    packets_lost: int = 0
+    last_packet_at: float | None = None
+    stalled: bool = False
+
+
+class Job(BaseModel):
+    id: str
+    kind: JobKind
+    state: JobState = "pending"
+    history: list[Transition] = Field(default_factory=list)
+    request: dict[str, object]
+    output_path: str | None = None
+    rtp: dict[str, Endpoint] = Field(default_factory=dict)
+    stats: JobStats = Field(default_factory=JobStats)
+    created_at: float = Field(default_factory=time.time)
+    first_packet_at: float | None = None
+    time_to_first_packet_s: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    pid: int | None = None
+    cost: float = 0.0
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL

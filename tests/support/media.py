@@ -1,0 +1,93 @@
+"""The media manager as a real separate process, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from mediaplane.state.redis_server import free_tcp_port
+
+SECRET = "test-media-secret"
+
+
+@dataclass
+class MediaService:
+    proc: asyncio.subprocess.Process
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / "recordings"
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=60
+        )
+
+    @classmethod
+    async def start(
+        cls, data_dir: Path, *, budget: float = 100.0, port: int | None = None
+    ) -> MediaService:
+        port = port or free_tcp_port()
+        env = {
+            **os.environ,
+            "MEDIAPLANE_ENV": "test",
+            "MEDIAPLANE_DATA_DIR": str(data_dir),
+            "MEDIAPLANE_MEDIA_PORT": str(port),
+            "MEDIAPLANE_MEDIA_SECRET": SECRET,
+            "MEDIAPLANE_MEDIA_CPU_BUDGET": str(budget),
+            "MEDIAPLANE_MEDIA_STALL_TIMEOUT_S": "2",
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mediaplane.media", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        service = cls(proc, port, data_dir)
+        async with httpx.AsyncClient(base_url=service.url) as http, asyncio.timeout(20):
+            while True:
+                if proc.returncode is not None:
+                    raise RuntimeError(f"media manager exited with {proc.returncode}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        return service
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 30)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+    async def kill(self) -> None:
+        self.proc.kill()
+        await self.proc.wait()
+
+
+OPUS = {"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}
+VP8 = {"mimeType": "video/VP8", "payloadType": 101, "clockRate": 90000}
+
+
+async def wait_job(
+    http: httpx.AsyncClient, job_id: str, pred: object, timeout: float = 15.0
+) -> dict[str, object]:
+    async with asyncio.timeout(timeout):
+        while True:
+            job: dict[str, object] = (await http.get(f"/jobs/{job_id}")).json()
+            if pred(job):  # type: ignore[operator]
+                return job
+            await asyncio.sleep(0.1)
