@@ -325,6 +325,13 @@ class Worker:
     def eos(self) -> bool:
         if not self.stopping:
             self.stopping = True
+            # A stream that never sent a packet has no rtpbin pad, so the sources'
+            # EOS cannot reach its branch: end that branch directly, or the muxer
+            # would wait for it forever.
+            for depay in self.sink_for.values():
+                sink = depay.get_static_pad("sink")
+                if not sink.is_linked():
+                    sink.send_event(Gst.Event.new_eos())
             self.pipeline.send_event(Gst.Event.new_eos())
         return False
 
