@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 
+import httpx
 import uvicorn
 
 from mediaplane.settings import Settings
@@ -23,6 +26,7 @@ class System:
     redis_url: str = ""
     sfu: SfuProcess | None = None
     sfu_client: SfuClient | None = None
+    media: asyncio.subprocess.Process | None = None
     control: uvicorn.Server | None = None
     control_task: asyncio.Task[None] | None = None
     started: list[str] = field(default_factory=list)
@@ -52,8 +56,41 @@ class System:
         self.sfu = await SfuProcess.start(s)
         self.started.append(f"SFU {self.sfu.url} workers={self.sfu.worker_pids}")
         self.sfu_client = await SfuClient.create(self.sfu.url, self.sfu.secret)
+        await self._start_media()
+        self.started.append(
+            f"media-manager http://{s.media_host}:{s.media_port} (recordings in {s.recordings_dir})"
+        )
         await self._start_control()
         self.started.append(f"control-plane {self.url} (REST, signaling, OpenAPI at /docs)")
+
+    async def _start_media(self) -> None:
+        """The media manager runs as its own process: a crash there never takes us down."""
+        s = self.settings
+        env = {
+            **os.environ,
+            "MEDIAPLANE_ENV": s.env,
+            "MEDIAPLANE_DATA_DIR": str(s.data_dir),
+            "MEDIAPLANE_MEDIA_HOST": s.media_host,
+            "MEDIAPLANE_MEDIA_PORT": str(s.media_port),
+            "MEDIAPLANE_MEDIA_SECRET": s.secret("media_secret"),
+        }
+        if s.recordings_root is not None:
+            env["MEDIAPLANE_RECORDINGS_ROOT"] = str(s.recordings_root)
+        self.media = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mediaplane.media", env=env, start_new_session=True
+        )
+        url = f"http://{s.media_host}:{s.media_port}/healthz"
+        async with httpx.AsyncClient() as http, asyncio.timeout(30):
+            while True:
+                if self.media.returncode is not None:
+                    raise RuntimeError(f"the media manager exited with {self.media.returncode}")
+                with contextlib.suppress(httpx.TransportError):
+                    r = await http.get(url)
+                    if r.status_code == 200:
+                        return
+                    if r.status_code == 503:
+                        raise RuntimeError(f"the media manager is not ready: {r.text}")
+                await asyncio.sleep(0.2)
 
     async def _start_control(self) -> None:
         from mediaplane.control.app import create_app
@@ -85,6 +122,14 @@ class System:
             self.control.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self.control_task, 15)
+        if self.media is not None and self.media.returncode is None:
+            # SIGTERM: uvicorn shuts down and the manager finishes its recordings by EOS.
+            self.media.terminate()
+            try:
+                await asyncio.wait_for(self.media.wait(), 30)
+            except TimeoutError:
+                self.media.kill()
+                await self.media.wait()
         if self.sfu_client is not None:
             await self.sfu_client.close()
         if self.sfu is not None:
@@ -97,6 +142,8 @@ class System:
         waits: list[asyncio.Future[object]] = []
         if self.sfu is not None:
             waits.append(asyncio.ensure_future(self.sfu.wait()))
+        if self.media is not None:
+            waits.append(asyncio.ensure_future(self.media.wait()))
         if self.control_task is not None:
             waits.append(asyncio.ensure_future(asyncio.shield(self.control_task)))
         if not waits:
