@@ -277,10 +277,10 @@ class JobManager:
         self._save(job)
         self._watchers[job_id] = asyncio.create_task(self._watch(job, worker), name=f"job {job_id}")
         try:
-            await asyncio.wait_for(self._ready[job_id].wait(), 10)
+            await asyncio.wait_for(self._ready[job_id].wait(), 30)
         except TimeoutError:
             await self.stop(job_id)
-            self._advance(job, "failed", "the worker did not start within 10 s")
+            self._advance(job, "failed", "the worker did not start within 30 s")
         return job
 
     # events from the worker ------------------------------------------------------
