@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import time
@@ -29,6 +30,7 @@ from tests.support.control import ControlInstance, admin, participant
 from tests.support.mediacheck import collect_track_audio, dominant_frequency
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 
 async def _poll(check: Any, timeout: float) -> Any:
@@ -71,6 +73,7 @@ async def test_redis_restart_resyncs_and_new_joins_work(
         sig_b = await SignalingClient.connect(inst.ws(room), participant(settings, "bob", room))
         joined_b = await sig_b.request("join")
         elapsed = time.monotonic() - t0
+        log.info("measured: state back and a new join %.3f s after the Redis restart", elapsed)
         assert elapsed < 5.0, elapsed
         assert [p["producerId"] for p in joined_b["producers"]] == [producer_id]
         bob = MediasoupPeer(sig_b, joined_b["routerRtpCapabilities"])

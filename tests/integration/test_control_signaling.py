@@ -4,6 +4,7 @@ aiortc peers speaking our WebSocket signaling; media checked by decoded content.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import Any
@@ -17,6 +18,7 @@ from tests.support.control import ControlInstance, participant
 from tests.support.mediacheck import collect_track_audio, dominant_frequency, rms
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 
 async def join(
@@ -59,6 +61,11 @@ async def _publish_receive_leave(
         gone = await sig_b.wait_event("consumerClosed", lambda d: d["consumerId"] == consumer_id, 5)
         elapsed = time.monotonic() - t0
         assert left["reason"] == "disconnected" and gone["producerId"] == producer_id
+        log.info(
+            "measured: tone %.2f Hz; producerClosed+peerLeft+consumerClosed %.3f s after drop",
+            freq,
+            elapsed,
+        )
         assert elapsed < 1.0, f"peer-left after {elapsed:.2f} s"
     finally:
         await alice.close()

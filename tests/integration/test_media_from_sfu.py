@@ -6,6 +6,7 @@ recorder's ports (RTP and RTCP, so rtpbin gets sender reports) -> .webm, decoded
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests.support.media import MediaService, wait_job
 from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture
@@ -95,6 +97,12 @@ async def test_sfu_plain_consumers_into_an_av_recording(
         assert abs(len(pcm) / 48000 - 5.0) <= 0.3
         assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 330.0) <= 2.0
         a, v = streams["audio"].start_time, streams["video"].start_time
+        log.info(
+            "measured: sfu->recorder %.3f s audio, %s frames, A/V offset %.3f s",
+            len(pcm) / 48000,
+            streams["video"].frames,
+            abs((a or 0) - (v or 0)),
+        )
         assert a is not None and v is not None and abs(a - v) < 0.1
     finally:
         await client.close_router(router.router_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from tests.support.media import OPUS, VP8, MediaService, wait_job
 from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,14 @@ async def test_audio_recording_decodes_with_duration_and_tone(media: MediaServic
     assert audio.codec_name == "opus"
     assert audio.duration is not None and abs(audio.duration - 5.0) <= 0.3, audio.duration
     pcm = decode_audio(out)
-    assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 440.0) <= 2.0
+    freq = dominant_frequency(pcm[4800:-4800], 48000)
+    log.info(
+        "measured: audio rec %.3f s, %.2f Hz, first packet %.3f s",
+        audio.duration,
+        freq,
+        done["time_to_first_packet_s"],
+    )
+    assert abs(freq - 440.0) <= 2.0
     assert done["stats"]["packets_lost"] == 0
 
 
@@ -84,6 +93,12 @@ async def test_av_recording_has_both_tracks_in_sync(media: MediaService) -> None
     assert (video.width, video.height) == (320, 240)
     assert audio.start_time is not None and video.start_time is not None
     offset = abs(audio.start_time - video.start_time)
+    log.info(
+        "measured: A/V rec audio %.3f s, %s frames, offset %.3f s",
+        len(pcm) / 48000,
+        video.frames,
+        offset,
+    )
     assert offset < 0.1, f"A/V start offset {offset:.3f} s"
     assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 440.0) <= 2.0
 
@@ -107,6 +122,9 @@ async def test_killed_worker_fails_the_job_and_keeps_a_decodable_file(media: Med
     pcm = decode_audio(out)
     recorded = len(pcm) / 48000
     expected = running["stats"]["duration_s"]
+    log.info(
+        "measured: killed worker left %.3f s decodable (stats said %.3f s)", recorded, expected
+    )
     assert recorded >= 2.0
     assert abs(recorded - expected) <= 1.0 + 1.0, (recorded, expected)  # stats lag up to 1 s
     assert abs(dominant_frequency(pcm[4800:], 48000) - 440.0) <= 2.0

@@ -27,11 +27,17 @@ async def media(tmp_path: Path) -> AsyncIterator[MediaService]:
         await service.stop()
 
 
-def worker_pids() -> set[int]:
+def worker_pids(data_dir: Path | None = None) -> set[int]:
+    """Worker processes (of the manager using `data_dir`, when given: other test
+    runs on the machine have their own)."""
     out = subprocess.run(
-        ["pgrep", "-f", "mediaplane.media.worker"], capture_output=True, text=True, check=False
+        ["pgrep", "-af", "mediaplane.media.worker"], capture_output=True, text=True, check=False
     ).stdout
-    return {int(p) for p in out.split()}
+    return {
+        int(line.split()[0])
+        for line in out.splitlines()
+        if data_dir is None or str(data_dir) in line
+    }
 
 
 async def test_killed_manager_restarts_and_reconciles(tmp_path: Path) -> None:
@@ -93,7 +99,7 @@ async def test_bad_input_is_refused_and_starts_nothing(media: MediaService, tmp_
     outside = tmp_path / "outside"
     outside.mkdir()
     (media.root / "link").symlink_to(outside)
-    before = worker_pids()
+    before = worker_pids(media.data_dir)
     async with media.client() as http:
         for path, body, status in BAD:
             r = await http.post(path, json=body)
@@ -122,7 +128,7 @@ async def test_bad_input_is_refused_and_starts_nothing(media: MediaService, tmp_
         assert (await http.post(f"/jobs/{job['id']}/stop")).status_code == 200
         r = await http.post(f"/jobs/{job['id']}/stop")
         assert r.status_code == 409 and "already" in r.json()["error"]["message"]
-    assert worker_pids() == before
+    assert worker_pids(media.data_dir) == before
     assert list(outside.iterdir()) == []
 
 
@@ -143,7 +149,7 @@ async def test_admission_refuses_past_the_budget(tmp_path: Path) -> None:
 
 
 async def test_fifty_jobs_start_and_stop_leaving_nothing(media: MediaService) -> None:
-    before = worker_pids()
+    before = worker_pids(media.data_dir)
     async with media.client() as http:
         starts = await asyncio.gather(
             *(
@@ -158,7 +164,7 @@ async def test_fifty_jobs_start_and_stop_leaving_nothing(media: MediaService) ->
         }
         stops = await asyncio.gather(*(http.post(f"/jobs/{j['id']}/stop") for j in jobs))
         assert {r.json()["state"] for r in stops} == {"completed"}
-    assert worker_pids() == before
+    assert worker_pids(media.data_dir) == before
     lines = Path("/proc/net/udp").read_text().splitlines()[1:]
     bound = {int(line.split()[1].split(":")[1], 16) for line in lines}
     assert not ports & bound

@@ -8,6 +8,7 @@ never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.support.gst import (
 from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 OPUS_PARAMS = {
     "codecs": [
@@ -130,8 +132,15 @@ async def test_opus_through_plain_transports_to_ogg(client: SfuClient, tmp_path:
     assert audio.duration is not None
     assert abs(audio.duration - seconds) <= 0.3, audio.duration
     pcm = decode_audio(out)
+    measured = dominant_frequency(pcm[4800:-4800], 48000)
+    log.info(
+        "measured: opus ogg %.3f s (decoded %.3f s), %.2f Hz",
+        audio.duration,
+        len(pcm) / 48000,
+        measured,
+    )
     assert abs(len(pcm) / 48000 - seconds) <= 0.3
-    assert abs(dominant_frequency(pcm[4800:-4800], 48000) - freq) <= 2.0
+    assert abs(measured - freq) <= 2.0
 
 
 async def test_vp8_through_plain_transports_to_webm(client: SfuClient, tmp_path: Path) -> None:
@@ -153,5 +162,12 @@ async def test_vp8_through_plain_transports_to_webm(client: SfuClient, tmp_path:
     assert (video.width, video.height) == (width, height)
     assert video.frames is not None
     expected = int(seconds * fps)
+    log.info(
+        "measured: vp8 webm %s frames of %d, %dx%d",
+        video.frames,
+        expected,
+        video.width,
+        video.height,
+    )
     # Every frame the sender made arrives and decodes (loopback, no loss).
     assert expected - 2 <= video.frames <= expected, video.frames

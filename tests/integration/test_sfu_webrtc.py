@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mediaplane.peer import MediasoupPeer, SfuSignaling, ToneTrack
@@ -9,6 +11,7 @@ from mediaplane.sfu import SfuClient
 from tests.support.mediacheck import collect_track_audio, dominant_frequency, rms
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 
 async def test_aiortc_publisher_to_aiortc_subscriber(client: SfuClient) -> None:
@@ -23,7 +26,9 @@ async def test_aiortc_publisher_to_aiortc_subscriber(client: SfuClient) -> None:
         # Skip the first second (jitter buffer fill, Opus warm-up); the rest is the tone.
         tail = pcm[48000:]
         assert rms(tail) > 0.05
-        assert abs(dominant_frequency(tail, 48000) - 440.0) <= 5.0
+        freq = dominant_frequency(tail, 48000)
+        log.info("measured: webrtc tone %.2f Hz, rms %.3f", freq, rms(tail))
+        assert abs(freq - 440.0) <= 5.0
         assert alice.connection_states()["send"] == "connected"
         assert bob.connection_states()["recv"] == "connected"
         assert alice.send_transport_id is not None
