@@ -16,7 +16,8 @@ DEV_SFU_SECRET = "dev-sfu-secret"
 DEV_MEDIA_SECRET = "dev-media-secret"
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "dev-api-secret-change-me-0123456789"
-DEV_DEFAULTS = {DEV_SFU_SECRET, DEV_MEDIA_SECRET, DEV_API_SECRET}
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_DEFAULTS = {DEV_SFU_SECRET, DEV_MEDIA_SECRET, DEV_API_SECRET, DEV_WEBHOOK_SECRET}
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
     api_secret: SecretStr | None = None
     redis_url: str | None = None
 
+    # webhooks (recording.*, room.*, participant.*): JSON POSTs signed with HMAC-SHA256
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
+    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_backoff_s: float = Field(default=0.5, gt=0)
+
     # media manager
     media_host: str = "127.0.0.1"
     media_port: int = Field(default=8090, ge=0, le=65535)
@@ -67,6 +74,7 @@ class Settings(BaseSettings):
             ("sfu_secret", DEV_SFU_SECRET),
             ("api_secret", DEV_API_SECRET),
             ("media_secret", DEV_MEDIA_SECRET),
+            ("webhook_secret", DEV_WEBHOOK_SECRET),
         )
         for name, default in secrets:
             value: SecretStr | None = getattr(self, name)
@@ -81,10 +89,16 @@ class Settings(BaseSettings):
             raise ValueError("MEDIAPLANE_API_SECRET must be at least 32 characters")
         return self
 
-    def secret(self, name: Literal["sfu_secret", "api_secret", "media_secret"]) -> str:
+    def secret(
+        self, name: Literal["sfu_secret", "api_secret", "media_secret", "webhook_secret"]
+    ) -> str:
         value: SecretStr | None = getattr(self, name)
         assert value is not None  # set by the validator
         return value.get_secret_value()
+
+    @property
+    def media_url(self) -> str:
+        return f"http://{self.media_host}:{self.media_port}"
 
     @property
     def recordings_dir(self) -> Path:

@@ -30,7 +30,13 @@ def test_production_refuses_missing_default_or_weak_secrets(
 
 
 def test_production_accepts_real_secrets_and_passes_them_to_the_sfu() -> None:
-    s = Settings(env="production", sfu_secret="s" * 40, api_secret="p" * 40, media_secret="m" * 40)
+    s = Settings(
+        env="production",
+        sfu_secret="s" * 40,
+        api_secret="p" * 40,
+        media_secret="m" * 40,
+        webhook_secret="w" * 40,
+    )
     assert s.sfu_env()["MEDIAPLANE_SFU_SECRET"] == "s" * 40
     assert s.sfu_env()["MEDIAPLANE_ENV"] == "production"
 

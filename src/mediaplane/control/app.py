@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from mediaplane.control.api import errors, health, rooms, tokens
+from mediaplane.control.api import errors, health, recordings, rooms, tokens
+from mediaplane.control.media_client import MediaClient
+from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling import endpoint
+from mediaplane.control.webhooks import Webhooks
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient
 from mediaplane.state.store import StateStore
@@ -25,12 +28,25 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         sfu = await SfuClient.create(sfu_url, settings.secret("sfu_secret"))
         manager = RoomManager(store, sfu)
         await manager.start()
-        app.state.settings, app.state.rooms = settings, manager
+        media = MediaClient(settings.media_url, settings.secret("media_secret"))
+        hooks = Webhooks(
+            settings.webhook_urls,
+            settings.secret("webhook_secret"),
+            store,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_s=settings.webhook_backoff_s,
+        )
+        recs = RecordingService(manager, media, hooks, settings.recordings_dir)
+        await recs.start_service()
+        app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
         log.info("control plane up instance=%s", manager.instance_id)
         try:
             yield
         finally:
+            await recs.close()
             await manager.close()
+            await hooks.close()
+            await media.close()
             await sfu.close()
             await store.close()
 
@@ -44,5 +60,6 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tokens.router)
     app.include_router(rooms.router)
+    app.include_router(recordings.router)
     app.include_router(endpoint.router)
     return app

@@ -1,0 +1,123 @@
+"""REST: recordings of participants, the catalog, downloads, webhook deliveries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediaplane.control.deps import PrincipalDep
+from mediaplane.control.recordings import RecordingRecord, RecordingService
+
+router = APIRouter(tags=["recordings"])
+RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def recordings(request: Request) -> RecordingService:
+    service: RecordingService = request.app.state.recordings
+    return service
+
+
+Recordings = Annotated[RecordingService, Depends(recordings)]
+
+
+class StartRecording(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    identity: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the participant to record"
+    )
+    audio: bool = True
+    video: bool = True
+
+
+@router.post(
+    "/api/rooms/{room}/recordings",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RecordingRecord,
+)
+async def start_recording(
+    body: StartRecording, principal: PrincipalDep, service: Recordings, room: str = RoomName
+) -> RecordingRecord:
+    """Record a participant's tracks into one file (grant: room_record or room_admin)."""
+    principal.require_record(room)
+    return await service.start(room, body.identity, audio=body.audio, video=body.video)
+
+
+@router.get("/api/rooms/{room}/recordings", response_model=list[RecordingRecord])
+async def list_room_recordings(
+    principal: PrincipalDep,
+    service: Recordings,
+    room: str = RoomName,
+    identity: str | None = Query(default=None, max_length=64),
+    state: Literal["starting", "recording", "stopping", "completed", "failed"] | None = None,
+    since: float | None = Query(default=None, description="requested at or after (unix s)"),
+    until: float | None = Query(default=None, description="requested at or before (unix s)"),
+) -> list[RecordingRecord]:
+    principal.require_record(room)
+    return await service.list(room, identity, state, since, until)
+
+
+@router.get("/api/recordings", response_model=list[RecordingRecord])
+async def catalog(
+    principal: PrincipalDep,
+    service: Recordings,
+    room: str | None = Query(default=None, max_length=64),
+    identity: str | None = Query(default=None, max_length=64),
+    state: Literal["starting", "recording", "stopping", "completed", "failed"] | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[RecordingRecord]:
+    """Every recording (grant: room_list)."""
+    principal.require("room_list")
+    return await service.list(room, identity, state, since, until)
+
+
+@router.get("/api/rooms/{room}/recordings/{rec_id}", response_model=RecordingRecord)
+async def get_recording(
+    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
+) -> RecordingRecord:
+    principal.require_record(room)
+    return await service.get(room, rec_id)
+
+
+@router.post("/api/rooms/{room}/recordings/{rec_id}/stop", response_model=RecordingRecord)
+async def stop_recording(
+    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
+) -> RecordingRecord:
+    principal.require_record(room)
+    await service.get(room, rec_id)
+    return await service.stop(rec_id, "stopped by request")
+
+
+@router.get("/api/rooms/{room}/recordings/{rec_id}/file", response_class=FileResponse)
+async def download(
+    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
+) -> FileResponse:
+    """The file (HTTP Range supported)."""
+    principal.require_record(room)
+    rec = await service.get(room, rec_id)
+    path = service.file_path(rec)
+    media = {".ogg": "audio/ogg", ".webm": "video/webm", ".mkv": "video/x-matroska"}
+    return FileResponse(
+        path, media_type=media.get(path.suffix, "application/octet-stream"), filename=path.name
+    )
+
+
+@router.delete("/api/rooms/{room}/recordings/{rec_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_recording(
+    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
+) -> None:
+    """Delete the file and the record (grant: room_record or room_admin)."""
+    principal.require_record(room)
+    await service.delete(room, rec_id)
+
+
+@router.get("/api/webhooks/deliveries")
+async def deliveries(
+    principal: PrincipalDep, service: Recordings, limit: int = Query(default=100, ge=1, le=1000)
+) -> list[dict[str, Any]]:
+    """The webhook delivery log, newest first (grant: room_create)."""
+    principal.require("room_create")
+    return await service.webhooks.deliveries(limit)

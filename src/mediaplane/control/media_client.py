@@ -1,0 +1,44 @@
+"""The control plane's client of the media manager's REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from mediaplane.control.errors import ControlError, Unavailable
+
+
+class MediaManagerError(ControlError):
+    status = 502
+    code = "media_error"
+
+
+class MediaClient:
+    def __init__(self, base_url: str, secret: str, *, timeout: float = 60.0) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        try:
+            r = await self._http.request(method, path, **kw)
+        except httpx.TransportError as e:
+            raise Unavailable(f"the media manager is unreachable: {e}") from None
+        body: dict[str, Any] = r.json() if r.content else {}
+        if r.status_code >= 400:
+            err = body.get("error", {})
+            raise MediaManagerError(f"media manager: {err.get('message', r.text)}")
+        return body
+
+    async def start_recording(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", "/recordings", json=body)
+
+    async def get(self, job_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/jobs/{job_id}")
+
+    async def stop(self, job_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/jobs/{job_id}/stop")

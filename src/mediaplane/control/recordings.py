@@ -1,0 +1,371 @@
+"""Recordings: the seed's Sequence 2, run by the control plane.
+
+Flow for a participant's tracks: a plain transport per track on the room's
+router -> consume (paused) -> the media manager starts a recorder and answers
+with its ports -> connect the transport to those ports (RTP + RTCP) -> resume
+-> request key frames until the recorder reports data. No sleeps as
+synchronisation: the recorder's `ready` precedes the connect, and its first
+packet is what marks the recording started.
+
+Ownership: the instance that started a recording owns its SFU objects and a
+watcher task; it stops the recording when a recorded producer closes (the SFU
+closes the consumer with reason `producerclose`), which covers a participant
+leaving and the room closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mediaplane.control.errors import Conflict, InvalidState, NotFound
+from mediaplane.control.media_client import MediaClient
+from mediaplane.control.rooms import RoomManager
+from mediaplane.control.webhooks import Webhooks
+from mediaplane.sfu import SfuError
+from mediaplane.sfu.models import Notification
+
+log = logging.getLogger(__name__)
+
+RecState = Literal["starting", "recording", "stopping", "completed", "failed"]
+ORDER = {"starting": 0, "recording": 1, "stopping": 2, "completed": 3, "failed": 3}
+
+
+def key(rec_id: str) -> str:
+    """string: RecordingRecord JSON."""
+    return f"mp:recording:{rec_id}"
+
+
+INDEX = "mp:recordings"  # sorted set: recording id by requested_at
+
+
+class RecTransition(BaseModel):
+    state: RecState
+    at: float
+    reason: str = ""
+
+
+class RecordingRecord(BaseModel):
+    id: str
+    room: str
+    identity: str
+    peer_id: str
+    kinds: list[Literal["audio", "video"]]
+    codecs: dict[str, str] = Field(default_factory=dict)
+    state: RecState = "starting"
+    history: list[RecTransition] = Field(default_factory=list)
+    media_job_id: str | None = None
+    file: str | None = None  # relative to the recordings root
+    requested_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    stopped_at: float | None = None
+    start_latency_s: float | None = None  # request -> first packet written
+    time_to_first_frame_s: float | None = None  # request -> first video data
+    duration_s: float | None = None
+    size_bytes: int | None = None
+    error: str | None = None
+    instance: str = ""
+
+    def advance(self, state: RecState, reason: str = "") -> bool:
+        if self.state in ("completed", "failed"):
+            return False
+        if state != "failed" and ORDER[state] <= ORDER[self.state]:
+            return False
+        self.state = state
+        self.history.append(RecTransition(state=state, at=time.time(), reason=reason))
+        if state == "failed":
+            self.error = reason
+        log.info(
+            "recording=%s room=%s identity=%s state=%s %s",
+            self.id,
+            self.room,
+            self.identity,
+            state,
+            reason,
+        )
+        return True
+
+
+@dataclass
+class Active:
+    record: RecordingRecord
+    transports: list[str] = field(default_factory=list)
+    consumers: dict[str, str] = field(default_factory=dict)  # consumer id -> kind
+    watcher: asyncio.Task[None] | None = None
+    stopping: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _stream(consumer_rtp: dict[str, Any]) -> dict[str, Any]:
+    codec, enc = consumer_rtp["codecs"][0], consumer_rtp["encodings"][0]
+    out = {"mimeType": codec["mimeType"], "payloadType": codec["payloadType"],
+           "clockRate": codec["clockRate"], "ssrc": enc["ssrc"]}  # fmt: skip
+    if codec.get("channels"):
+        out["channels"] = codec["channels"]
+    return out
+
+
+class RecordingService:
+    def __init__(
+        self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
+    ) -> None:
+        self.rooms = rooms
+        self.sfu = rooms.sfu
+        self.store = rooms.store
+        self.media = media
+        self.webhooks = webhooks
+        self.root = recordings_root
+        self.active: dict[str, Active] = {}
+        self._by_consumer: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start_service(self) -> None:
+        self.sfu.add_listener(self._on_sfu)
+
+    async def close(self) -> None:
+        self.sfu.remove_listener(self._on_sfu)
+        for rec_id in list(self.active):
+            with contextlib.suppress(Exception):
+                await self.stop(rec_id, "server shutting down")
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # storage --------------------------------------------------------------------
+    async def save(self, rec: RecordingRecord) -> None:
+        async with self.store.redis.pipeline(transaction=True) as p:
+            p.set(key(rec.id), rec.model_dump_json())
+            p.zadd(INDEX, {rec.id: rec.requested_at})
+            await p.execute()
+
+    async def get(self, room: str, rec_id: str) -> RecordingRecord:
+        raw = await self.store.redis.get(key(rec_id))
+        rec = RecordingRecord.model_validate_json(raw) if raw else None
+        if rec is None or rec.room != room:
+            raise NotFound(f"no recording {rec_id!r} in room {room!r}")
+        return rec
+
+    async def list(
+        self,
+        room: str | None = None,
+        identity: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[RecordingRecord]:
+        ids = await self.store.redis.zrangebyscore(INDEX, since or "-inf", until or "+inf")
+        out = []
+        for rec_id in ids:
+            raw = await self.store.redis.get(key(str(rec_id)))
+            if not raw:
+                continue
+            rec = RecordingRecord.model_validate_json(raw)
+            if (
+                (room is None or rec.room == room)
+                and (identity is None or rec.identity == identity)
+                and (state is None or rec.state == state)
+            ):
+                out.append(rec)
+        return out
+
+    def file_path(self, rec: RecordingRecord) -> Path:
+        if rec.file is None:
+            raise NotFound(f"recording {rec.id} has no file")
+        path = (self.root / rec.file).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            raise NotFound(f"the file of recording {rec.id} is gone")
+        return path
+
+    async def delete(self, room: str, rec_id: str) -> None:
+        rec = await self.get(room, rec_id)
+        if rec.state not in ("completed", "failed"):
+            raise Conflict(f"recording {rec_id} is {rec.state}; stop it first")
+        if rec.file:
+            with contextlib.suppress(FileNotFoundError, NotFound):
+                self.file_path(rec).unlink()
+        async with self.store.redis.pipeline(transaction=True) as p:
+            p.delete(key(rec_id))
+            p.zrem(INDEX, rec_id)
+            await p.execute()
+        log.info("recording=%s deleted", rec_id)
+
+    # starting -------------------------------------------------------------------
+    async def start(self, room: str, identity: str, *, audio: bool, video: bool) -> RecordingRecord:
+        if not audio and not video:
+            raise InvalidState("record audio, video or both")
+        room_rec = await self.rooms.get_room(room)
+        if any(
+            a.record.room == room and a.record.identity == identity for a in self.active.values()
+        ):
+            raise Conflict(f"{identity!r} in {room!r} is already being recorded")
+        peers = [p for p in await self.store.list_peers(room) if p.identity == identity]
+        if not peers:
+            raise NotFound(f"participant {identity!r} is not in room {room!r}")
+        producers = [p for p in await self.store.list_producers(room) if p.identity == identity]
+        chosen = {}
+        for kind, wanted in (("audio", audio), ("video", video)):
+            if wanted:
+                match = next(
+                    (p for p in producers if p.kind == kind and p.source != "screen"), None
+                )
+                if match is None:
+                    raise NotFound(f"{identity!r} publishes no {kind} track")
+                chosen[kind] = match
+        if room_rec.router_id is None:
+            raise InvalidState(f"room {room!r} has no media router")
+        router_id = room_rec.router_id
+        caps = await self.sfu.get_router_rtp_capabilities(router_id)
+        rec = RecordingRecord(
+            id=uuid.uuid4().hex[:16], room=room, identity=identity, peer_id=peers[0].peer_id,
+            kinds=list(chosen), instance=self.rooms.instance_id,
+        )  # fmt: skip
+        rec.history.append(RecTransition(state="starting", at=rec.requested_at, reason="requested"))
+        active = Active(rec)
+        self.active[rec.id] = active
+        try:
+            streams: dict[str, dict[str, Any]] = {}
+            for kind, producer in chosen.items():
+                t = await self.sfu.create_plain_transport(
+                    router_id, rtcp_mux=False, app_data={"recording": rec.id}
+                )
+                active.transports.append(t.transport_id)
+                c = await self.sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
+                active.consumers[c.consumer_id] = kind
+                self._by_consumer[c.consumer_id] = rec.id
+                streams[kind] = {
+                    "transport": t.transport_id,
+                    "consumer": c.consumer_id,
+                    "rtp": _stream(c.rtp_parameters),
+                }
+                rec.codecs[kind] = streams[kind]["rtp"]["mimeType"]
+            body: dict[str, Any] = {"filePath": f"rooms/{room}/{identity}-{rec.id}"}
+            body.update({kind: s["rtp"] for kind, s in streams.items()})
+            job = await self.media.start_recording(body)
+            rec.media_job_id = job["id"]
+            if job["state"] == "failed":
+                raise InvalidState(f"the recorder failed to start: {job.get('error')}")
+            rec.file = str(Path(job["output_path"]).resolve().relative_to(self.root.resolve()))
+            for kind, s in streams.items():
+                ep = job["rtp"][kind]
+                await self.sfu.connect_plain_transport(
+                    s["transport"], ip=ep["ip"], port=ep["port"], rtcp_port=ep["rtcpPort"]
+                )
+            for s in streams.values():
+                await self.sfu.resume_consumer(s["consumer"])
+            await self.save(rec)
+        except BaseException as e:
+            await self._teardown(active)
+            self.active.pop(rec.id, None)
+            rec.advance("failed", f"start failed: {e}")
+            await self.save(rec)
+            self.webhooks.emit("recording.failed", rec.model_dump(mode="json"))
+            raise
+        active.watcher = self._spawn(
+            self._watch_start(active, streams.get("video", {}).get("consumer"))
+        )
+        return rec
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _watch_start(self, active: Active, video_consumer: str | None) -> None:
+        """Key frames until the recorder has data; then the recording has started."""
+        rec = active.record
+        assert rec.media_job_id is not None
+        deadline = time.monotonic() + 15
+        next_kf = 0.0
+        while time.monotonic() < deadline and rec.state == "starting":
+            if video_consumer and time.monotonic() >= next_kf:
+                with contextlib.suppress(SfuError):
+                    await self.sfu.request_key_frame(video_consumer)
+                next_kf = time.monotonic() + 0.5
+            job = await self.media.get(rec.media_job_id)
+            if job["state"] in ("running", "stopping", "completed", "failed") and job.get(
+                "first_packet_at"
+            ):
+                first = float(job["first_packet_at"])
+                rec.started_at = first
+                rec.start_latency_s = first - rec.requested_at
+                if video_consumer:
+                    rec.time_to_first_frame_s = rec.start_latency_s
+                if rec.advance("recording", job["history"][-1]["reason"] if job["history"] else ""):
+                    await self.save(rec)
+                    self.webhooks.emit("recording.started", rec.model_dump(mode="json"))
+                # One more key frame once data flows, for the very first frame.
+                if video_consumer:
+                    with contextlib.suppress(SfuError):
+                        await self.sfu.request_key_frame(video_consumer)
+                return
+            await asyncio.sleep(0.1)
+        if rec.state == "starting":
+            log.warning("recording=%s no data after 15 s", rec.id)
+
+    # stopping -------------------------------------------------------------------
+    async def stop(self, rec_id: str, reason: str) -> RecordingRecord:
+        active = self.active.get(rec_id)
+        if active is None:
+            raw = await self.store.redis.get(key(rec_id))
+            if raw:
+                rec = RecordingRecord.model_validate_json(raw)
+                raise Conflict(f"recording {rec_id} is already {rec.state}")
+            raise NotFound(f"no recording {rec_id!r}")
+        async with active.stopping:
+            rec = active.record
+            if rec.state in ("stopping", "completed", "failed"):
+                raise Conflict(f"recording {rec_id} is already {rec.state}")
+            rec.advance("stopping", reason)
+            await self.save(rec)
+            if active.watcher is not None:
+                active.watcher.cancel()
+            job: dict[str, Any] = {}
+            try:
+                if rec.media_job_id:
+                    job = await self.media.stop(rec.media_job_id)
+            except Exception as e:  # the recorder may have ended on its own
+                log.warning("recording=%s stop of its job failed: %s", rec.id, e)
+                if rec.media_job_id:
+                    with contextlib.suppress(Exception):
+                        job = await self.media.get(rec.media_job_id)
+            await self._teardown(active)
+            self.active.pop(rec_id, None)
+            rec.stopped_at = time.time()
+            stats = job.get("stats") or {}
+            rec.size_bytes = stats.get("bytes")
+            rec.duration_s = stats.get("duration_s")
+            if job.get("state") == "completed":
+                rec.advance("completed", f"{reason}; {job['history'][-1]['reason']}")
+                event = "recording.finished"
+            else:
+                rec.advance("failed", f"{reason}; recorder: {job.get('error') or job.get('state')}")
+                event = "recording.failed"
+            await self.save(rec)
+            self.webhooks.emit(event, rec.model_dump(mode="json"))
+            return rec
+
+    async def _teardown(self, active: Active) -> None:
+        for consumer_id in active.consumers:
+            self._by_consumer.pop(consumer_id, None)
+        for transport_id in active.transports:
+            with contextlib.suppress(SfuError):
+                await self.sfu.close_transport(transport_id)
+
+    def _on_sfu(self, note: Notification) -> Any:
+        if note.notification == "consumer.closed" and note.get("reason") == "producerclose":
+            rec_id = self._by_consumer.get(str(note.get("consumerId")))
+            if rec_id is not None and rec_id in self.active:
+                return self._stop_quietly(rec_id, "the recorded track ended")
+        return None
+
+    async def _stop_quietly(self, rec_id: str, reason: str) -> None:
+        with contextlib.suppress(Conflict, NotFound):
+            await self.stop(rec_id, reason)

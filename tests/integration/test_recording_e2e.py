@@ -1,0 +1,279 @@
+"""Sequence 2 of the seed with everything real: control plane, SFU, media
+manager, Redis, GStreamer, aiortc peers; outputs decoded; webhooks received."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mediaplane.control.webhooks import verify
+from mediaplane.peer import MediasoupPeer, PatternVideoTrack, ToneTrack
+from mediaplane.peer.signaling_client import SignalingClient
+from mediaplane.settings import Settings
+from mediaplane.sfu import SfuProcess
+from mediaplane.state.redis_server import RedisServer
+from tests.support.control import ControlInstance, admin, participant, token
+from tests.support.media import SECRET, MediaService
+from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
+from tests.support.webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    control: ControlInstance
+    media: MediaService
+    hooks: WebhookReceiver
+    sfu_url: str
+    redis_url: str
+
+    def http(self, tok: str | None = None) -> httpx.AsyncClient:
+        tok = tok or admin(self.settings)
+        return httpx.AsyncClient(
+            base_url=self.control.http, headers={"Authorization": f"Bearer {tok}"}, timeout=60
+        )
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    sfu: SfuProcess, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    data = tmp_path_factory.mktemp("rec")
+    media = await MediaService.start(data)
+    hooks = await WebhookReceiver().start()
+    settings = Settings(
+        env="test", data_dir=data, media_port=media.port, media_secret=SECRET,
+        webhook_urls=[hooks.url], webhook_secret=WEBHOOK_SECRET, webhook_backoff_s=0.2,
+    )  # fmt: skip
+    control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
+    try:
+        yield Stack(settings, control, media, hooks, sfu.url, redis_server.url)
+    finally:
+        await control.stop()
+        await hooks.stop()
+        await media.stop()
+
+
+async def publisher(
+    stack: Stack, room: str, identity: str, *, video: bool = True, freq: float = 440.0
+) -> tuple[SignalingClient, MediasoupPeer, dict[str, str]]:
+    sig = await SignalingClient.connect(
+        stack.control.ws(room), participant(stack.settings, identity, room)
+    )
+    joined = await sig.request("join")
+    peer = MediasoupPeer(sig, joined["routerRtpCapabilities"])
+    producers = {"audio": await peer.publish(ToneTrack(freq=freq))}
+    if video:
+        producers["video"] = await peer.publish(PatternVideoTrack())
+    return sig, peer, producers
+
+
+async def wait_rec(
+    http: httpx.AsyncClient, room: str, rec_id: str, pred: Any, timeout: float = 20
+) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            rec: dict[str, Any] = (await http.get(f"/api/rooms/{room}/recordings/{rec_id}")).json()
+            if pred(rec):
+                return rec
+            await asyncio.sleep(0.1)
+
+
+async def test_record_a_participant_by_rest(stack: Stack, tmp_path: Path) -> None:
+    room = f"rec-{uuid.uuid4().hex[:6]}"
+    sig, peer, _ = await publisher(stack, room, "alice")
+    try:
+        async with stack.http() as http:
+            r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "alice"})
+            assert r.status_code == 202, r.text
+            rec = r.json()
+            rec = await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            await asyncio.sleep(10.0)  # the length of the recording under test
+            r = await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
+            done = r.json()
+            assert done["state"] == "completed", done
+            span = done["stopped_at"] - done["started_at"]
+            got = await http.get(f"/api/rooms/{room}/recordings/{rec['id']}/file")
+            assert got.status_code == 200
+            out = tmp_path / "alice.webm"
+            out.write_bytes(got.content)
+            part = await http.get(
+                f"/api/rooms/{room}/recordings/{rec['id']}/file", headers={"Range": "bytes=0-99"}
+            )
+            assert part.status_code == 206 and part.content == got.content[:100]
+            listed = (await http.get("/api/recordings", params={"room": room})).json()
+            assert [x["id"] for x in listed] == [rec["id"]]
+    finally:
+        await peer.close()
+        await sig.close()
+    streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
+    assert (streams["audio"].codec_name, streams["video"].codec_name) == ("opus", "vp8")
+    pcm = decode_audio(out)
+    duration = len(pcm) / 48000
+    freq = dominant_frequency(pcm[24000:-24000], 48000)
+    first_video = (streams["video"].start_time or 0) - (streams["audio"].start_time or 0)
+    log.info(
+        "measured: recording %.3f s decoded for a %.3f s span, %.2f Hz, %s video frames, "
+        "first video frame at +%.3f s, start latency %.3f s",
+        duration, span, freq, streams["video"].frames, first_video, done["start_latency_s"],
+    )  # fmt: skip
+    assert abs(duration - span) <= 0.5, (duration, span)
+    assert abs(freq - 440.0) <= 5.0
+    assert first_video < 1.0
+    assert streams["video"].frames is not None and streams["video"].frames >= 9 * 15
+    assert done["start_latency_s"] is not None and done["time_to_first_frame_s"] is not None
+    started = await stack.hooks.wait_for("recording.started", lambda d: d["id"] == rec["id"])
+    finished = await stack.hooks.wait_for("recording.finished", lambda d: d["id"] == rec["id"])
+    for hook in (started, finished):
+        h = hook.headers
+        assert verify(WEBHOOK_SECRET, h["webhook-timestamp"], hook.body, h["webhook-signature"])
+        assert not verify("wrong-secret", h["webhook-timestamp"], hook.body, h["webhook-signature"])
+
+
+async def test_leaving_participant_completes_the_recording(stack: Stack) -> None:
+    room = f"rec-{uuid.uuid4().hex[:6]}"
+    sig, peer, _ = await publisher(stack, room, "bob", video=False, freq=523.0)
+    async with stack.http() as http:
+        rec = (
+            await http.post(
+                f"/api/rooms/{room}/recordings", json={"identity": "bob", "video": False}
+            )
+        ).json()
+        await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+        await asyncio.sleep(2.0)
+        await peer.close()
+        await sig.close()
+        done = await wait_rec(
+            http, room, rec["id"], lambda x: x["state"] in ("completed", "failed")
+        )
+    assert done["state"] == "completed", done
+    assert "the recorded track ended" in done["history"][-1]["reason"]
+    hook = await stack.hooks.wait_for("recording.finished", lambda d: d["id"] == rec["id"])
+    assert hook.json["data"]["state"] == "completed"
+    pcm = decode_audio(stack.media.root / done["file"])
+    assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 523.0) <= 5.0
+
+
+async def test_recording_refusals(stack: Stack) -> None:
+    room = f"rec-{uuid.uuid4().hex[:6]}"
+    sig, peer, _ = await publisher(stack, room, "carol", video=False)
+    try:
+        async with stack.http() as http:
+            assert (
+                await http.post("/api/rooms/nope-room/recordings", json={"identity": "carol"})
+            ).status_code == 404
+            assert (
+                await http.post(f"/api/rooms/{room}/recordings", json={"identity": "nobody"})
+            ).status_code == 404
+            r = await http.post(
+                f"/api/rooms/{room}/recordings",
+                json={"identity": "carol", "video": True, "audio": False},
+            )
+            assert r.status_code == 404 and "no video track" in r.json()["error"]["message"]
+            assert (
+                await http.post(f"/api/rooms/{room}/recordings", json={"identity": "../x"})
+            ).status_code == 422
+            rec = (
+                await http.post(
+                    f"/api/rooms/{room}/recordings", json={"identity": "carol", "video": False}
+                )
+            ).json()
+            again = await http.post(
+                f"/api/rooms/{room}/recordings", json={"identity": "carol", "video": False}
+            )
+            assert again.status_code == 409
+            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            assert (
+                await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
+            ).status_code == 200
+            second = await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
+            assert second.status_code == 409
+            assert (await http.post(f"/api/rooms/{room}/recordings/nope/stop")).status_code == 404
+            size = len((await http.get(f"/api/rooms/{room}/recordings/{rec['id']}/file")).content)
+            bad = await http.get(
+                f"/api/rooms/{room}/recordings/{rec['id']}/file",
+                headers={"Range": f"bytes={size + 10}-{size + 20}"},
+            )
+            assert bad.status_code == 416
+            assert (await http.get(f"/api/rooms/other/recordings/{rec['id']}")).status_code == 404
+            assert (
+                await http.delete(f"/api/rooms/{room}/recordings/{rec['id']}")
+            ).status_code == 204
+            assert (await http.get(f"/api/rooms/{room}/recordings/{rec['id']}")).status_code == 404
+        # Grants: a participant without room_record, and one for another room.
+        for tok in (
+            participant(stack.settings, "dave", room),
+            token(stack.settings, "eve", room="elsewhere", room_record=True),
+        ):
+            async with stack.http(tok) as http:
+                r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "carol"})
+                assert r.status_code == 403
+                assert (await http.get(f"/api/rooms/{room}/recordings")).status_code == 403
+        async with stack.http(token(stack.settings, "rec", room=room, room_record=True)) as http:
+            r = await http.post(
+                f"/api/rooms/{room}/recordings", json={"identity": "carol", "video": False}
+            )
+            assert r.status_code == 202
+            await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "recording")
+            assert (
+                await http.post(f"/api/rooms/{room}/recordings/{r.json()['id']}/stop")
+            ).status_code == 200
+    finally:
+        await peer.close()
+        await sig.close()
+
+
+async def test_webhook_retries_keep_one_event_id(stack: Stack) -> None:
+    flaky = await WebhookReceiver(fail_first=2).start()
+    control = None
+    try:
+        settings = stack.settings.model_copy(update={"webhook_urls": [flaky.url]})
+        control = await ControlInstance.start(
+            settings, sfu_url=stack.sfu_url, redis_url=stack.redis_url
+        )
+        room = f"hook-{uuid.uuid4().hex[:6]}"
+        sig = await SignalingClient.connect(control.ws(room), participant(settings, "fay", room))
+        joined = await sig.request("join")
+        peer = MediasoupPeer(sig, joined["routerRtpCapabilities"])
+        await peer.publish(ToneTrack())
+        async with httpx.AsyncClient(
+            base_url=control.http, headers={"Authorization": f"Bearer {admin(settings)}"}
+        ) as http:
+            rec = (
+                await http.post(
+                    f"/api/rooms/{room}/recordings", json={"identity": "fay", "video": False}
+                )
+            ).json()
+            got = await flaky.wait_for("recording.started", lambda d: d["id"] == rec["id"])
+            assert flaky.attempts == 3
+            log_entries = (await http.get("/api/webhooks/deliveries")).json()
+            mine = [e for e in log_entries if e["id"] == got.json["id"]]
+            assert sorted(e["attempt"] for e in mine) == [1, 2, 3]
+            assert [e["delivered"] for e in sorted(mine, key=lambda e: e["attempt"])] == [
+                False,
+                False,
+                True,
+            ]
+            await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
+        await flaky.wait_for("recording.finished", lambda d: d["id"] == rec["id"])
+        ids = [r.json["id"] for r in flaky.received]
+        assert len(ids) == len(set(ids)), "an event id was delivered twice"
+        assert got.headers["webhook-id"] == got.json["id"]
+        await peer.close()
+        await sig.close()
+    finally:
+        if control is not None:
+            await control.stop()
+        await flaky.stop()
