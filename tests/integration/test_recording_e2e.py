@@ -22,7 +22,7 @@ from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance, admin, participant, token
 from tests.support.media import SECRET, MediaService
-from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
+from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams, rms
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -277,3 +277,46 @@ async def test_webhook_retries_keep_one_event_id(stack: Stack) -> None:
         if control is not None:
             await control.stop()
         await flaky.stop()
+
+
+async def test_mute_in_the_middle_keeps_one_playable_file(stack: Stack, tmp_path: Path) -> None:
+    room = f"rec-{uuid.uuid4().hex[:6]}"
+    sig, peer, producers = await publisher(stack, room, "gus")
+    try:
+        async with stack.http() as http:
+            rec = (
+                await http.post(f"/api/rooms/{room}/recordings", json={"identity": "gus"})
+            ).json()
+            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            await asyncio.sleep(3.0)
+            for p in producers.values():
+                await sig.request("pauseProducer", {"producerId": p})
+            await asyncio.sleep(3.0)  # muted
+            for p in producers.values():
+                await sig.request("resumeProducer", {"producerId": p})
+            await asyncio.sleep(3.0)
+            done = (await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")).json()
+            out = tmp_path / "gus.webm"
+            out.write_bytes(
+                (await http.get(f"/api/rooms/{room}/recordings/{rec['id']}/file")).content
+            )
+    finally:
+        await peer.close()
+        await sig.close()
+    assert done["state"] == "completed", done
+    span = done["stopped_at"] - done["started_at"]
+    streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
+    pcm = decode_audio(out, timeline=True)
+    duration = len(pcm) / 48000
+    log.info(
+        "measured: muted 3 s: decoded %.3f s for a %.3f s span, %s frames",
+        duration,
+        span,
+        streams["video"].frames,
+    )
+    assert abs(duration - span) <= 0.5, (duration, span)
+    # The tone before and after the gap, silence in it.
+    assert abs(dominant_frequency(pcm[24000:120000], 48000) - 440.0) <= 5.0
+    assert abs(dominant_frequency(pcm[-120000:-24000], 48000) - 440.0) <= 5.0
+    gap = pcm[int(3.5 * 48000) : int(5.5 * 48000)]
+    assert rms(gap) < 0.01, rms(gap)

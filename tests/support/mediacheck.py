@@ -63,9 +63,17 @@ def probe_streams(path: Path, *, count_frames: bool = False) -> list[StreamInfo]
     return streams
 
 
-def decode_audio(path: Path, *, rate: int = 48000) -> npt.NDArray[np.float32]:
-    """Decode the first audio stream to mono float32 PCM at `rate`."""
+def decode_audio(
+    path: Path, *, rate: int = 48000, timeline: bool = False
+) -> npt.NDArray[np.float32]:
+    """Decode the first audio stream to mono float32 PCM at `rate`.
+
+    With `timeline`, samples follow the file's timestamps: a gap in them (a
+    muted stretch) decodes as silence of its length, as a player renders it.
+    """
     argv = ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1"]
+    if timeline:
+        argv += ["-af", "aresample=async=1:first_pts=0"]
     argv += ["-ar", str(rate), "-f", "f32le", "-"]
     pcm = subprocess.run(argv, check=True, capture_output=True, timeout=120).stdout
     return np.frombuffer(pcm, dtype=np.float32)
