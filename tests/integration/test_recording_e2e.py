@@ -162,6 +162,11 @@ async def test_leaving_participant_completes_the_recording(stack: Stack) -> None
     assert "the recorded track ended" in done["history"][-1]["reason"]
     hook = await stack.hooks.wait_for("recording.finished", lambda d: d["id"] == rec["id"])
     assert hook.json["data"]["state"] == "completed"
+    left = await stack.hooks.wait_for("participant.left", lambda d: d["room"] == room)
+    assert left.json["data"]["identity"] == "bob"
+    joined = await stack.hooks.wait_for("participant.joined", lambda d: d["room"] == room)
+    assert joined.json["data"]["identity"] == "bob"
+    await stack.hooks.wait_for("room.created", lambda d: d["room"] == room)
     pcm = decode_audio(stack.media.root / done["file"])
     assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 523.0) <= 5.0
 

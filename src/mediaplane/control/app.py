@@ -26,9 +26,6 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await StateStore.create(redis_url)
         sfu = await SfuClient.create(sfu_url, settings.secret("sfu_secret"))
-        manager = RoomManager(store, sfu)
-        await manager.start()
-        media = MediaClient(settings.media_url, settings.secret("media_secret"))
         hooks = Webhooks(
             settings.webhook_urls,
             settings.secret("webhook_secret"),
@@ -36,6 +33,10 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
         )
+        manager = RoomManager(store, sfu)
+        manager.on_event = hooks.emit
+        await manager.start()
+        media = MediaClient(settings.media_url, settings.secret("media_secret"))
         recs = RecordingService(manager, media, hooks, settings.recordings_dir)
         await recs.start_service()
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs

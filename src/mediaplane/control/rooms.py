@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -74,6 +74,10 @@ class RoomManager:
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._redis_ok = asyncio.Event()
         self._closed = False
+        # Called for what this instance itself does (rooms, participants): webhooks.
+        self.on_event: Callable[[str, Json], object] = lambda _name, _data: None
+        # Called for every room event of every instance (from Redis): recordings.
+        self.room_listeners: list[Callable[[str, str, Json], Awaitable[None]]] = []
 
     # lifecycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -109,6 +113,7 @@ class RoomManager:
         if not await self._redis(self.store.create_room(record)):
             raise Conflict(f"room {record.name!r} already exists")
         await self._publish(record.name, {"type": "roomCreated"})
+        self.on_event("room.created", {"room": record.name})
         log.info("room created room=%s", record.name)
         return record
 
@@ -138,6 +143,7 @@ class RoomManager:
             with contextlib.suppress(SfuRpcError):
                 await self.sfu.close_router(room.router_id)
         await self._redis(self.store.delete_room(name))
+        self.on_event("room.deleted", {"room": name})
         log.info("room deleted room=%s", name)
 
     async def participants(self, name: str) -> list[Json]:
@@ -211,7 +217,8 @@ class RoomManager:
                 if not self.auto_create_rooms:
                     raise NotFound(f"room {name!r} does not exist")
                 room = RoomRecord(name=name)
-                await self._redis(self.store.create_room(room))
+                if await self._redis(self.store.create_room(room)):
+                    self.on_event("room.created", {"room": name, "auto": True})
                 room = await self.get_room(name)
             # One session per identity: a rejoin replaces the old one (LiveKit does the same).
             for other in await self._redis(self.store.list_peers(name)):
@@ -240,6 +247,7 @@ class RoomManager:
         await self._publish(
             name, {"type": "peerJoined", "peer": peer.public()}, origin=peer.peer_id
         )
+        self.on_event("participant.joined", {"room": name, **peer.public()})
         log.info("peer joined room=%s peer=%s identity=%s", name, peer.peer_id, peer.identity)
         return {
             "peerId": peer.peer_id,
@@ -300,6 +308,7 @@ class RoomManager:
         peer.transports.clear()
         peer.producers.clear()
         peer.consumers.clear()
+        self.on_event("participant.left", {"room": peer.room, "reason": reason, **peer.public()})
         log.info("peer left room=%s peer=%s reason=%s", peer.room, peer.peer_id, reason)
         if not local.peers:
             self._drop_local_room(local)
@@ -503,6 +512,11 @@ class RoomManager:
         except (ValueError, KeyError, TypeError):
             log.error("malformed room event ignored: %.200s", raw)
             return
+        for listener in list(self.room_listeners):
+            try:
+                await listener(room, kind, event)
+            except Exception:
+                log.exception("room listener failed on %s in room=%s", kind, room)
         local = self.rooms.get(room)
         if local is None:
             return
