@@ -31,9 +31,9 @@ class Received:
 @dataclass
 class WebhookReceiver:
     port: int = 0
-    fail_first: int = 0
+    fail_first: int = 0  # fail this many attempts of every event
     received: list[Received] = field(default_factory=list)
-    attempts: int = 0
+    attempts: dict[str, int] = field(default_factory=dict)  # per Webhook-Id
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
     _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -44,8 +44,9 @@ class WebhookReceiver:
 
     async def _hook(self, request: Request) -> PlainTextResponse:
         body = await request.body()
-        self.attempts += 1
-        if self.attempts <= self.fail_first:
+        event_id = request.headers.get("webhook-id", "")
+        self.attempts[event_id] = self.attempts.get(event_id, 0) + 1
+        if self.attempts[event_id] <= self.fail_first:
             return PlainTextResponse("try again", status_code=500)
         async with self._cond:
             self.received.append(Received(dict(request.headers), body))

@@ -45,6 +45,10 @@ def key(rec_id: str) -> str:
 
 
 INDEX = "mp:recordings"  # sorted set: recording id by requested_at
+# A recorded track that ends is waited for this long: if the participant
+# publishes the same kind again (a camera switch, a republish), the new track
+# continues the same file.
+REPUBLISH_GRACE_S = 10.0
 
 
 class RecTransition(BaseModel):
@@ -97,8 +101,11 @@ class RecordingRecord(BaseModel):
 @dataclass
 class Active:
     record: RecordingRecord
+    router_id: str = ""
     transports: list[str] = field(default_factory=list)
+    transport_of: dict[str, str] = field(default_factory=dict)  # kind -> plain transport id
     consumers: dict[str, str] = field(default_factory=dict)  # consumer id -> kind
+    detached: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # kind -> grace timer
     watcher: asyncio.Task[None] | None = None
     stopping: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -123,11 +130,13 @@ class RecordingService:
         self.webhooks = webhooks
         self.root = recordings_root
         self.active: dict[str, Active] = {}
+        self.republish_grace_s = REPUBLISH_GRACE_S
         self._by_consumer: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start_service(self) -> None:
         self.sfu.add_listener(self._on_sfu)
+        self.rooms.room_listeners.append(self._on_room_event)
 
     async def close(self) -> None:
         self.sfu.remove_listener(self._on_sfu)
@@ -227,7 +236,7 @@ class RecordingService:
             kinds=list(chosen), instance=self.rooms.instance_id,
         )  # fmt: skip
         rec.history.append(RecTransition(state="starting", at=rec.requested_at, reason="requested"))
-        active = Active(rec)
+        active = Active(rec, router_id=router_id)
         self.active[rec.id] = active
         try:
             streams: dict[str, dict[str, Any]] = {}
@@ -236,6 +245,7 @@ class RecordingService:
                     router_id, rtcp_mux=False, app_data={"recording": rec.id}
                 )
                 active.transports.append(t.transport_id)
+                active.transport_of[kind] = t.transport_id
                 c = await self.sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
                 active.consumers[c.consumer_id] = kind
                 self._by_consumer[c.consumer_id] = rec.id
@@ -353,6 +363,9 @@ class RecordingService:
             return rec
 
     async def _teardown(self, active: Active) -> None:
+        for timer in active.detached.values():
+            if timer is not asyncio.current_task():
+                timer.cancel()
         for consumer_id in active.consumers:
             self._by_consumer.pop(consumer_id, None)
         for transport_id in active.transports:
@@ -361,10 +374,61 @@ class RecordingService:
 
     def _on_sfu(self, note: Notification) -> Any:
         if note.notification == "consumer.closed" and note.get("reason") == "producerclose":
-            rec_id = self._by_consumer.get(str(note.get("consumerId")))
-            if rec_id is not None and rec_id in self.active:
-                return self._stop_quietly(rec_id, "the recorded track ended")
+            consumer_id = str(note.get("consumerId"))
+            rec_id = self._by_consumer.pop(consumer_id, None)
+            active = self.active.get(rec_id) if rec_id else None
+            if active is not None:
+                kind = active.consumers.pop(consumer_id, "")
+                active.detached[kind] = self._spawn(self._grace(active, kind))
+                log.info("recording=%s %s track ended; waiting %.0f s for a republish",
+                         active.record.id, kind, self.republish_grace_s)  # fmt: skip
         return None
+
+    async def _grace(self, active: Active, kind: str) -> None:
+        await asyncio.sleep(self.republish_grace_s)
+        if active.detached.get(kind) is asyncio.current_task():
+            await self._stop_quietly(active.record.id, "the recorded track ended")
+
+    async def _on_room_event(self, room: str, kind: str, event: dict[str, Any]) -> None:
+        """Follow the recorded participant: republished tracks, leaving."""
+        for active in list(self.active.values()):
+            rec = active.record
+            if rec.room != room:
+                continue
+            if kind == "peerLeft" and event.get("peerId") == rec.peer_id:
+                self._spawn(self._stop_quietly(rec.id, "the participant left"))
+            elif (
+                kind == "newProducer"
+                and event.get("peerId") == rec.peer_id
+                and event.get("source") != "screen"
+                and event.get("kind") in active.detached
+            ):
+                await self._reattach(active, str(event["kind"]), str(event["producerId"]))
+
+    async def _reattach(self, active: Active, kind: str, producer_id: str) -> None:
+        """Consume the republished track on the same plain transport: same file."""
+        timer = active.detached.pop(kind, None)
+        if timer is not None:
+            timer.cancel()
+        try:
+            caps = await self.sfu.get_router_rtp_capabilities(active.router_id)
+            c = await self.sfu.consume(active.transport_of[kind], producer_id, caps, paused=False)
+        except SfuError as e:
+            log.warning(
+                "recording=%s could not follow the republished %s: %s", active.record.id, kind, e
+            )
+            active.detached[kind] = self._spawn(self._grace(active, kind))
+            return
+        active.consumers[c.consumer_id] = kind
+        self._by_consumer[c.consumer_id] = active.record.id
+        if kind == "video":
+            for _ in range(3):
+                with contextlib.suppress(SfuError):
+                    await self.sfu.request_key_frame(c.consumer_id)
+                await asyncio.sleep(0.3)
+        log.info(
+            "recording=%s follows the republished %s track %s", active.record.id, kind, producer_id
+        )
 
     async def _stop_quietly(self, rec_id: str, reason: str) -> None:
         with contextlib.suppress(Conflict, NotFound):
