@@ -365,3 +365,66 @@ async def test_republished_video_continues_the_same_file(stack: Stack, tmp_path:
     assert abs(len(pcm) / 48000 - span) <= 0.5
     # Frames from both tracks: well over the 3 s before the switch.
     assert frames >= (span - 1.5) * 20, frames
+
+
+async def test_whole_room_recording_follows_joins_and_per_track_files(stack: Stack) -> None:
+    room = f"room-{uuid.uuid4().hex[:6]}"
+    a_sig, a_peer, _ = await publisher(stack, room, "ann", video=False, freq=330.0)
+    b_sig, b_peer, _ = await publisher(stack, room, "ben", video=True, freq=660.0)
+    c_sig: SignalingClient | None = None
+    c_peer: MediasoupPeer | None = None
+    try:
+        async with stack.http() as http:
+            r = await http.post(
+                f"/api/rooms/{room}/recordings", json={"mode": "room", "layout": "per_track"}
+            )
+            assert r.status_code == 202, r.text
+            group = r.json()
+            assert (
+                group["mode"] == "room" and len(group["children"]) == 3
+            )  # ann audio, ben audio + video
+            again = await http.post(f"/api/rooms/{room}/recordings", json={"mode": "room"})
+            assert again.status_code == 409
+            c_sig, c_peer, _ = await publisher(stack, room, "cid", video=False, freq=990.0)
+
+            async def has_cid() -> dict[str, Any]:
+                g: dict[str, Any] = (
+                    await http.get(f"/api/rooms/{room}/recordings/{group['id']}")
+                ).json()
+                return g if len(g["children"]) == 4 else {}
+
+            async with asyncio.timeout(10):
+                while True:
+                    if await has_cid():
+                        break
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(2.5)
+            done = (await http.post(f"/api/rooms/{room}/recordings/{group['id']}/stop")).json()
+            assert done["state"] == "completed", done
+            files = (
+                await http.get("/api/recordings", params={"room": room, "state": "completed"})
+            ).json()
+        children = {
+            (f["identity"], tuple(f["kinds"])): f for f in files if f["parent_id"] == group["id"]
+        }
+        assert set(children) == {
+            ("ann", ("audio",)),
+            ("ben", ("audio",)),
+            ("ben", ("video",)),
+            ("cid", ("audio",)),
+        }
+        for (identity, kinds), rec in children.items():
+            path = stack.media.root / rec["file"]
+            if kinds == ("video",):
+                (v,) = probe_streams(path, count_frames=True)
+                assert v.codec_type == "video" and (v.frames or 0) > 30
+            else:
+                pcm = decode_audio(path)
+                want = {"ann": 330.0, "ben": 660.0, "cid": 990.0}[identity]
+                assert abs(dominant_frequency(pcm[4800:-4800], 48000) - want) <= 5.0, identity
+    finally:
+        for peer, sig in ((a_peer, a_sig), (b_peer, b_sig), (c_peer, c_sig)):
+            if peer:
+                await peer.close()
+            if sig:
+                await sig.close()

@@ -77,6 +77,10 @@ class RecordingRecord(BaseModel):
     size_bytes: int | None = None
     error: str | None = None
     instance: str = ""
+    mode: Literal["participant", "room"] = "participant"
+    layout: Literal["muxed", "per_track"] = "muxed"
+    parent_id: str | None = None  # set on the files of a group
+    children: list[str] = Field(default_factory=list)  # set on a group (room mode, per-track)
 
     def advance(self, state: RecState, reason: str = "") -> bool:
         if self.state in ("completed", "failed"):
@@ -96,6 +100,16 @@ class RecordingRecord(BaseModel):
             reason,
         )
         return True
+
+
+@dataclass
+class Group:
+    """A recording made of several files: a whole room, or one file per track."""
+
+    record: RecordingRecord
+    audio: bool
+    video: bool
+    pending: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # identity -> debounce
 
 
 @dataclass
@@ -130,6 +144,7 @@ class RecordingService:
         self.webhooks = webhooks
         self.root = recordings_root
         self.active: dict[str, Active] = {}
+        self.groups: dict[str, Group] = {}
         self.republish_grace_s = REPUBLISH_GRACE_S
         self._by_consumer: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -140,6 +155,9 @@ class RecordingService:
 
     async def close(self) -> None:
         self.sfu.remove_listener(self._on_sfu)
+        for group in list(self.groups.values()):
+            with contextlib.suppress(Exception):
+                await self._stop_group(group, "server shutting down")
         for rec_id in list(self.active):
             with contextlib.suppress(Exception):
                 await self.stop(rec_id, "server shutting down")
@@ -206,21 +224,30 @@ class RecordingService:
         log.info("recording=%s deleted", rec_id)
 
     # starting -------------------------------------------------------------------
-    async def start(self, room: str, identity: str, *, audio: bool, video: bool) -> RecordingRecord:
+    async def start(
+        self,
+        room: str,
+        identity: str,
+        *,
+        audio: bool,
+        video: bool,
+        parent_id: str | None = None,
+    ) -> RecordingRecord:
         if not audio and not video:
             raise InvalidState("record audio, video or both")
         room_rec = await self.rooms.get_room(room)
-        if any(
-            a.record.room == room and a.record.identity == identity for a in self.active.values()
-        ):
-            raise Conflict(f"{identity!r} in {room!r} is already being recorded")
+        wanted = {k for k, on in (("audio", audio), ("video", video)) if on}
+        for a in self.active.values():
+            same = a.record.room == room and a.record.identity == identity
+            if same and wanted & set(a.record.kinds):
+                raise Conflict(f"{identity!r} in {room!r} is already being recorded")
         peers = [p for p in await self.store.list_peers(room) if p.identity == identity]
         if not peers:
             raise NotFound(f"participant {identity!r} is not in room {room!r}")
         producers = [p for p in await self.store.list_producers(room) if p.identity == identity]
         chosen = {}
-        for kind, wanted in (("audio", audio), ("video", video)):
-            if wanted:
+        for kind in ("audio", "video"):
+            if kind in wanted:
                 match = next(
                     (p for p in producers if p.kind == kind and p.source != "screen"), None
                 )
@@ -233,7 +260,7 @@ class RecordingService:
         caps = await self.sfu.get_router_rtp_capabilities(router_id)
         rec = RecordingRecord(
             id=uuid.uuid4().hex[:16], room=room, identity=identity, peer_id=peers[0].peer_id,
-            kinds=list(chosen), instance=self.rooms.instance_id,
+            kinds=list(chosen), instance=self.rooms.instance_id, parent_id=parent_id,
         )  # fmt: skip
         rec.history.append(RecTransition(state="starting", at=rec.requested_at, reason="requested"))
         active = Active(rec, router_id=router_id)
@@ -255,7 +282,8 @@ class RecordingService:
                     "rtp": _stream(c.rtp_parameters),
                 }
                 rec.codecs[kind] = streams[kind]["rtp"]["mimeType"]
-            body: dict[str, Any] = {"filePath": f"rooms/{room}/{identity}-{rec.id}"}
+            name = f"{parent_id}/{identity}-{rec.id}" if parent_id else f"{identity}-{rec.id}"
+            body: dict[str, Any] = {"filePath": f"rooms/{room}/{name}"}
             body.update({kind: s["rtp"] for kind, s in streams.items()})
             job = await self.media.start_recording(body)
             rec.media_job_id = job["id"]
@@ -281,6 +309,120 @@ class RecordingService:
             self._watch_start(active, streams.get("video", {}).get("consumer"))
         )
         return rec
+
+    # groups: a whole room, or one file per track -----------------------------
+    async def start_group(
+        self,
+        room: str,
+        identity: str | None,
+        *,
+        audio: bool,
+        video: bool,
+        mode: Literal["participant", "room"],
+        layout: Literal["muxed", "per_track"],
+    ) -> RecordingRecord:
+        await self.rooms.get_room(room)
+        if mode == "participant" and identity is None:
+            raise InvalidState("give the identity to record, or mode 'room'")
+        if mode == "room" and any(
+            g.record.room == room and g.record.mode == "room" for g in self.groups.values()
+        ):
+            raise Conflict(f"room {room!r} is already being recorded")
+        parent = RecordingRecord(
+            id=uuid.uuid4().hex[:16], room=room, identity=identity or "*", peer_id="",
+            kinds=[k for k, on in (("audio", audio), ("video", video)) if on],
+            instance=self.rooms.instance_id, mode=mode, layout=layout,
+        )  # fmt: skip
+        parent.history.append(
+            RecTransition(state="starting", at=parent.requested_at, reason="requested")
+        )
+        group = Group(parent, audio, video)
+        self.groups[parent.id] = group
+        producers = await self.store.list_producers(room)
+        identities = [identity] if identity else sorted({p.identity for p in producers})
+        try:
+            for ident in identities:
+                await self._start_children(group, ident)
+        except BaseException:
+            if mode == "participant":
+                await self._stop_group(group, "start failed")
+                raise
+        if mode == "participant" and not parent.children:
+            self.groups.pop(parent.id, None)
+            raise NotFound(f"{identity!r} publishes nothing to record")
+        parent.advance("recording", f"{len(parent.children)} file(s)")
+        await self.save(parent)
+        self.webhooks.emit("recording.started", parent.model_dump(mode="json"))
+        return parent
+
+    async def _start_children(self, group: Group, identity: str) -> None:
+        parent = group.record
+        producers = [
+            p for p in await self.store.list_producers(parent.room)
+            if p.identity == identity and p.source != "screen"
+        ]  # fmt: skip
+        have = {p.kind for p in producers}
+        covered = {
+            k
+            for a in self.active.values()
+            if a.record.parent_id == parent.id and a.record.identity == identity
+            for k in a.record.kinds
+        }
+        kinds = [
+            k for k in ("audio", "video") if getattr(group, k) and k in have and k not in covered
+        ]
+        if not kinds:
+            return
+        batches = [kinds] if parent.layout == "muxed" else [[k] for k in kinds]
+        for batch in batches:
+            child = await self.start(
+                parent.room, identity, audio="audio" in batch, video="video" in batch,
+                parent_id=parent.id,
+            )  # fmt: skip
+            parent.children.append(child.id)
+        await self.save(parent)
+
+    async def _follow(self, group: Group, identity: str) -> None:
+        # Wait for the newcomer's other tracks, so a muxed file gets them all.
+        await asyncio.sleep(1.0)
+        group.pending.pop(identity, None)
+        if group.record.id in self.groups:
+            try:
+                await self._start_children(group, identity)
+            except Exception as e:
+                log.warning("recording=%s could not add %s: %s", group.record.id, identity, e)
+
+    async def stop_any(self, rec_id: str, reason: str) -> RecordingRecord:
+        group = self.groups.get(rec_id)
+        if group is not None:
+            return await self._stop_group(group, reason)
+        return await self.stop(rec_id, reason)
+
+    async def _stop_group(self, group: Group, reason: str) -> RecordingRecord:
+        parent = group.record
+        self.groups.pop(parent.id, None)
+        for task in group.pending.values():
+            task.cancel()
+        parent.advance("stopping", reason)
+        for child_id in parent.children:
+            if child_id in self.active:
+                with contextlib.suppress(Conflict, NotFound):
+                    await self.stop(child_id, reason)
+        parent.stopped_at = time.time()
+        states = []
+        for child_id in parent.children:
+            raw = await self.store.redis.get(key(child_id))
+            if raw:
+                states.append(RecordingRecord.model_validate_json(raw).state)
+        if states and all(s == "failed" for s in states):
+            parent.advance("failed", f"{reason}; every file failed")
+            event = "recording.failed"
+        else:
+            parent.advance("completed", f"{reason}; {states.count('completed')} file(s) completed")
+            event = "recording.finished"
+        await self.save(parent)
+        self.webhooks.emit(event, parent.model_dump(mode="json"))
+        return parent
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -322,6 +464,8 @@ class RecordingService:
 
     # stopping -------------------------------------------------------------------
     async def stop(self, rec_id: str, reason: str) -> RecordingRecord:
+        if rec_id in self.groups:
+            return await self._stop_group(self.groups[rec_id], reason)
         active = self.active.get(rec_id)
         if active is None:
             raw = await self.store.redis.get(key(rec_id))
@@ -360,6 +504,13 @@ class RecordingService:
                 event = "recording.failed"
             await self.save(rec)
             self.webhooks.emit(event, rec.model_dump(mode="json"))
+            group = self.groups.get(rec.parent_id or "")
+            if (
+                group is not None
+                and group.record.mode == "participant"
+                and not any(a.record.parent_id == group.record.id for a in self.active.values())
+            ):
+                self._spawn(self._stop_group(group, reason))
             return rec
 
     async def _teardown(self, active: Active) -> None:
@@ -390,7 +541,17 @@ class RecordingService:
             await self._stop_quietly(active.record.id, "the recorded track ended")
 
     async def _on_room_event(self, room: str, kind: str, event: dict[str, Any]) -> None:
-        """Follow the recorded participant: republished tracks, leaving."""
+        """Follow the recorded participant (republished tracks, leaving) and, for a
+        whole-room recording, newcomers."""
+        if kind == "newProducer" and event.get("source") != "screen":
+            identity = str(event.get("identity"))
+            for group in list(self.groups.values()):
+                if (
+                    group.record.room == room
+                    and group.record.mode == "room"
+                    and identity not in group.pending
+                ):
+                    group.pending[identity] = self._spawn(self._follow(group, identity))
         for active in list(self.active.values()):
             rec = active.record
             if rec.room != room:

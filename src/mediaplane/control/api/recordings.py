@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediaplane.control.deps import PrincipalDep
+from mediaplane.control.errors import InvalidState
 from mediaplane.control.recordings import RecordingRecord, RecordingService
 
 router = APIRouter(tags=["recordings"])
@@ -25,11 +26,17 @@ Recordings = Annotated[RecordingService, Depends(recordings)]
 
 class StartRecording(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    identity: str = Field(
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the participant to record"
+    identity: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the participant to record"
     )
     audio: bool = True
     video: bool = True
+    mode: Literal["participant", "room"] = Field(
+        default="participant", description="room: every participant, following joins and leaves"
+    )
+    layout: Literal["muxed", "per_track"] = Field(
+        default="muxed", description="one file per participant (muxed) or one per track"
+    )
 
 
 @router.post(
@@ -42,7 +49,13 @@ async def start_recording(
 ) -> RecordingRecord:
     """Record a participant's tracks into one file (grant: room_record or room_admin)."""
     principal.require_record(room)
-    return await service.start(room, body.identity, audio=body.audio, video=body.video)
+    if body.mode == "participant" and body.layout == "muxed":
+        if body.identity is None:
+            raise InvalidState("give the identity to record, or mode 'room'")
+        return await service.start(room, body.identity, audio=body.audio, video=body.video)
+    return await service.start_group(
+        room, body.identity, audio=body.audio, video=body.video, mode=body.mode, layout=body.layout
+    )
 
 
 @router.get("/api/rooms/{room}/recordings", response_model=list[RecordingRecord])
