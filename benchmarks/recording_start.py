@@ -4,7 +4,7 @@
 encoder only makes key frames on request after the first). For each: REST
 call -> first packet written by the recorder (start latency), and the
 first decoded video frame's offset from the first audio sample in the file
-(0 means no key-frame wait). Reference in the same run: the media manager's
+(that offset stays near 0: no key-frame wait). Reference in the same run: the media manager's
 own time from its start request to the first packet, for a GStreamer sender
 already streaming (the floor without SFU, plain transports or signaling).
 """
@@ -111,7 +111,7 @@ def main() -> None:
     rows = []
     for label, key in (
         ("REST call -> first packet written (start latency)", "start_latency_s"),
-        ("REST call -> first video frame in the file", "time_to_first_video_frame_s"),
+        ("REST call -> first video packet written", "time_to_first_video_frame_s"),
         ("reference: media manager alone, start request -> first packet", "reference_s"),
     ):
         samples = r[key]

@@ -431,36 +431,35 @@ class RecordingService:
         return task
 
     async def _watch_start(self, active: Active, video_consumer: str | None) -> None:
-        """Key frames until the recorder has data; then the recording has started."""
+        """Key frames until the recorder has video; the first packet marks the start."""
         rec = active.record
         assert rec.media_job_id is not None
         deadline = time.monotonic() + 15
         next_kf = 0.0
-        while time.monotonic() < deadline and rec.state == "starting":
+        while time.monotonic() < deadline and rec.state in ("starting", "recording"):
             if video_consumer and time.monotonic() >= next_kf:
                 with contextlib.suppress(SfuError):
                     await self.sfu.request_key_frame(video_consumer)
                 next_kf = time.monotonic() + 0.5
             job = await self.media.get(rec.media_job_id)
-            if job["state"] in ("running", "stopping", "completed", "failed") and job.get(
-                "first_packet_at"
-            ):
-                first = float(job["first_packet_at"])
-                rec.started_at = first
-                rec.start_latency_s = first - rec.requested_at
-                if video_consumer:
-                    rec.time_to_first_frame_s = rec.start_latency_s
-                if rec.advance("recording", job["history"][-1]["reason"] if job["history"] else ""):
+            first = job.get("first_packet_at")
+            if first and rec.state == "starting":
+                rec.started_at = float(first)
+                rec.start_latency_s = rec.started_at - rec.requested_at
+                reason = job["history"][-1]["reason"] if job["history"] else ""
+                if rec.advance("recording", reason):
                     await self.save(rec)
                     self.webhooks.emit("recording.started", rec.model_dump(mode="json"))
-                # One more key frame once data flows, for the very first frame.
-                if video_consumer:
-                    with contextlib.suppress(SfuError):
-                        await self.sfu.request_key_frame(video_consumer)
+            video_at = (job.get("first_packet_by_stream") or {}).get("video")
+            if rec.state == "recording" and (video_consumer is None or video_at):
+                if video_at:
+                    rec.time_to_first_frame_s = float(video_at) - rec.requested_at
+                    await self.save(rec)
                 return
             await asyncio.sleep(0.1)
-        if rec.state == "starting":
-            log.warning("recording=%s no data after 15 s", rec.id)
+        log.warning(
+            "recording=%s: no %s data after 15 s", rec.id, "video" if video_consumer else "audio"
+        )
 
     # stopping -------------------------------------------------------------------
     async def stop(self, rec_id: str, reason: str) -> RecordingRecord:

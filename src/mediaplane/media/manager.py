@@ -295,11 +295,13 @@ class JobManager:
             self._advance(job, "starting", f"worker pid {job.pid} ready")
             self._ready[job.id].set()
         elif kind == "first-packet":
+            job.first_packet_by_stream.setdefault(str(event.get("stream")), float(event["at"]))
             if job.first_packet_at is None:
                 job.first_packet_at = float(event["at"])
                 job.time_to_first_packet_s = job.first_packet_at - job.created_at
                 job.stats.last_packet_at = job.first_packet_at
             self._advance(job, "running", f"first {event.get('stream')} data")
+            self._save(job)
         elif kind == "stats":
             received = int(event.get("packets_received") or 0)
             if received > job.stats.packets_received:

@@ -176,6 +176,7 @@ class Job(BaseModel):
     stats: JobStats = Field(default_factory=JobStats)
     created_at: float = Field(default_factory=time.time)
     first_packet_at: float | None = None
+    first_packet_by_stream: dict[str, float] = Field(default_factory=dict)
     time_to_first_packet_s: float | None = None
     ended_at: float | None = None
     error: str | None = None
