@@ -92,6 +92,9 @@ async def wait_rec(
 
 
 async def test_record_a_participant_by_rest(stack: Stack, tmp_path: Path) -> None:
+    """aiortc's VP8 encoder makes a key frame every 3000 frames (100 s at 30 fps)
+    and otherwise only on request, so video from the first second proves the
+    recorder does not wait for a periodic key frame."""
     room = f"rec-{uuid.uuid4().hex[:6]}"
     sig, peer, _ = await publisher(stack, room, "alice")
     try:
