@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance
+from tests.support.media import MediaService
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +52,8 @@ async def control(
     settings: Settings, sfu: SfuProcess, redis_server: RedisServer
 ) -> AsyncIterator[ControlInstance]:
     """One control-plane instance for the session."""
-    inst = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
-    try:
-        yield inst
-    finally:
-        await inst.stop()
+    async with ControlInstance.running(settings, sfu_url=sfu.url, redis_url=redis_server.url) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +61,15 @@ async def control2(
     settings: Settings, sfu: SfuProcess, redis_server: RedisServer
 ) -> AsyncIterator[ControlInstance]:
     """A second instance sharing only Redis (and the SFU) with the first."""
-    inst = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
+    async with ControlInstance.running(settings, sfu_url=sfu.url, redis_url=redis_server.url) as c:
+        yield c
+
+
+@pytest.fixture
+async def media(tmp_path: Path) -> AsyncIterator[MediaService]:
+    """A media manager process of the test's own, with its own data folder."""
+    service = await MediaService.start(tmp_path / "data")
     try:
-        yield inst
+        yield service
     finally:
-        await inst.stop()
+        await service.stop()

@@ -7,7 +7,6 @@ recorder's ports (RTP and RTCP, so rtpbin gets sender reports) -> .webm, decoded
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from tests.support.mediacheck import decode_audio, dominant_frequency, probe_str
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
-
-
-@pytest.fixture
-async def media(tmp_path: Path) -> AsyncIterator[MediaService]:
-    service = await MediaService.start(tmp_path / "data")
-    try:
-        yield service
-    finally:
-        await service.stop()
 
 
 def _stream(consumer_rtp: dict[str, object]) -> dict[str, object]:

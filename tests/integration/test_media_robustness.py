@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,6 @@ from tests.support.media import OPUS, VP8, MediaService, wait_job
 from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def media(tmp_path: Path) -> AsyncIterator[MediaService]:
-    service = await MediaService.start(tmp_path / "data")
-    try:
-        yield service
-    finally:
-        await service.stop()
 
 
 def worker_pids(data_dir: Path | None = None) -> set[int]:

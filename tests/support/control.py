@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -43,6 +44,17 @@ class ControlInstance:
                     task.result()
                 await asyncio.sleep(0.02)
         return cls(server, task, port)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(
+        cls, settings: Settings, *, sfu_url: str, redis_url: str
+    ) -> AsyncIterator[ControlInstance]:
+        inst = await cls.start(settings, sfu_url=sfu_url, redis_url=redis_url)
+        try:
+            yield inst
+        finally:
+            await inst.stop()
 
     async def stop(self) -> None:
         self.server.should_exit = True

@@ -172,9 +172,19 @@ class RecordingService:
             p.zadd(INDEX, {rec.id: rec.requested_at})
             await p.execute()
 
-    async def get(self, room: str, rec_id: str) -> RecordingRecord:
+    async def load(self, rec_id: str) -> RecordingRecord | None:
         raw = await self.store.redis.get(key(rec_id))
-        rec = RecordingRecord.model_validate_json(raw) if raw else None
+        return RecordingRecord.model_validate_json(raw) if raw else None
+
+    async def _finish(self, rec: RecordingRecord, ok: bool, reason: str) -> None:
+        """End a recording: its final state, stored, and told to the webhooks."""
+        rec.advance("completed" if ok else "failed", reason)
+        await self.save(rec)
+        event = "recording.finished" if ok else "recording.failed"
+        self.webhooks.emit(event, rec.model_dump(mode="json"))
+
+    async def get(self, room: str, rec_id: str) -> RecordingRecord:
+        rec = await self.load(rec_id)
         if rec is None or rec.room != room:
             raise NotFound(f"no recording {rec_id!r} in room {room!r}")
         return rec
@@ -190,10 +200,9 @@ class RecordingService:
         ids = await self.store.redis.zrangebyscore(INDEX, since or "-inf", until or "+inf")
         out = []
         for rec_id in ids:
-            raw = await self.store.redis.get(key(str(rec_id)))
-            if not raw:
+            rec = await self.load(str(rec_id))
+            if rec is None:
                 continue
-            rec = RecordingRecord.model_validate_json(raw)
             if (
                 (room is None or rec.room == room)
                 and (identity is None or rec.identity == identity)
@@ -301,9 +310,7 @@ class RecordingService:
         except BaseException as e:
             await self._teardown(active)
             self.active.pop(rec.id, None)
-            rec.advance("failed", f"start failed: {e}")
-            await self.save(rec)
-            self.webhooks.emit("recording.failed", rec.model_dump(mode="json"))
+            await self._finish(rec, False, f"start failed: {e}")
             raise
         active.watcher = self._spawn(
             self._watch_start(active, streams.get("video", {}).get("consumer"))
@@ -409,19 +416,12 @@ class RecordingService:
                 with contextlib.suppress(Conflict, NotFound):
                     await self.stop(child_id, reason)
         parent.stopped_at = time.time()
-        states = []
-        for child_id in parent.children:
-            raw = await self.store.redis.get(key(child_id))
-            if raw:
-                states.append(RecordingRecord.model_validate_json(raw).state)
+        states = [c.state for c in [await self.load(i) for i in parent.children] if c]
         if states and all(s == "failed" for s in states):
-            parent.advance("failed", f"{reason}; every file failed")
-            event = "recording.failed"
+            await self._finish(parent, False, f"{reason}; every file failed")
         else:
-            parent.advance("completed", f"{reason}; {states.count('completed')} file(s) completed")
-            event = "recording.finished"
-        await self.save(parent)
-        self.webhooks.emit(event, parent.model_dump(mode="json"))
+            done = states.count("completed")
+            await self._finish(parent, True, f"{reason}; {done} file(s) completed")
         return parent
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -467,10 +467,8 @@ class RecordingService:
             return await self._stop_group(self.groups[rec_id], reason)
         active = self.active.get(rec_id)
         if active is None:
-            raw = await self.store.redis.get(key(rec_id))
-            if raw:
-                rec = RecordingRecord.model_validate_json(raw)
-                raise Conflict(f"recording {rec_id} is already {rec.state}")
+            if (stored := await self.load(rec_id)) is not None:
+                raise Conflict(f"recording {rec_id} is already {stored.state}")
             raise NotFound(f"no recording {rec_id!r}")
         async with active.stopping:
             rec = active.record
@@ -496,13 +494,10 @@ class RecordingService:
             rec.size_bytes = stats.get("bytes")
             rec.duration_s = stats.get("duration_s")
             if job.get("state") == "completed":
-                rec.advance("completed", f"{reason}; {job['history'][-1]['reason']}")
-                event = "recording.finished"
+                await self._finish(rec, True, f"{reason}; {job['history'][-1]['reason']}")
             else:
-                rec.advance("failed", f"{reason}; recorder: {job.get('error') or job.get('state')}")
-                event = "recording.failed"
-            await self.save(rec)
-            self.webhooks.emit(event, rec.model_dump(mode="json"))
+                why = job.get("error") or job.get("state")
+                await self._finish(rec, False, f"{reason}; recorder: {why}")
             group = self.groups.get(rec.parent_id or "")
             if (
                 group is not None

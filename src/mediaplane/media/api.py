@@ -11,14 +11,13 @@ import hmac
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
+from mediaplane.http_errors import error_reply, install_common
 from mediaplane.media.errors import MediaError
 from mediaplane.media.manager import JobManager
 from mediaplane.media.models import Job, JobRequest, RecordRequest
@@ -141,16 +140,12 @@ class BodyLimit(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return _reply(413, "too_large", f"request body over {self.max_bytes} bytes")
+            return error_reply(413, "too_large", f"request body over {self.max_bytes} bytes")
         if length is None and request.method in ("POST", "PUT", "PATCH"):
             body = await request.body()
             if len(body) > self.max_bytes:
-                return _reply(413, "too_large", f"request body over {self.max_bytes} bytes")
+                return error_reply(413, "too_large", f"request body over {self.max_bytes} bytes")
         return await call_next(request)
-
-
-def _reply(status_code: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
 
 
 def install(app: FastAPI, max_body_bytes: int) -> None:
@@ -158,14 +153,6 @@ def install(app: FastAPI, max_body_bytes: int) -> None:
 
     @app.exception_handler(MediaError)
     async def media_error(_: Request, e: MediaError) -> JSONResponse:
-        return _reply(e.status, e.code, e.message)
+        return error_reply(e.status, e.code, e.message)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        return _reply(422, "invalid_request", f"{where}: {err['msg']}")
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, e: HTTPException) -> JSONResponse:
-        return _reply(e.status_code, "http_error", str(e.detail))
+    install_common(app)
