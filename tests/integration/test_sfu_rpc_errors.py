@@ -172,6 +172,8 @@ async def test_killed_worker_is_replaced_and_its_rooms_reported(own_sfu: SfuClie
     routers = {r: await client.create_router(r) for r in rooms}
     victim = routers[rooms[0]].worker_pid
     on_victim = {r for r, info in routers.items() if info.worker_pid == victim}
+    # Least-loaded placement: 4 empty rooms over 2 workers is 2 and 2.
+    assert len(on_victim) == 2, {r: i.worker_pid for r, i in routers.items()}
     pids_before = {w.pid for w in (await client.server_info()).workers}
 
     t0 = time.monotonic()
