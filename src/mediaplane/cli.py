@@ -39,7 +39,7 @@ async def _up(settings: Settings) -> None:
         name, _, where = line.partition(" ")
         table.add_row(name, where)
     console.print(table)
-    console.print(f"Open [bold]{system.url}/docs[/bold] (REST API; health at {system.url}/readyz)")
+    console.print(f"Open [bold]{system.url}/[/bold] to join a call (REST API at {system.url}/docs)")
     console.print("Mint a token: [bold]./mediaplane token --identity alice --room demo[/bold]")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     api_key: str = DEV_API_KEY
     api_secret: SecretStr | None = None
     redis_url: str | None = None
+    open_join: bool | None = Field(
+        default=None,
+        description="the call page may mint a participant token for any room and name "
+        "(default: on in dev/test, off in production)",
+    )
 
     # webhooks (recording.*, room.*, participant.*): JSON POSTs signed with HMAC-SHA256
     webhook_urls: list[str] = Field(default_factory=list)
@@ -95,6 +100,10 @@ class Settings(BaseSettings):
         value: SecretStr | None = getattr(self, name)
         assert value is not None  # set by the validator
         return value.get_secret_value()
+
+    @property
+    def open_join_enabled(self) -> bool:
+        return self.open_join if self.open_join is not None else self.env in ("dev", "test")
 
     @property
     def media_url(self) -> str:

@@ -1,0 +1,95 @@
+"""The call page in a real Chromium (Debian's, driven by Playwright) with fake devices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.support.control import ControlInstance
+
+pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
+
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
+    "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-default-apps",
+]  # fmt: skip
+
+STATS_JS = """async () => {
+  const out = { audio: { bytes: 0 }, video: { bytes: 0, frames: 0 } };
+  for (const { consumer } of window.mediaplane.consumers.values()) {
+    const report = await consumer.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      out[s.kind].bytes += s.bytesReceived || 0;
+      if (s.kind === 'video') out.video.frames += s.framesDecoded || 0;
+    });
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def open_call(
+    browser: Browser, control: ControlInstance, room: str, name: str, errors: list[str]
+) -> Page:
+    context = await browser.new_context(viewport={"width": 1000, "height": 700})
+    page = await context.new_page()
+    page.on("console", lambda m: errors.append(f"{name}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"{name}: {e}"))
+    await page.goto(f"{control.http}/?room={room}&name={name}")
+    await page.get_by_role("button", name="Join").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"In room {room}", timeout=15000)
+    return page
+
+
+async def rising(page: Page) -> tuple[dict[str, Any], dict[str, Any]]:
+    first: dict[str, Any] = await page.evaluate(STATS_JS)
+    await asyncio.sleep(1.5)
+    second: dict[str, Any] = await page.evaluate(STATS_JS)
+    return first, second
+
+
+async def test_two_browsers_see_and_hear_each_other(
+    browser: Browser, control: ControlInstance
+) -> None:
+    room = f"web-{uuid.uuid4().hex[:6]}"
+    errors: list[str] = []
+    alice = await open_call(browser, control, room, "Alice", errors)
+    bob = await open_call(browser, control, room, "Bob", errors)
+    for page, other in ((alice, "Bob"), (bob, "Alice")):
+        await expect(page.get_by_role("figure", name=other)).to_be_visible(timeout=15000)
+    for page in (alice, bob):
+        async with asyncio.timeout(15):
+            while True:
+                first, second = await rising(page)
+                if (
+                    second["video"]["frames"] > first["video"]["frames"] > 0
+                    and second["audio"]["bytes"] > first["audio"]["bytes"] > 0
+                ):
+                    break
+        log.info("measured: %s", second)
+    await alice.get_by_role("button", name="Mute mic").click()
+    bob_view_of_alice = bob.get_by_role("figure", name="Alice")
+    await expect(bob_view_of_alice.locator(".label")).to_have_class("label muted", timeout=5000)
+    await alice.get_by_role("button", name="Leave").click()
+    await expect(bob.get_by_role("figure", name="Alice")).to_have_count(0, timeout=5000)
+    assert errors == [], errors
