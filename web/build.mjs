@@ -8,15 +8,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, '..', 'src', 'mediaplane', 'web', 'static');
 mkdirSync(out, { recursive: true });
 await build({
-  entryPoints: [join(here, 'src', 'call.js')],
+  entryPoints: [join(here, 'src', 'call.js'), join(here, 'src', 'admin.js')],
   bundle: true,
   format: 'esm',
   target: 'es2022',
   minify: true,
   sourcemap: true,
-  outfile: join(out, 'call.js'),
+  outdir: out,
   logLevel: 'warning',
 });
-cpSync(join(here, 'src', 'call.html'), join(out, 'call.html'));
+for (const page of ['call.html', 'admin.html']) cpSync(join(here, 'src', page), join(out, page));
 cpSync(join(here, 'src', 'style.css'), join(out, 'style.css'));
 console.log(`built ${out}`);

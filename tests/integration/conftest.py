@@ -11,7 +11,9 @@ from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance
-from tests.support.media import MediaService
+from tests.support.media import SECRET, MediaService
+from tests.support.stack import WEBHOOK_SECRET, Stack
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +75,23 @@ async def media(tmp_path: Path) -> AsyncIterator[MediaService]:
         yield service
     finally:
         await service.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    sfu: SfuProcess, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    data = tmp_path_factory.mktemp("rec")
+    media = await MediaService.start(data)
+    hooks = await WebhookReceiver().start()
+    settings = Settings(
+        env="test", data_dir=data, media_port=media.port, media_secret=SECRET,
+        webhook_urls=[hooks.url], webhook_secret=WEBHOOK_SECRET, webhook_backoff_s=0.2,
+    )  # fmt: skip
+    control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
+    try:
+        yield Stack(settings, control, media, hooks, sfu.url, redis_server.url)
+    finally:
+        await control.stop()
+        await hooks.stop()
+        await media.stop()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,53 +15,13 @@ import pytest
 from mediaplane.control.webhooks import verify
 from mediaplane.peer import MediasoupPeer, PatternVideoTrack, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient
-from mediaplane.settings import Settings
-from mediaplane.sfu import SfuProcess
-from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance, admin, participant, token
-from tests.support.media import SECRET, MediaService
 from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams, rms
+from tests.support.stack import WEBHOOK_SECRET, Stack
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
-WEBHOOK_SECRET = "test-webhook-secret-0123456789"
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    control: ControlInstance
-    media: MediaService
-    hooks: WebhookReceiver
-    sfu_url: str
-    redis_url: str
-
-    def http(self, tok: str | None = None) -> httpx.AsyncClient:
-        tok = tok or admin(self.settings)
-        return httpx.AsyncClient(
-            base_url=self.control.http, headers={"Authorization": f"Bearer {tok}"}, timeout=60
-        )
-
-
-@pytest.fixture(scope="module")
-async def stack(
-    sfu: SfuProcess, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    data = tmp_path_factory.mktemp("rec")
-    media = await MediaService.start(data)
-    hooks = await WebhookReceiver().start()
-    settings = Settings(
-        env="test", data_dir=data, media_port=media.port, media_secret=SECRET,
-        webhook_urls=[hooks.url], webhook_secret=WEBHOOK_SECRET, webhook_backoff_s=0.2,
-    )  # fmt: skip
-    control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
-    try:
-        yield Stack(settings, control, media, hooks, sfu.url, redis_server.url)
-    finally:
-        await control.stop()
-        await hooks.stop()
-        await media.stop()
 
 
 async def publisher(

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.support.control import ControlInstance
+from tests.support.control import ControlInstance, admin
+from tests.support.mediacheck import decode_audio, probe_streams
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
@@ -92,4 +97,55 @@ async def test_two_browsers_see_and_hear_each_other(
     await expect(bob_view_of_alice.locator(".label")).to_have_class("label muted", timeout=5000)
     await alice.get_by_role("button", name="Leave").click()
     await expect(bob.get_by_role("figure", name="Alice")).to_have_count(0, timeout=5000)
+    assert errors == [], errors
+
+
+async def test_admin_records_from_the_dashboard(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    room = f"dash-{uuid.uuid4().hex[:6]}"
+    errors: list[str] = []
+    caller = await open_call(browser, stack.control, room, "Alice", errors)
+    viewer = await open_call(browser, stack.control, room, "Bob", errors)
+    await expect(viewer.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
+    await viewer.screenshot(path=str(DOCS / "call-page.png"), full_page=True)
+
+    context = await browser.new_context(
+        viewport={"width": 1200, "height": 900}, accept_downloads=True
+    )
+    admin_page = await context.new_page()
+    admin_page.on(
+        "console", lambda m: errors.append(f"admin: {m.text}") if m.type == "error" else None
+    )
+    admin_page.on("pageerror", lambda e: errors.append(f"admin: {e}"))
+    await admin_page.goto(f"{stack.control.http}/admin")
+    await admin_page.get_by_label("Admin token").fill(admin(stack.settings))
+    await admin_page.get_by_role("button", name="Sign in").click()
+    alice = await caller.evaluate("window.mediaplane.peerId")
+    assert alice
+    record = admin_page.get_by_role("button", name=re.compile(r"^Record Alice-"))
+    await record.click()
+    await expect(caller.locator("#recording-indicator")).to_be_visible(timeout=10000)
+    recordings = admin_page.get_by_role("table", name="Recordings")
+    await expect(recordings.locator("[data-state=recording]")).to_have_count(1, timeout=10000)
+    await asyncio.sleep(3.0)
+    await admin_page.screenshot(path=str(DOCS / "dashboard.png"), full_page=True)
+    await admin_page.get_by_role("button", name=re.compile(r"^Stop recording Alice-")).click()
+    await expect(recordings.locator("[data-state=completed]")).to_have_count(1, timeout=15000)
+    await expect(caller.locator("#recording-indicator")).to_be_hidden(timeout=10000)
+    await admin_page.get_by_role("button", name=re.compile(r"^Play Alice-")).click()
+    async with admin_page.expect_download() as info:
+        await admin_page.get_by_role("link", name=re.compile(r"^Download ")).click()
+    out = tmp_path / "from-dashboard.webm"
+    await (await info.value).save_as(out)
+    streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
+    assert set(streams) == {"audio", "video"}
+    assert (streams["video"].frames or 0) > 30
+    pcm = decode_audio(out)
+    log.info(
+        "measured: dashboard recording %.2f s audio, %s video frames",
+        len(pcm) / 48000,
+        streams["video"].frames,
+    )
+    assert len(pcm) / 48000 > 2.0
     assert errors == [], errors

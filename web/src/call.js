@@ -85,6 +85,13 @@ function onEvent(event, data) {
       if (q) q.textContent = `quality ${data.score?.score ?? '?'} / 10`;
       break;
     }
+    case 'recording': {
+      state.recordings ??= new Set();
+      if (data.active) state.recordings.add(data.recordingId); else state.recordings.delete(data.recordingId);
+      $('recording-indicator').hidden = state.recordings.size === 0;
+      $('recording-indicator').textContent = `● Recording (${state.recordings.size})`;
+      break;
+    }
     case 'rejoin':
       setStatus(`Reconnecting: ${data.reason}`);
       rejoin();

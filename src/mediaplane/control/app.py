@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mediaplane.control.api import errors, health, pages, recordings, rooms, tokens
+from mediaplane.control.api import errors, health, pages, recordings, rooms, system, tokens
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(rooms.router)
     app.include_router(recordings.router)
+    app.include_router(system.router)
     app.include_router(endpoint.router)
     app.include_router(pages.router)
     if pages.STATIC.is_dir():

@@ -42,3 +42,14 @@ class MediaClient:
 
     async def stop(self, job_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/jobs/{job_id}/stop")
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        try:
+            r = await self._http.get("/jobs")
+        except httpx.TransportError as e:
+            raise Unavailable(f"the media manager is unreachable: {e}") from None
+        data: list[dict[str, Any]] = r.json()
+        return data
+
+    async def health(self) -> dict[str, Any]:
+        return await self._call("GET", "/healthz")

@@ -177,11 +177,20 @@ class RecordingService:
         return RecordingRecord.model_validate_json(raw) if raw else None
 
     async def _finish(self, rec: RecordingRecord, ok: bool, reason: str) -> None:
-        """End a recording: its final state, stored, and told to the webhooks."""
+        """End a recording: its final state, stored, told to the webhooks and the room."""
         rec.advance("completed" if ok else "failed", reason)
         await self.save(rec)
         event = "recording.finished" if ok else "recording.failed"
         self.webhooks.emit(event, rec.model_dump(mode="json"))
+        await self._announce(rec)
+
+    async def _announce(self, rec: RecordingRecord) -> None:
+        """Participants see who is recorded (the call page's recording indicator)."""
+        with contextlib.suppress(Exception):
+            await self.rooms.publish_event(rec.room, {
+                "type": "recording", "recordingId": rec.id, "identity": rec.identity,
+                "active": rec.state == "recording",
+            })  # fmt: skip
 
     async def get(self, room: str, rec_id: str) -> RecordingRecord:
         rec = await self.load(rec_id)
@@ -450,6 +459,7 @@ class RecordingService:
                 if rec.advance("recording", reason):
                     await self.save(rec)
                     self.webhooks.emit("recording.started", rec.model_dump(mode="json"))
+                    await self._announce(rec)
             video_at = (job.get("first_packet_by_stream") or {}).get("video")
             if rec.state == "recording" and (video_consumer is None or video_at):
                 if video_at:

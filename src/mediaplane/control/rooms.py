@@ -484,6 +484,10 @@ class RoomManager:
         body = dict(event, room=room, instance=self.instance_id, origin=origin)
         await self._redis(self.store.publish(keys.room_events(room), body))
 
+    async def publish_event(self, room: str, event: Json) -> None:
+        """A room event from another service of this instance (e.g. recordings)."""
+        await self._publish(room, event)
+
     async def _listen_events(self) -> None:
         """One pattern subscription for every room; reconnects by itself."""
         pattern = keys.room_events("*")
@@ -561,6 +565,7 @@ class RoomManager:
             "producerPaused",
             "producerResumed",
             "roomCreated",
+            "recording",
         ):
             return
         data = {k: v for k, v in event.items() if k not in ("type", "room", "instance", "origin")}

@@ -23,6 +23,11 @@ async def call_page() -> FileResponse:
     return FileResponse(STATIC / "call.html", media_type="text/html")
 
 
+@router.get("/admin", include_in_schema=False)
+async def admin_page() -> FileResponse:
+    return FileResponse(STATIC / "admin.html", media_type="text/html")
+
+
 class JoinRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     room: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")

@@ -1,0 +1,79 @@
+"""REST for the admin dashboard: system health, track stats, media jobs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import APIRouter, Path, Request
+
+from mediaplane.control.deps import PrincipalDep, RoomsDep
+from mediaplane.control.errors import NotFound
+from mediaplane.control.recordings import RecordingService
+
+router = APIRouter(tags=["system"])
+
+
+def _recordings(request: Request) -> RecordingService:
+    service: RecordingService = request.app.state.recordings
+    return service
+
+
+@router.get("/api/system")
+async def system(principal: PrincipalDep, rooms: RoomsDep, request: Request) -> dict[str, Any]:
+    """SFU workers, Redis, media manager, machine load (grant: room_list)."""
+    principal.require("room_list")
+    out: dict[str, Any] = {
+        "instance": rooms.instance_id,
+        "load": os.getloadavg(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        info = await rooms.sfu.server_info()
+        stats = await rooms.sfu.server_stats()
+        out["sfu"] = {
+            "ok": True,
+            "version": info.version,
+            "workers": [w.model_dump() for w in info.workers],
+            "objects": stats.model_dump(),
+        }
+    except Exception as e:
+        out["sfu"] = {"ok": False, "error": str(e)}
+    out["redis"] = {"ok": await rooms.store.ping()}
+    try:
+        out["media"] = {"ok": True, **(await _recordings(request).media.health())}
+    except Exception as e:
+        out["media"] = {"ok": False, "error": str(e)}
+    return out
+
+
+@router.get("/api/media/jobs")
+async def media_jobs(principal: PrincipalDep, request: Request) -> list[dict[str, Any]]:
+    """The media manager's jobs with their states and reasons (grant: room_list)."""
+    principal.require("room_list")
+    return await _recordings(request).media.jobs()
+
+
+@router.get("/api/rooms/{room}/participants/{identity}/stats")
+async def track_stats(
+    principal: PrincipalDep,
+    rooms: RoomsDep,
+    room: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+    identity: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+) -> list[dict[str, Any]]:
+    """Live bitrate, packet loss and score of a participant's tracks (grant: room_admin)."""
+    principal.require_room_admin(room)
+    producers = [p for p in await rooms.store.list_producers(room) if p.identity == identity]
+    if not producers:
+        raise NotFound(f"{identity!r} publishes nothing in {room!r}")
+    out = []
+    for p in producers:
+        stats = await rooms.sfu.get_stats("producer", p.producer_id)
+        out.append({
+            "producerId": p.producer_id, "kind": p.kind, "source": p.source, "paused": p.paused,
+            "bitrate": sum(int(s.get("bitrate", 0)) for s in stats),
+            "packetsLost": sum(int(s.get("packetsLost", 0)) for s in stats),
+            "packetCount": sum(int(s.get("packetCount", 0)) for s in stats),
+            "score": max((int(s.get("score", 0)) for s in stats), default=0),
+        })  # fmt: skip
+    return out
