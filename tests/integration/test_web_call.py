@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +15,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from mediaplane.settings import Settings
+from mediaplane.sfu import SfuProcess
+from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance, admin
 from tests.support.mediacheck import decode_audio, probe_streams
 from tests.support.stack import Stack
@@ -149,3 +154,77 @@ async def test_admin_records_from_the_dashboard(
     )
     assert len(pcm) / 48000 > 2.0
     assert errors == [], errors
+
+
+@pytest.fixture
+async def own_control(
+    settings: Settings, redis_server: RedisServer
+) -> AsyncIterator[tuple[SfuProcess, ControlInstance]]:
+    """An SFU of this test's own: its worker is killed."""
+    sfu = await SfuProcess.start(settings, port=0, num_workers=1)
+    try:
+        async with ControlInstance.running(
+            settings, sfu_url=sfu.url, redis_url=redis_server.url
+        ) as inst:
+            yield sfu, inst
+    finally:
+        await sfu.stop()
+
+
+async def media_flows(page: Page) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            first, second = await rising(page)
+            if (
+                second["video"]["frames"] > first["video"]["frames"] > 0
+                and second["audio"]["bytes"] > first["audio"]["bytes"] > 0
+            ):
+                return second
+
+
+async def test_pages_reconnect_after_an_sfu_worker_dies(
+    browser: Browser, own_control: tuple[SfuProcess, ControlInstance]
+) -> None:
+    sfu, control = own_control
+    room = f"web-{uuid.uuid4().hex[:6]}"
+    errors: list[str] = []
+    alice = await open_call(browser, control, room, "Alice", errors)
+    bob = await open_call(browser, control, room, "Bob", errors)
+    await media_flows(bob)
+    os.kill(sfu.worker_pids[0], signal.SIGKILL)
+    for page, other in ((alice, "Bob"), (bob, "Alice")):
+        # The user is told, then the page is back in the room by itself.
+        await page.wait_for_function(
+            "window.mediaplane.statusLog.some("
+            "s => s.startsWith('Reconnecting: the media server restarted'))",
+            timeout=10000,
+        )
+        await page.wait_for_function(
+            "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout=20000
+        )
+        await expect(page.get_by_role("figure", name=other)).to_be_visible(timeout=15000)
+    after = await media_flows(bob)
+    log.info("measured: after the worker restart bob receives %s", after)
+    # Media errors from the dead transports are expected in the console; no page errors.
+    assert errors == [], errors
+
+
+async def test_pages_fit_a_phone(browser: Browser, control: ControlInstance) -> None:
+    context = await browser.new_context(
+        viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True
+    )
+    page = await context.new_page()
+    await page.goto(f"{control.http}/?room=phone-{uuid.uuid4().hex[:4]}&name=Pat")
+    await page.get_by_role("button", name="Join").click()
+    await expect(page.get_by_role("status").first).to_contain_text("In room", timeout=15000)
+    for path in ("/", "/admin"):
+        if path == "/admin":
+            await page.goto(f"{control.http}/admin")
+        overflow = await page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (path, overflow)
+    # Keyboard: the join form is reachable and operable without a mouse.
+    await page.goto(f"{control.http}/?room=kbd-{uuid.uuid4().hex[:4]}&name=Kay")
+    await page.keyboard.press("Tab")
+    focused = await page.evaluate("document.activeElement.id")
+    assert focused == "room"
+    await context.close()

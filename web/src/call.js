@@ -4,9 +4,13 @@ import { Device } from 'mediasoup-client';
 
 const $ = (id) => document.getElementById(id);
 const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: null, recv: null,
-  producers: {}, consumers: new Map(), peers: new Map(), room: '', token: '', closing: false };
+  producers: {}, consumers: new Map(), peers: new Map(), room: '', token: '', closing: false,
+  statusLog: [] };
 
-function setStatus(text) { $('status').textContent = text; }
+function setStatus(text) {
+  $('status').textContent = text;
+  state.statusLog.push(text); // what the user was told, in order (read by tests)
+}
 
 function request(method, data = {}) {
   const id = state.nextId++;
