@@ -228,3 +228,37 @@ async def test_pages_fit_a_phone(browser: Browser, control: ControlInstance) -> 
     focused = await page.evaluate("document.activeElement.id")
     assert focused == "room"
     await context.close()
+
+
+async def test_page_reconnects_after_losing_its_connection(
+    browser: Browser, settings: Settings, sfu: SfuProcess, redis_server: RedisServer
+) -> None:
+    """The signaling connection drops (here: the control plane restarts under the
+    page); the page says so, reconnects by itself and gets media again."""
+    control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
+    room = f"web-{uuid.uuid4().hex[:6]}"
+    errors: list[str] = []
+    alice = await open_call(browser, control, room, "Alice", errors)
+    bob = await open_call(browser, control, room, "Bob", errors)
+    await media_flows(bob)
+    port = control.port
+    await control.stop()
+    for page in (alice, bob):
+        await page.wait_for_function(
+            "window.mediaplane.statusLog.some(s => s.startsWith('Connection lost'))", timeout=10000
+        )
+    control = await ControlInstance.start(
+        settings, sfu_url=sfu.url, redis_url=redis_server.url, port=port
+    )
+    try:
+        for page, other in ((alice, "Bob"), (bob, "Alice")):
+            await page.wait_for_function(
+                "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout=20000
+            )
+            await expect(page.get_by_role("figure", name=other)).to_be_visible(timeout=15000)
+        await media_flows(bob)
+    finally:
+        await control.stop()
+    # The browser logs the failed WebSocket attempts while the server is down; those
+    # are the loss itself. Anything else would be a fault of the page.
+    assert [e for e in errors if "WebSocket connection to" not in e] == [], errors

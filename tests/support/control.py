@@ -28,10 +28,12 @@ class ControlInstance:
         return f"ws://127.0.0.1:{self.port}/ws/rooms/{room}"
 
     @classmethod
-    async def start(cls, settings: Settings, *, sfu_url: str, redis_url: str) -> ControlInstance:
+    async def start(
+        cls, settings: Settings, *, sfu_url: str, redis_url: str, port: int | None = None
+    ) -> ControlInstance:
         from mediaplane.control.app import create_app
 
-        port = free_tcp_port()
+        port = port or free_tcp_port()
         app = create_app(settings, sfu_url=sfu_url, redis_url=redis_url)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
