@@ -8,7 +8,13 @@ export function setLogLevel(level) {
 
 function write(level, msg, fields) {
   if (LEVELS[level] < threshold) return;
-  process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields })}\n`);
+  let line;
+  try {
+    line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields });
+  } catch {
+    line = JSON.stringify({ ts: new Date().toISOString(), level, msg, fields: String(fields) });
+  }
+  process.stderr.write(`${line}\n`);
 }
 
 export const log = {
