@@ -8,13 +8,7 @@ export function setLogLevel(level) {
 
 function write(level, msg, fields) {
   if (LEVELS[level] < threshold) return;
-  let line;
-  try {
-    line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields });
-  } catch {
-    line = JSON.stringify({ ts: new Date().toISOString(), level, msg, fields: String(fields) });
-  }
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields })}\n`);
 }
 
 export const log = {

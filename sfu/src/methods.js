@@ -1,125 +1,101 @@
-// One handler per RPC method of docs/sfu-rpc.md. Each validates all its params
-// first, then looks ids up (NOT_FOUND), then checks state (INVALID_STATE), and
-// only then calls mediasoup. Results are plain JSON-able objects.
+// One handler per RPC method (docs/sfu-rpc.md). Each validates its params
+// before touching mediasoup and returns a plain JSON-able result.
 import { version as mediasoupVersion } from 'mediasoup';
 import { mediaCodecs } from './config.js';
-import { invalidParams, invalidState, raisedByMediasoup } from './errors.js';
-import { wireConsumer, wireObserver, wireProducer, wireRouter, wireTransport } from './events.js';
+import { invalidParams, invalidState } from './errors.js';
+import { log } from './log.js';
 import * as v from './validate.js';
 
-/**
- * @typedef {object} Ctx
- * @property {import('./config.js').Config} config
- * @property {import('./registry.js').Registry} registry
- * @property {import('./workers.js').WorkerPool} pool
- * @property {(name: string, data: object) => void} notify
- * @typedef {(params: Record<string, any>, ctx: Ctx) => Promise<object>} Handler
- */
+const pendingRouters = new Map(); // roomId -> Promise<router>, so concurrent creates share one
 
-const portRange = (config) => ({ min: config.rtcMinPort, max: config.rtcMaxPort });
+function webRtcListenInfos(config, { enableUdp, enableTcp }) {
+  const base = {
+    ip: config.rtcListenIp,
+    announcedAddress: config.rtcAnnouncedAddress,
+    portRange: { min: config.rtcMinPort, max: config.rtcMaxPort },
+  };
+  const infos = [];
+  if (enableUdp) infos.push({ ...base, protocol: 'udp' });
+  if (enableTcp) infos.push({ ...base, protocol: 'tcp' });
+  return infos;
+}
 
-const tupleOf = (t) => (t ? { localAddress: t.localAddress ?? t.localIp, localPort: t.localPort, protocol: t.protocol } : undefined);
+function tupleOf(t) {
+  return t ? { localAddress: t.localAddress ?? t.localIp, localPort: t.localPort, protocol: t.protocol } : undefined;
+}
 
-/** Prefix mediasoup's own TypeErrors with the field they concern. */
-async function about(field, fn) {
-  try {
-    return await fn();
-  } catch (error) {
-    if (error instanceof TypeError && raisedByMediasoup(error)) {
-      error.message = `params.${field}: ${error.message}`;
-    }
-    throw error;
+function wireTransport(ctx, transport, routerId) {
+  ctx.registry.addTransport(transport, routerId);
+  let reason = 'close';
+  transport.on('routerclose', () => { reason = 'routerclose'; });
+  transport.observer.once('close', () => {
+    ctx.notify('transport.closed', { transportId: transport.id, routerId, reason });
+  });
+  if (transport.type === 'webrtc') {
+    transport.on('dtlsstatechange', (dtlsState) => ctx.notify('transport.dtlsStateChange', { transportId: transport.id, dtlsState }));
+    transport.on('icestatechange', (iceState) => ctx.notify('transport.iceStateChange', { transportId: transport.id, iceState }));
   }
 }
 
-/** Run a transport's connect once; a second connect is INVALID_STATE, not a worker error. */
-async function connectOnce(ctx, transport, connect) {
-  const meta = ctx.registry.meta(transport);
-  if (meta.connected) throw invalidState(`transport ${transport.id} is already connected`);
-  meta.connected = true;
-  try {
-    await connect();
-  } catch (error) {
-    meta.connected = false;
-    throw error;
-  }
-}
-
-function sameRouter(ctx, a, b, what) {
-  if (ctx.registry.meta(a).routerId !== ctx.registry.meta(b).routerId) {
-    throw invalidState(`${what} is on another router`);
-  }
-}
-
-/** @type {Record<string, Handler>} */
 const handlers = {
   'server.info': async (_p, ctx) => ({ version: mediasoupVersion, workers: ctx.pool.info() }),
 
   'server.stats': async (_p, ctx) => ctx.registry.counts(),
 
-  // -- routers ---------------------------------------------------------------
-
   'router.create': async (p, ctx) => {
     const roomId = v.string(p, 'roomId', { max: 128 });
-    const { registry } = ctx;
-    let router = registry.roomRouters.get(roomId);
+    let router = ctx.registry.roomRouters.get(roomId);
     if (!router) {
-      // Concurrent creates for one room share one router.
-      let pending = registry.pendingRooms.get(roomId);
+      let pending = pendingRouters.get(roomId);
       if (!pending) {
         const worker = ctx.pool.leastLoaded();
         if (!worker) throw invalidState('no mediasoup worker is available');
-        pending = worker.createRouter({ mediaCodecs: structuredClone(mediaCodecs), appData: { roomId } })
-          .then((r) => {
-            wireRouter(ctx, r, roomId, worker.pid);
-            return r;
-          })
-          .finally(() => registry.pendingRooms.delete(roomId));
-        registry.pendingRooms.set(roomId, pending);
+        pending = worker.createRouter({ mediaCodecs, appData: {} }).then((r) => {
+          ctx.registry.addRouter(r, roomId, worker.pid);
+          let reason = 'close';
+          r.on('workerclose', () => { reason = 'workerclose'; });
+          r.observer.once('close', () => ctx.notify('router.closed', { routerId: r.id, roomId, reason }));
+          log.info('router created', { roomId, routerId: r.id, workerPid: worker.pid });
+          return r;
+        }).finally(() => pendingRouters.delete(roomId));
+        pendingRouters.set(roomId, pending);
       }
       router = await pending;
     }
-    return { routerId: router.id, roomId, workerPid: registry.meta(router).workerPid, rtpCapabilities: router.rtpCapabilities };
+    return { routerId: router.id, roomId, workerPid: router.appData.workerPid, rtpCapabilities: router.rtpCapabilities };
   },
 
   'router.close': async (p, ctx) => {
-    ctx.registry.router(v.id(p, 'routerId')).close();
+    ctx.registry.router(v.string(p, 'routerId')).close();
     return {};
   },
 
   'router.getRtpCapabilities': async (p, ctx) => ({
-    rtpCapabilities: ctx.registry.router(v.id(p, 'routerId')).rtpCapabilities,
+    rtpCapabilities: ctx.registry.router(v.string(p, 'routerId')).rtpCapabilities,
   }),
 
   'router.canConsume': async (p, ctx) => {
-    const routerId = v.id(p, 'routerId');
-    const producerId = v.id(p, 'producerId');
-    const rtpCapabilities = v.rtpCapabilities(p);
-    const router = ctx.registry.router(routerId);
-    sameRouter(ctx, ctx.registry.producer(producerId), router, `producer ${producerId}`);
+    const router = ctx.registry.router(v.string(p, 'routerId'));
+    const producerId = v.string(p, 'producerId');
+    const rtpCapabilities = v.obj(p, 'rtpCapabilities');
     return { canConsume: router.canConsume({ producerId, rtpCapabilities }) };
   },
 
-  // -- transports ------------------------------------------------------------
-
   'transport.createWebRtc': async (p, ctx) => {
-    const routerId = v.id(p, 'routerId');
+    const routerId = v.string(p, 'routerId');
+    const router = ctx.registry.router(routerId);
     const enableUdp = v.bool(p, 'enableUdp', true);
     const enableTcp = v.bool(p, 'enableTcp', true);
-    const preferUdp = v.bool(p, 'preferUdp', true);
-    const initialAvailableOutgoingBitrate = v.int(p, 'initialAvailableOutgoingBitrate', { optional: true, min: 10_000, max: 1_000_000_000 });
-    const appData = v.appData(p);
-    if (!enableUdp && !enableTcp) throw invalidParams('params.enableUdp: enableUdp and enableTcp cannot both be false');
-    const router = ctx.registry.router(routerId);
-    const { config } = ctx;
-    const base = { ip: config.rtcListenIp, announcedAddress: config.rtcAnnouncedAddress, portRange: portRange(config) };
-    const listenInfos = [];
-    if (enableUdp) listenInfos.push({ ...base, protocol: 'udp' });
-    if (enableTcp) listenInfos.push({ ...base, protocol: 'tcp' });
+    if (!enableUdp && !enableTcp) throw invalidParams('params.enableUdp/enableTcp: at least one must be true');
     const transport = await router.createWebRtcTransport({
-      listenInfos, enableUdp, enableTcp, preferUdp, initialAvailableOutgoingBitrate, appData,
+      listenInfos: webRtcListenInfos(ctx.config, { enableUdp, enableTcp }),
+      enableUdp,
+      enableTcp,
+      preferUdp: v.bool(p, 'preferUdp', true),
+      initialAvailableOutgoingBitrate: v.int(p, 'initialAvailableOutgoingBitrate', { fallback: 1_000_000, min: 10_000, max: 100_000_000 }),
+      appData: { ...(v.obj(p, 'appData', { optional: true }) ?? {}) },
     });
-    wireTransport(ctx, transport, router);
+    wireTransport(ctx, transport, routerId);
     return {
       transportId: transport.id,
       iceParameters: transport.iceParameters,
@@ -130,85 +106,105 @@ const handlers = {
   },
 
   'transport.connect': async (p, ctx) => {
-    const transportId = v.id(p, 'transportId');
-    const dtlsParameters = v.dtlsParameters(p);
-    const transport = ctx.registry.transport(transportId);
+    const transport = ctx.registry.transport(v.string(p, 'transportId'));
+    const dtlsParameters = v.obj(p, 'dtlsParameters');
     if (transport.type !== 'webrtc') throw invalidState('transport.connect is for WebRTC transports; use transport.connectPlain');
-    await connectOnce(ctx, transport, () => about('dtlsParameters', () => transport.connect({ dtlsParameters })));
+    await transport.connect({ dtlsParameters });
     return {};
   },
 
   'transport.restartIce': async (p, ctx) => {
-    const transport = ctx.registry.transport(v.id(p, 'transportId'));
-    if (transport.type !== 'webrtc') throw invalidState('only WebRTC transports restart ICE');
+    const transport = ctx.registry.transport(v.string(p, 'transportId'));
+    if (typeof transport.restartIce !== 'function') throw invalidState('only WebRTC transports restart ICE');
     return { iceParameters: await transport.restartIce() };
   },
 
   'transport.createPlain': async (p, ctx) => {
-    const routerId = v.id(p, 'routerId');
-    const rtcpMux = v.bool(p, 'rtcpMux', true);
-    const comedia = v.bool(p, 'comedia', false);
-    const enableSrtp = v.bool(p, 'enableSrtp', false);
-    const srtpCryptoSuite = v.oneOf(p, 'srtpCryptoSuite', v.SRTP_CRYPTO_SUITES, { optional: true });
-    const appData = v.appData(p);
+    const routerId = v.string(p, 'routerId');
     const router = ctx.registry.router(routerId);
+    const enableSrtp = v.bool(p, 'enableSrtp', false);
     const transport = await router.createPlainTransport({
-      listenInfo: { protocol: 'udp', ip: ctx.config.plainListenIp, portRange: portRange(ctx.config) },
-      rtcpMux, comedia, enableSrtp, srtpCryptoSuite, appData,
+      listenInfo: {
+        protocol: 'udp',
+        ip: ctx.config.plainListenIp,
+        portRange: { min: ctx.config.rtcMinPort, max: ctx.config.rtcMaxPort },
+      },
+      rtcpMux: v.bool(p, 'rtcpMux', true),
+      comedia: v.bool(p, 'comedia', false),
+      enableSrtp,
+      srtpCryptoSuite: enableSrtp
+        ? v.oneOf(p, 'srtpCryptoSuite', ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'], { fallback: 'AES_CM_128_HMAC_SHA1_80' })
+        : undefined,
+      appData: { ...(v.obj(p, 'appData', { optional: true }) ?? {}) },
     });
-    wireTransport(ctx, transport, router);
+    wireTransport(ctx, transport, routerId);
     return {
       transportId: transport.id,
       tuple: tupleOf(transport.tuple),
-      rtcpTuple: tupleOf(transport.rtcpTuple),
-      srtpParameters: transport.srtpParameters,
+      rtcpTuple: tupleOf(transport.rtcpTuple) ?? null,
+      srtpParameters: transport.srtpParameters ?? null,
     };
   },
 
   'transport.connectPlain': async (p, ctx) => {
-    const transportId = v.id(p, 'transportId');
-    const ip = v.ip(p, 'ip', { optional: true });
-    const port = v.int(p, 'port', { optional: true, min: 1, max: 65535 });
-    const rtcpPort = v.int(p, 'rtcpPort', { optional: true, min: 1, max: 65535 });
-    const srtpParameters = v.srtpParameters(p, 'srtpParameters', { optional: true });
-    const transport = ctx.registry.transport(transportId);
-    if (transport.type !== 'plain') throw invalidState('transport.connectPlain is for plain transports; use transport.connect');
-    await connectOnce(ctx, transport, () => transport.connect({ ip, port, rtcpPort, srtpParameters }));
-    return {};
+    const transport = ctx.registry.transport(v.string(p, 'transportId'));
+    if (transport.type !== 'plain') throw invalidState('transport.connectPlain is for plain transports');
+    await transport.connect({
+      ip: v.ip(p, 'ip', { optional: true }),
+      port: v.int(p, 'port', { optional: true, min: 1, max: 65535 }),
+      rtcpPort: v.int(p, 'rtcpPort', { optional: true, min: 1, max: 65535 }),
+      srtpParameters: v.obj(p, 'srtpParameters', { optional: true }),
+    });
+    return { tuple: tupleOf(transport.tuple), rtcpTuple: tupleOf(transport.rtcpTuple) ?? null };
   },
 
   'transport.produce': async (p, ctx) => {
-    const transportId = v.id(p, 'transportId');
-    const kind = v.oneOf(p, 'kind', ['audio', 'video']);
-    const rtpParameters = v.rtpParameters(p);
-    const paused = v.bool(p, 'paused', false);
-    const keyFrameRequestDelay = v.int(p, 'keyFrameRequestDelay', { optional: true, max: 60_000 });
-    const appData = v.appData(p);
-    const transport = ctx.registry.transport(transportId);
-    const producer = await about('rtpParameters', () => transport.produce({ kind, rtpParameters, paused, keyFrameRequestDelay, appData }));
-    wireProducer(ctx, producer, transport);
+    const transport = ctx.registry.transport(v.string(p, 'transportId'));
+    const producer = await transport.produce({
+      kind: v.oneOf(p, 'kind', ['audio', 'video']),
+      rtpParameters: v.obj(p, 'rtpParameters'),
+      paused: v.bool(p, 'paused', false),
+      keyFrameRequestDelay: v.int(p, 'keyFrameRequestDelay', { optional: true, max: 10000 }),
+      appData: { ...(v.obj(p, 'appData', { optional: true }) ?? {}) },
+    });
+    const transportId = transport.id;
+    ctx.registry.addProducer(producer, transport.appData.routerId);
+    let reason = 'close';
+    producer.on('transportclose', () => { reason = 'transportclose'; });
+    producer.observer.once('close', () => ctx.notify('producer.closed', { producerId: producer.id, transportId, reason }));
+    producer.on('score', (score) => ctx.notify('producer.score', { producerId: producer.id, score }));
     return { producerId: producer.id, kind: producer.kind, type: producer.type };
   },
 
   'transport.consume': async (p, ctx) => {
-    const transportId = v.id(p, 'transportId');
-    const producerId = v.id(p, 'producerId');
-    const rtpCapabilities = v.rtpCapabilities(p);
-    const paused = v.bool(p, 'paused', true);
-    const preferredLayers = v.layers(p, 'preferredLayers', { optional: true });
-    const appData = v.appData(p);
-    const { registry } = ctx;
-    const transport = registry.transport(transportId);
-    const producer = registry.producer(producerId);
-    sameRouter(ctx, producer, transport, `producer ${producerId}`);
-    const router = registry.router(registry.meta(transport).routerId);
+    const transport = ctx.registry.transport(v.string(p, 'transportId'));
+    const producerId = v.string(p, 'producerId');
+    ctx.registry.producer(producerId);
+    const rtpCapabilities = v.obj(p, 'rtpCapabilities');
+    const router = ctx.registry.router(transport.appData.routerId);
     if (!router.canConsume({ producerId, rtpCapabilities })) {
-      throw invalidState(`params.rtpCapabilities cannot consume producer ${producerId}`);
+      throw invalidState(`rtpCapabilities cannot consume producer ${producerId}`);
     }
-    const consumer = await about('rtpCapabilities', () => transport.consume({ producerId, rtpCapabilities, paused, preferredLayers, appData }));
-    wireConsumer(ctx, consumer, transport);
+    const preferredLayers = v.obj(p, 'preferredLayers', { optional: true });
+    const consumer = await transport.consume({
+      producerId,
+      rtpCapabilities,
+      paused: v.bool(p, 'paused', true),
+      preferredLayers,
+      appData: { ...(v.obj(p, 'appData', { optional: true }) ?? {}) },
+    });
+    ctx.registry.addConsumer(consumer, transport.appData.routerId);
+    const id = consumer.id;
+    let reason = 'close';
+    consumer.on('transportclose', () => { reason = 'transportclose'; });
+    consumer.on('producerclose', () => { reason = 'producerclose'; });
+    consumer.observer.once('close', () => ctx.notify('consumer.closed', { consumerId: id, producerId, reason }));
+    consumer.on('producerpause', () => ctx.notify('consumer.producerPause', { consumerId: id, producerId }));
+    consumer.on('producerresume', () => ctx.notify('consumer.producerResume', { consumerId: id, producerId }));
+    consumer.on('score', (score) => ctx.notify('consumer.score', { consumerId: id, score }));
+    consumer.on('layerschange', (layers) => ctx.notify('consumer.layersChange', { consumerId: id, layers: layers ?? null }));
     return {
-      consumerId: consumer.id,
+      consumerId: id,
       producerId,
       kind: consumer.kind,
       type: consumer.type,
@@ -217,86 +213,72 @@ const handlers = {
     };
   },
 
-  'transport.close': async (p, ctx) => {
-    ctx.registry.transport(v.id(p, 'transportId')).close();
-    return {};
-  },
+  'transport.close': async (p, ctx) => { ctx.registry.transport(v.string(p, 'transportId')).close(); return {}; },
+  'transport.getStats': async (p, ctx) => ({ stats: await ctx.registry.transport(v.string(p, 'transportId')).getStats() }),
 
-  'transport.getStats': async (p, ctx) => ({ stats: await ctx.registry.transport(v.id(p, 'transportId')).getStats() }),
+  'producer.pause': async (p, ctx) => { await ctx.registry.producer(v.string(p, 'producerId')).pause(); return {}; },
+  'producer.resume': async (p, ctx) => { await ctx.registry.producer(v.string(p, 'producerId')).resume(); return {}; },
+  'producer.close': async (p, ctx) => { ctx.registry.producer(v.string(p, 'producerId')).close(); return {}; },
+  'producer.getStats': async (p, ctx) => ({ stats: await ctx.registry.producer(v.string(p, 'producerId')).getStats() }),
 
-  // -- producers -------------------------------------------------------------
-
-  'producer.pause': async (p, ctx) => { await ctx.registry.producer(v.id(p, 'producerId')).pause(); return {}; },
-  'producer.resume': async (p, ctx) => { await ctx.registry.producer(v.id(p, 'producerId')).resume(); return {}; },
-  'producer.close': async (p, ctx) => { ctx.registry.producer(v.id(p, 'producerId')).close(); return {}; },
-  'producer.getStats': async (p, ctx) => ({ stats: await ctx.registry.producer(v.id(p, 'producerId')).getStats() }),
-
-  // -- consumers -------------------------------------------------------------
-
-  'consumer.pause': async (p, ctx) => { await ctx.registry.consumer(v.id(p, 'consumerId')).pause(); return {}; },
-  'consumer.resume': async (p, ctx) => { await ctx.registry.consumer(v.id(p, 'consumerId')).resume(); return {}; },
-  'consumer.close': async (p, ctx) => { ctx.registry.consumer(v.id(p, 'consumerId')).close(); return {}; },
-  'consumer.requestKeyFrame': async (p, ctx) => { await ctx.registry.consumer(v.id(p, 'consumerId')).requestKeyFrame(); return {}; },
-
+  'consumer.pause': async (p, ctx) => { await ctx.registry.consumer(v.string(p, 'consumerId')).pause(); return {}; },
+  'consumer.resume': async (p, ctx) => { await ctx.registry.consumer(v.string(p, 'consumerId')).resume(); return {}; },
+  'consumer.close': async (p, ctx) => { ctx.registry.consumer(v.string(p, 'consumerId')).close(); return {}; },
+  'consumer.requestKeyFrame': async (p, ctx) => { await ctx.registry.consumer(v.string(p, 'consumerId')).requestKeyFrame(); return {}; },
   'consumer.setPreferredLayers': async (p, ctx) => {
-    const consumerId = v.id(p, 'consumerId');
-    const spatialLayer = v.int(p, 'spatialLayer', { max: 15 });
-    const temporalLayer = v.int(p, 'temporalLayer', { optional: true, max: 15 });
-    await ctx.registry.consumer(consumerId).setPreferredLayers({ spatialLayer, temporalLayer });
+    const consumer = ctx.registry.consumer(v.string(p, 'consumerId'));
+    await consumer.setPreferredLayers({
+      spatialLayer: v.int(p, 'spatialLayer', { max: 16 }),
+      temporalLayer: v.int(p, 'temporalLayer', { optional: true, max: 16 }),
+    });
     return {};
   },
-
-  'consumer.getStats': async (p, ctx) => ({ stats: await ctx.registry.consumer(v.id(p, 'consumerId')).getStats() }),
-
-  // -- observers -------------------------------------------------------------
+  'consumer.getStats': async (p, ctx) => ({ stats: await ctx.registry.consumer(v.string(p, 'consumerId')).getStats() }),
 
   'observer.createAudioLevel': async (p, ctx) => {
-    const routerId = v.id(p, 'routerId');
-    const maxEntries = v.int(p, 'maxEntries', { fallback: 1, min: 1, max: 100 });
-    const threshold = v.int(p, 'threshold', { fallback: -80, min: -127, max: 0 });
-    const interval = v.int(p, 'interval', { fallback: 1000, min: 100, max: 60_000 });
-    const appData = v.appData(p);
+    const routerId = v.string(p, 'routerId');
     const router = ctx.registry.router(routerId);
-    const observer = await router.createAudioLevelObserver({ maxEntries, threshold, interval, appData });
-    wireObserver(ctx, observer, router);
-    return { observerId: observer.id };
+    const observer = await router.createAudioLevelObserver({
+      maxEntries: v.int(p, 'maxEntries', { fallback: 1, min: 1, max: 100 }),
+      threshold: v.int(p, 'threshold', { fallback: -80, min: -127, max: 0 }),
+      interval: v.int(p, 'interval', { fallback: 1000, min: 100, max: 60000 }),
+    });
+    return wireObserver(ctx, observer, router, (o, base) => {
+      o.on('volumes', (volumes) => ctx.notify('observer.volumes', {
+        ...base, volumes: volumes.map((x) => ({ producerId: x.producer.id, volume: x.volume })),
+      }));
+      o.on('silence', () => ctx.notify('observer.silence', base));
+    });
   },
 
   'observer.createActiveSpeaker': async (p, ctx) => {
-    const routerId = v.id(p, 'routerId');
-    const interval = v.int(p, 'interval', { fallback: 300, min: 100, max: 60_000 });
-    const appData = v.appData(p);
+    const routerId = v.string(p, 'routerId');
     const router = ctx.registry.router(routerId);
-    const observer = await router.createActiveSpeakerObserver({ interval, appData });
-    wireObserver(ctx, observer, router);
-    return { observerId: observer.id };
+    const observer = await router.createActiveSpeakerObserver({
+      interval: v.int(p, 'interval', { fallback: 300, min: 100, max: 60000 }),
+    });
+    return wireObserver(ctx, observer, router, (o, base) => {
+      o.on('dominantspeaker', ({ producer }) => ctx.notify('observer.activeSpeaker', { ...base, producerId: producer.id }));
+    });
   },
 
   'observer.addProducer': async (p, ctx) => {
-    const observerId = v.id(p, 'observerId');
-    const producerId = v.id(p, 'producerId');
-    const observer = ctx.registry.observer(observerId);
-    const producer = ctx.registry.producer(producerId);
-    sameRouter(ctx, producer, observer, `producer ${producerId}`);
-    if (producer.kind !== 'audio') throw invalidState(`producer ${producerId} is not audio; observers take audio producers`);
-    await observer.addProducer({ producerId });
+    const observer = ctx.registry.observer(v.string(p, 'observerId'));
+    await observer.addProducer({ producerId: ctx.registry.producer(v.string(p, 'producerId')).id });
     return {};
   },
-
   'observer.removeProducer': async (p, ctx) => {
-    const observerId = v.id(p, 'observerId');
-    const producerId = v.id(p, 'producerId');
-    const observer = ctx.registry.observer(observerId);
-    ctx.registry.producer(producerId);
-    await observer.removeProducer({ producerId });
+    const observer = ctx.registry.observer(v.string(p, 'observerId'));
+    await observer.removeProducer({ producerId: v.string(p, 'producerId') });
     return {};
   },
-
-  'observer.close': async (p, ctx) => {
-    ctx.registry.observer(v.id(p, 'observerId')).close();
-    return {};
-  },
+  'observer.close': async (p, ctx) => { ctx.registry.observer(v.string(p, 'observerId')).close(); return {}; },
 };
 
-/** Method name -> handler; frozen, and looked up with Object.hasOwn only. */
-export const methods = Object.freeze(handlers);
+function wireObserver(ctx, observer, router, attach) {
+  ctx.registry.addObserver(observer, router.id);
+  attach(observer, { observerId: observer.id, routerId: router.id, roomId: router.appData.roomId });
+  return { observerId: observer.id };
+}
+
+export const methods = handlers;

@@ -1,64 +1,50 @@
-// The one dispatch point (method name -> handler) and the one error-reply
-// point of the RPC. A bad message is answered; it never closes the socket and
-// never crashes the process.
+// The one dispatch point and the one error-reply point of the RPC. A bad
+// message is answered, never allowed to close the socket or crash the process.
 import { badMessage, toErrorBody, unknownMethod } from './errors.js';
 import { log } from './log.js';
 import { methods } from './methods.js';
 import { object } from './validate.js';
 
-/** A refusal that knows which request id it answers (null if unreadable). */
-const refuse = (error, requestId) => Object.assign(error, { requestId });
-
-/**
- * Parse one text frame into {id, method, params}.
- * @param {string} text
- */
+/** Parse one text frame into {id, method, params}; throws RpcError with the id it could read. */
 function parse(text) {
   let msg;
   try {
     msg = JSON.parse(text);
   } catch {
-    throw refuse(badMessage('message is not valid JSON'), null);
+    throw Object.assign(badMessage('message is not valid JSON'), { requestId: null });
   }
   if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
-    throw refuse(badMessage('message must be a JSON object'), null);
+    throw Object.assign(badMessage('message must be a JSON object'), { requestId: null });
   }
   const { id, method, params } = msg;
-  if (!Number.isSafeInteger(id) || id < 0) {
-    throw refuse(badMessage('id: expected a non-negative integer'), null);
+  if (!Number.isInteger(id) || id < 0) {
+    throw Object.assign(badMessage('id: expected a non-negative integer'), { requestId: null });
   }
   if (typeof method !== 'string' || method.length === 0) {
-    throw refuse(badMessage('method: expected a non-empty string'), id);
+    throw Object.assign(badMessage('method: expected a non-empty string'), { requestId: id });
   }
   return { id, method, params };
 }
 
-/**
- * Handle one frame and return the reply object. Never throws.
- * @param {Buffer | ArrayBuffer | Buffer[]} data
- * @param {boolean} isBinary
- * @param {import('./methods.js').Ctx} ctx
- * @returns {Promise<{id: number | null, ok: true, data: object} | {id: number | null, ok: false, error: {code: string, message: string}}>}
- */
+/** Handle one frame; returns the reply object (never throws). */
 export async function handleFrame(data, isBinary, ctx) {
   let id = null;
   let method;
+  let params;
   const t0 = performance.now();
   try {
-    if (isBinary) throw refuse(badMessage('binary frames are not accepted; send JSON text frames'), null);
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
-    const request = parse(text);
-    ({ id, method } = request);
+    if (isBinary) throw badMessage('binary frames are not accepted; send JSON text');
+    ({ id, method, params } = parse(data.toString('utf8')));
     const handler = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!handler) throw unknownMethod(method);
-    const result = await handler(object(request.params), ctx);
+    const result = await handler(object(params), ctx);
     log.debug('rpc', { id, method, ms: +(performance.now() - t0).toFixed(2) });
     return { id, ok: true, data: result ?? {} };
   } catch (error) {
-    if (error && typeof error === 'object' && 'requestId' in error) id = error.requestId;
+    if (error && 'requestId' in error) id = error.requestId;
     const body = toErrorBody(error);
-    const fields = { id, method, code: body.code, error: body.message, ms: +(performance.now() - t0).toFixed(2) };
-    if (body.code === 'INTERNAL') log.error('rpc failed', { ...fields, stack: error?.stack });
+    const fields = { id, method, code: body.code, error: body.message };
+    if (body.code === 'INTERNAL') log.error('rpc failed', fields);
     else log.info('rpc refused', fields);
     return { id, ok: false, error: body };
   }
