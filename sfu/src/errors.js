@@ -23,5 +23,10 @@ export function toErrorBody(error) {
     return { code: 'INVALID_STATE', message: error.message };
   }
   if (error instanceof TypeError) return { code: 'INVALID_PARAMS', message: error.message };
+  // The worker reports a state conflict as a plain Error ("connect() already
+  // called", "ssrc already exists in RTP listener"): the caller's fault, not ours.
+  if (/already (called|exists)/.test(String(error?.message))) {
+    return { code: 'INVALID_STATE', message: error.message };
+  }
   return { code: 'INTERNAL', message: String(error?.message ?? error) };
 }

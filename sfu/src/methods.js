@@ -132,9 +132,10 @@ const handlers = {
       rtcpMux: v.bool(p, 'rtcpMux', true),
       comedia: v.bool(p, 'comedia', false),
       enableSrtp,
-      srtpCryptoSuite: enableSrtp
-        ? v.oneOf(p, 'srtpCryptoSuite', ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'], { fallback: 'AES_CM_128_HMAC_SHA1_80' })
-        : undefined,
+      // Validated even when SRTP is off, so a typo is never silently ignored.
+      srtpCryptoSuite: ((suite) => (enableSrtp ? suite : undefined))(
+        v.oneOf(p, 'srtpCryptoSuite', ['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'], { fallback: 'AES_CM_128_HMAC_SHA1_80' }),
+      ),
       appData: { ...(v.obj(p, 'appData', { optional: true }) ?? {}) },
     });
     wireTransport(ctx, transport, routerId);

@@ -105,6 +105,23 @@ async def test_wrong_types_name_the_field(client: SfuClient) -> None:
         with pytest.raises(SfuRpcError) as info:
             await client.connect_plain_transport(plain.transport_id, ip="not an ip", port=5000)
         assert info.value.code == "INVALID_PARAMS"
+        with pytest.raises(SfuRpcError) as info:
+            await client.request(
+                "transport.createPlain",
+                {"routerId": router.router_id, "srtpCryptoSuite": "ROT13"},
+            )
+        assert info.value.code == "INVALID_PARAMS" and "srtpCryptoSuite" in info.value.message
+        # State conflicts are the caller's: INVALID_STATE, not INTERNAL.
+        await client.connect_plain_transport(plain.transport_id, ip="127.0.0.1", port=5000)
+        with pytest.raises(SfuRpcError) as info:
+            await client.connect_plain_transport(plain.transport_id, ip="127.0.0.1", port=5001)
+        assert info.value.code == "INVALID_STATE", info.value
+        opus = {"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}
+        params = {"codecs": [opus], "encodings": [{"ssrc": 777}]}
+        await client.produce(plain.transport_id, "audio", params)
+        with pytest.raises(SfuRpcError) as info:
+            await client.produce(plain.transport_id, "audio", params)
+        assert info.value.code == "INVALID_STATE", info.value
     finally:
         await client.close_router(router.router_id)
 
