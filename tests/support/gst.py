@@ -118,3 +118,34 @@ def av_sender(
         "rtpvp8pay", "pt=101", "ssrc=22222222", "!",
         "udpsink", "host=127.0.0.1", f"port={video_port}", "sync=false",
     ]  # fmt: skip
+
+
+def tile_sender(
+    audio_port: int,
+    video_port: int,
+    *,
+    seconds: float,
+    freq: float,
+    color: int,
+    ssrc_base: int,
+    fps: int = 15,
+    width: int = 320,
+    height: int = 240,
+) -> list[str]:
+    """A participant for composites: a tone (Opus pt 100) and a solid colour (VP8 pt 101).
+
+    `color` is 0xRRGGBB; the picture is that colour, so a tile is recognised in the mix.
+    """
+    return [
+        "audiotestsrc", "is-live=true", "wave=sine", f"freq={freq}", "volume=0.3",
+        "samplesperbuffer=960", f"num-buffers={int(seconds * 50)}", "!",
+        "audio/x-raw,rate=48000,channels=2", "!", "audioconvert", "!", "opusenc",
+        "frame-size=20", "!", "rtpopuspay", "pt=100", f"ssrc={ssrc_base + 1}", "!",
+        "udpsink", "host=127.0.0.1", f"port={audio_port}", "sync=false",
+        "videotestsrc", "is-live=true", "pattern=solid-color",
+        f"foreground-color={0xFF000000 | color}", f"num-buffers={int(seconds * fps)}", "!",
+        f"video/x-raw,width={width},height={height},framerate={fps}/1", "!",
+        "vp8enc", "deadline=1", "cpu-used=8", f"keyframe-max-dist={fps}", "!",
+        "rtpvp8pay", "pt=101", f"ssrc={ssrc_base + 2}", "!",
+        "udpsink", "host=127.0.0.1", f"port={video_port}", "sync=false",
+    ]  # fmt: skip

@@ -123,3 +123,31 @@ async def collect_track_audio(track: object, seconds: float) -> npt.NDArray[np.f
             chunks.append(pcm)
             got += frame.samples / frame.sample_rate
     return np.concatenate(chunks)
+
+
+def decode_frame(path: Path, at_s: float, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """The video frame shown at `at_s`, decoded to RGB, shape (height, width, 3)."""
+    argv = [
+        "ffmpeg", "-v", "error", "-ss", f"{at_s:.3f}", "-i", str(path), "-frames:v", "1",
+        "-vf", f"scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
+    ]  # fmt: skip
+    raw = subprocess.run(argv, check=True, capture_output=True, timeout=60).stdout
+    if len(raw) != width * height * 3:
+        raise AssertionError(f"no frame at {at_s} s in {path} ({len(raw)} bytes)")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+
+
+def dominant_color(frame: npt.NDArray[np.uint8], x: int, y: int, r: int = 10) -> str:
+    """'red' / 'green' / 'blue' / 'black' / 'other' for the patch around (x, y)."""
+    patch = frame[max(0, y - r) : y + r, max(0, x - r) : x + r].reshape(-1, 3).mean(axis=0)
+    red, green, blue = (float(c) for c in patch)
+    if max(red, green, blue) < 40:
+        return "black"
+    for name, value, others in (
+        ("red", red, (green, blue)),
+        ("green", green, (red, blue)),
+        ("blue", blue, (red, green)),
+    ):
+        if value > 120 and all(o < value / 2 for o in others):
+            return name
+    return "other"

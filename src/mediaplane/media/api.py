@@ -20,7 +20,7 @@ from starlette.responses import Response
 from mediaplane.http_errors import error_reply, install_common
 from mediaplane.media.errors import MediaError
 from mediaplane.media.manager import JobManager
-from mediaplane.media.models import Job, JobRequest, RecordRequest
+from mediaplane.media.models import CompositeInput, Endpoint, Job, JobRequest, RecordRequest
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -67,7 +67,9 @@ async def create_job(m: Manager, body: Annotated[JobRequest, Body()]) -> Job:
 @router.get("/jobs", response_model=list[Job])
 async def list_jobs(
     m: Manager,
-    kind: Literal["record", "stream", "inject", "transcode"] | None = Query(default=None),
+    kind: Literal["record", "stream", "inject", "transcode", "composite"] | None = Query(
+        default=None
+    ),
     state: str | None = Query(default=None, max_length=16),
 ) -> list[Job]:
     return m.list(kind, state)
@@ -82,6 +84,18 @@ async def get_job(m: Manager, job_id: str) -> Job:
 async def stop_job(m: Manager, job_id: str) -> Job:
     """EOS, a deadline, then SIGTERM, then SIGKILL; answers when the job has ended."""
     return await m.stop(job_id)
+
+
+@router.post("/jobs/{job_id}/inputs", status_code=status.HTTP_201_CREATED, response_model=Endpoint)
+async def add_input(m: Manager, job_id: str, body: CompositeInput) -> Endpoint:
+    """A track joins a running composite; answers with the ports to send its RTP to."""
+    return await m.add_input(job_id, body)
+
+
+@router.delete("/jobs/{job_id}/inputs/{input_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_input(m: Manager, job_id: str, input_id: str) -> None:
+    """A track leaves a running composite (its tile goes, the grid is laid out again)."""
+    await m.remove_input(job_id, input_id)
 
 
 @router.post("/recordings", status_code=status.HTTP_202_ACCEPTED, response_model=Recording)

@@ -26,6 +26,8 @@ from typing import Any
 from mediaplane.media import jobs
 from mediaplane.media.errors import BadRequest, Conflict, MediaError, NotFound, OverBudget
 from mediaplane.media.models import (
+    CompositeInput,
+    CompositeRequest,
     Endpoint,
     InjectRequest,
     Job,
@@ -49,7 +51,11 @@ OPTIONAL_ELEMENTS = {
     "stream": ["x264enc", "avenc_aac", "flvmux", "rtmpsink", "hlssink2", "opusdec", "vp8dec"],
     "inject": ["uridecodebin", "opusenc", "rtpopuspay", "vp8enc", "rtpvp8pay", "udpsink"],
     "transcode": ["decodebin", "opusenc", "vp8enc", "x264enc", "avenc_aac", "mp4mux"],
+    "composite": ["compositor", "audiomixer", "textoverlay", "level", "x264enc", "rtmp2sink"],
 }
+JobRequestModel = (
+    RecordRequest | StreamRequest | InjectRequest | TranscodeRequest | CompositeRequest
+)
 MIN_FREE_BYTES = 64 * 2**20
 
 
@@ -76,6 +82,10 @@ def job_cost(req: Any) -> float:
         return 25.0 if req.video else 5.0  # decode + x264/AAC encode
     if isinstance(req, InjectRequest):
         return 15.0 if req.video else 3.0
+    if isinstance(req, CompositeRequest):
+        # decode per track + mix + one encode that grows with the pixel rate
+        pixels = 0.0 if req.audio_only else req.width * req.height * req.fps / (1280 * 720 * 30)
+        return 10.0 + 40.0 * pixels
     return 30.0  # transcode runs as fast as the CPU allows
 
 
@@ -90,6 +100,7 @@ class JobManager:
         self._ready: dict[str, asyncio.Event] = {}
         self._stop_requested: set[str] = set()
         self._final_paths: dict[str, Path] = {}
+        self._commands: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self.missing: list[str] = []
         self.reconciled: list[str] = []
@@ -211,9 +222,14 @@ class JobManager:
             raise InsufficientStorage(f"only {free // 2**20} MiB free under the recordings root")
         return path
 
-    async def create(
-        self, req: RecordRequest | StreamRequest | InjectRequest | TranscodeRequest
-    ) -> Job:
+    def _hls_folder(self, name: str) -> Path:
+        folder = confine(self.root, name)
+        if folder.exists():
+            raise Conflict(f"{name} already exists")
+        folder.mkdir(parents=True)
+        return folder
+
+    async def create(self, req: JobRequestModel) -> Job:
         if self.missing:
             from mediaplane.media.errors import Unavailable
 
@@ -236,13 +252,20 @@ class JobManager:
         elif isinstance(req, StreamRequest):
             config.audio, config.video = req.audio, req.video
             if req.hls_path is not None:
-                final = confine(self.root, req.hls_path)
-                if final.exists():
-                    raise Conflict(f"{req.hls_path} already exists")
-                final.mkdir(parents=True)
+                final = self._hls_folder(req.hls_path)
                 config.container, config.output = "hls", str(final)
             else:
                 config.container, config.rtmp_url = "flv", req.rtmp_url
+        elif isinstance(req, CompositeRequest):
+            config.composite = req
+            if req.hls_path is not None:
+                final = self._hls_folder(req.hls_path)
+                config.container, config.output = "hls", str(final)
+            elif req.rtmp_url is not None:
+                config.container, config.rtmp_url = "flv", req.rtmp_url
+            else:
+                final = self._output(req.file_path or "", f".{req.format}")
+                config.container, config.output = req.format, str(final) + ".part"
         elif isinstance(req, InjectRequest):
             config.source = (
                 str(req.source_url)
@@ -319,6 +342,21 @@ class JobManager:
             self._ready[job.id].set()
         elif kind == "eos":
             log.info("job=%s end of stream", job.id)
+        elif kind in ("input-added", "input-removed", "input-error"):
+            name = str(event.get("input"))
+            if kind == "input-added":
+                ports = event["ports"]
+                ip = self.settings.media_rtp_ip
+                job.rtp[name] = Endpoint(ip=ip, port=ports["rtp"], rtcpPort=ports["rtcp"])
+            elif kind == "input-removed":
+                job.rtp.pop(name, None)
+            self._save(job)
+            future = self._commands.pop((job.id, name), None)
+            if future is not None and not future.done():
+                future.set_result(event)
+        elif kind == "active-speaker":
+            job.active_speaker = event.get("participant")
+            self._save(job)
 
     def _update_bytes(self, job: Job) -> None:
         if job.output_path:
@@ -379,6 +417,43 @@ class JobManager:
             j for j in sorted(self.jobs.values(), key=lambda j: j.created_at)
             if (kind is None or j.kind == kind) and (state is None or j.state == state)
         ]  # fmt: skip
+
+    # composite inputs -------------------------------------------------------------
+    async def _command(self, job_id: str, input_id: str, cmd: dict[str, Any]) -> dict[str, Any]:
+        job = self.get(job_id)
+        worker = self.workers.get(job_id)
+        if job.kind != "composite":
+            raise BadRequest(f"job {job_id} is a {job.kind} job, not a composite")
+        if job.terminal or worker is None or job.state == "stopping":
+            raise Conflict(f"job {job_id} is {job.state}")
+        if (job_id, input_id) in self._commands:
+            raise Conflict(f"a change of input {input_id!r} is under way")
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._commands[(job_id, input_id)] = future
+        try:
+            await worker.send(cmd)
+            reply = await asyncio.wait_for(future, 10)
+        except TimeoutError:
+            raise Conflict(f"job {job_id} did not answer about input {input_id!r}") from None
+        finally:
+            self._commands.pop((job_id, input_id), None)
+        if reply.get("event") == "input-error":
+            raise BadRequest(f"input {input_id!r}: {reply.get('message')}")
+        return reply
+
+    async def add_input(self, job_id: str, spec: CompositeInput) -> Endpoint:
+        if spec.id in self.get(job_id).rtp:
+            raise Conflict(f"job {job_id} already has input {spec.id!r}")
+        cmd = {"cmd": "add-input", "input": spec.model_dump(mode="json", by_alias=True)}
+        await self._command(job_id, spec.id, cmd)
+        log.info("job=%s input=%s added (%s)", job_id, spec.id, spec.stream.mime_type)
+        return self.get(job_id).rtp[spec.id]
+
+    async def remove_input(self, job_id: str, input_id: str) -> None:
+        if input_id not in self.get(job_id).rtp:
+            raise NotFound(f"job {job_id} has no input {input_id!r}")
+        await self._command(job_id, input_id, {"cmd": "remove-input", "id": input_id})
+        log.info("job=%s input=%s removed", job_id, input_id)
 
     async def stop(self, job_id: str) -> Job:
         job = self.get(job_id)

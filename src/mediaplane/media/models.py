@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-JobKind = Literal["record", "stream", "inject", "transcode"]
+JobKind = Literal["record", "stream", "inject", "transcode", "composite"]
 JobState = Literal["pending", "starting", "running", "stopping", "completed", "failed"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
 
@@ -59,23 +59,25 @@ class RecordRequest(Strict):
         return self
 
 
+def check_rtmp_url(v: str) -> str:
+    if not v.startswith(("rtmp://", "rtmps://")):
+        raise ValueError("rtmpUrl must be an rtmp:// or rtmps:// URL")
+    if any(c.isspace() or ord(c) < 32 for c in v):
+        raise ValueError("rtmpUrl must not contain spaces or control characters")
+    return v
+
+
+RtmpUrl = Annotated[str, Field(max_length=1024), AfterValidator(check_rtmp_url)]
+
+
 class StreamRequest(Strict):
     kind: Literal["stream"] = "stream"
     audio: RtpStream | None = None
     video: RtpStream | None = None
-    rtmp_url: str | None = Field(default=None, alias="rtmpUrl", max_length=1024)
+    rtmp_url: RtmpUrl | None = Field(default=None, alias="rtmpUrl")
     hls_path: str | None = Field(
         default=None, alias="hlsPath", description="a folder under the root"
     )
-
-    @field_validator("rtmp_url")
-    @classmethod
-    def _rtmp(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("rtmp://", "rtmps://")):
-            raise ValueError("rtmpUrl must be an rtmp:// or rtmps:// URL")
-        if v is not None and any(c.isspace() or ord(c) < 32 for c in v):
-            raise ValueError("rtmpUrl must not contain spaces or control characters")
-        return v
 
     @model_validator(mode="after")
     def _target(self) -> StreamRequest:
@@ -119,8 +121,47 @@ class TranscodeRequest(Strict):
     format: Literal["ogg-opus", "webm-vp8-opus", "mp4-h264-aac"]
 
 
+InputId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class CompositeInput(Strict):
+    """One track of the composite: a participant's audio or video."""
+
+    id: InputId
+    participant: str = Field(max_length=128, description="tracks of one participant share it")
+    name: str = Field(default="", max_length=64, description="drawn on the video tile")
+    stream: RtpStream
+
+
+class CompositeRequest(Strict):
+    """A room's tracks mixed into one output: audio mixed, video in a grid."""
+
+    kind: Literal["composite"] = "composite"
+    file_path: str | None = Field(default=None, alias="filePath")
+    format: Literal["mp4", "mkv", "webm"] = Field(
+        default="mp4", description="file only: mp4 = H264+AAC, mkv = H264+Opus, webm = VP8+Opus"
+    )
+    rtmp_url: RtmpUrl | None = Field(default=None, alias="rtmpUrl")
+    hls_path: str | None = Field(default=None, alias="hlsPath")
+    width: int = Field(default=1280, ge=160, le=1920, multiple_of=2)
+    height: int = Field(default=720, ge=120, le=1080, multiple_of=2)
+    fps: int = Field(default=30, ge=5, le=60)
+    video_kbps: int = Field(default=2500, alias="videoKbps", ge=100, le=20000)
+    audio_only: bool = Field(default=False, alias="audioOnly")
+    inputs: list[CompositeInput] = Field(default_factory=list, max_length=32)
+
+    @model_validator(mode="after")
+    def _target(self) -> CompositeRequest:
+        if sum(x is not None for x in (self.file_path, self.rtmp_url, self.hls_path)) != 1:
+            raise ValueError("give exactly one of filePath, rtmpUrl or hlsPath")
+        if len({i.id for i in self.inputs}) != len(self.inputs):
+            raise ValueError("input ids must be unique")
+        return self
+
+
 JobRequest = Annotated[
-    RecordRequest | StreamRequest | InjectRequest | TranscodeRequest, Field(discriminator="kind")
+    RecordRequest | StreamRequest | InjectRequest | TranscodeRequest | CompositeRequest,
+    Field(discriminator="kind"),
 ]
 
 
@@ -139,6 +180,7 @@ class WorkerConfig(BaseModel):
     video_target: RtpTarget | None = None
     loop: bool = False
     transcode_format: str | None = None
+    composite: CompositeRequest | None = None
 
 
 # the job resource ---------------------------------------------------------------
@@ -182,6 +224,7 @@ class Job(BaseModel):
     error: str | None = None
     pid: int | None = None
     cost: float = 0.0
+    active_speaker: str | None = None  # composite: the participant framed as speaking
 
     @property
     def terminal(self) -> bool:

@@ -36,6 +36,7 @@ class WorkerProcess:
             "-m",
             "mediaplane.media.worker",
             str(config_path),
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             # Its own session: signals to the manager's group never reach it,
@@ -69,6 +70,12 @@ class WorkerProcess:
             text = line.decode(errors="replace").rstrip()
             self.stderr_tail.append(text)
             log.debug("job=%s worker: %s", self.job_id, text)
+
+    async def send(self, command: dict[str, Any]) -> None:
+        """One command line to the worker (composite inputs)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        await self.proc.stdin.drain()
 
     async def wait(self) -> int:
         rc = await self.proc.wait()

@@ -24,6 +24,7 @@ import json
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +33,15 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
 
-from mediaplane.media.models import RtpStream, WorkerConfig  # noqa: E402
-
-Gst.init(None)
-
-DEPAY = {"OPUS": "rtpopusdepay", "VP8": "rtpvp8depay", "VP9": "rtpvp9depay", "H264": "rtph264depay"}
-PARSE = {"OPUS": "opusparse", "H264": "h264parse"}
-DECODE = {"OPUS": "opusdec", "VP8": "vp8dec", "VP9": "vp9dec", "H264": "avdec_h264"}
+from mediaplane.media.composite import Composite, Handler  # noqa: E402
+from mediaplane.media.gst_parts import DECODE, DEPAY, PARSE, emit, encoded_output, make  # noqa: E402
+from mediaplane.media.models import CompositeInput, RtpStream, WorkerConfig  # noqa: E402
 
 
-def emit(event: str, **fields: Any) -> None:
-    try:
-        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, OSError):
-        pass  # the manager is gone; keep recording until told to stop
-
-
-def make(factory: str, **props: Any) -> Gst.Element:
-    element = Gst.ElementFactory.make(factory)
-    if element is None:
-        raise RuntimeError(f"GStreamer element {factory!r} is missing")
-    for key, value in props.items():
-        element.set_property(key.rstrip("_").replace("_", "-"), value)
-    return element
+@dataclass
+class MadeInput:
+    elements: list[Gst.Element]  # the udpsrcs first, then depay and the branch
+    rtpbin_pads: list[Gst.Pad]
 
 
 class Worker:
@@ -69,6 +55,10 @@ class Worker:
         self.sink_for: dict[str, Gst.Element] = {}
         self.exit_code = 0
         self.stopping = False
+        self.next_session = 0
+        self.element_handlers: list[Handler] = []
+        self.composite: Composite | None = None
+        self.seen: set[str] = set()  # inputs that had a packet
 
     def add(self, *elements: Gst.Element) -> None:
         for e in elements:
@@ -81,13 +71,14 @@ class Worker:
                 raise RuntimeError(f"cannot link {a.get_name()} to {b.get_name()}")
 
     # RTP input: udpsrc (RTP + RTCP) -> rtpbin -> depay -> [parse] -> <downstream>
-    def rtp_input(self, name: str, stream: RtpStream, downstream: list[Gst.Element]) -> None:
+    def rtp_input(self, name: str, stream: RtpStream, downstream: list[Gst.Element]) -> MadeInput:
         if self.rtpbin is None:
             # latency: the jitter buffer; RTCP sender reports give A/V sync.
             self.rtpbin = make("rtpbin", latency=200, drop_on_latency=False)
             self.add(self.rtpbin)
             self.rtpbin.connect("pad-added", self._on_rtpbin_pad)
-        index = len(self.sessions)
+        index = self.next_session
+        self.next_session += 1
         self.sessions.append(name)
         caps = Gst.Caps.from_string(
             f"application/x-rtp,media={stream.kind},clock-rate={stream.clock_rate},"
@@ -96,8 +87,12 @@ class Worker:
         rtp = make("udpsrc", address=self.config.listen_ip, port=0, caps=caps)
         rtcp = make("udpsrc", address=self.config.listen_ip, port=0)
         self.add(rtp, rtcp)
-        rtp.get_static_pad("src").link(self.rtpbin.request_pad_simple(f"recv_rtp_sink_{index}"))
-        rtcp.get_static_pad("src").link(self.rtpbin.request_pad_simple(f"recv_rtcp_sink_{index}"))
+        pads = [
+            self.rtpbin.request_pad_simple(f"recv_rtp_sink_{index}"),
+            self.rtpbin.request_pad_simple(f"recv_rtcp_sink_{index}"),
+        ]
+        rtp.get_static_pad("src").link(pads[0])
+        rtcp.get_static_pad("src").link(pads[1])
         self.udpsrcs[name] = (rtp, rtcp)
         rtp.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._first_packet, name)
         depay = make(DEPAY[stream.encoding_name])
@@ -106,6 +101,18 @@ class Worker:
             elements.append(make(PARSE[stream.encoding_name]))
         self.chain(*elements, *downstream)
         self.sink_for[str(index)] = depay
+        return MadeInput([rtp, rtcp, *elements, *downstream], pads)
+
+    def port_of(self, name: str) -> dict[str, int]:
+        rtp, rtcp = self.udpsrcs[name]
+        return {"rtp": rtp.get_property("port"), "rtcp": rtcp.get_property("port")}
+
+    def forget_input(self, name: str) -> None:
+        self.udpsrcs.pop(name, None)
+        index = self.sessions.index(name) if name in self.sessions else -1
+        if index >= 0:
+            self.sessions[index] = ""
+            self.sink_for.pop(str(index), None)
 
     def _on_rtpbin_pad(self, _bin: Gst.Element, pad: Gst.Pad) -> None:
         name = pad.get_name()  # recv_rtp_src_<session>_<ssrc>_<pt>
@@ -126,6 +133,7 @@ class Worker:
     def _first_packet(
         self, _pad: Gst.Pad, _info: Gst.PadProbeInfo, name: str
     ) -> Gst.PadProbeReturn:
+        self.seen.add(name)
         emit("first-packet", stream=name, at=time.time())
         return Gst.PadProbeReturn.REMOVE
 
@@ -138,8 +146,22 @@ class Worker:
             self.build_stream()
         elif kind == "inject":
             self.build_inject()
+        elif kind == "composite":
+            self.build_composite()
         else:
             self.build_transcode()
+
+    def build_composite(self) -> None:
+        c = self.config
+        assert c.composite is not None
+        if c.container == "hls":
+            output = ("hls", str(c.output))
+        elif c.container == "flv":
+            output = ("flv", str(c.rtmp_url))
+        else:
+            output = (str(c.container), str(c.output))
+        self.composite = Composite(self, c.composite, output)
+        self.composite.build()
 
     def _filesink(self) -> Gst.Element:
         # Unbuffered: every muxed chunk reaches the kernel, so a kill -9 loses nothing written.
@@ -170,38 +192,20 @@ class Worker:
     def build_stream(self) -> None:
         c = self.config
         if c.container == "hls":
-            sink = make(
-                "hlssink2",
-                location=f"{c.output}/segment%05d.ts",
-                playlist_location=f"{c.output}/playlist.m3u8",
-                target_duration=2,
-                max_files=0,
-                playlist_length=0,
-            )
-            self.add(sink)
-            video_pad, audio_pad = "video", "audio"
+            kind, location = "hls", str(c.output)
         else:
-            mux = make("flvmux", streamable=True)
-            sink = make("rtmpsink", location=c.rtmp_url)
-            self.chain(mux, sink)
-            sink = mux
-            video_pad, audio_pad = "video", "audio"
-        if c.video is not None:
-            enc = [
-                make(DECODE[c.video.encoding_name]), make("videoconvert"),
-                make("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=60,
-                     bitrate=1500),
-                make("h264parse"), make("queue"),
-            ]  # fmt: skip
-            self.rtp_input("video", c.video, enc)
-            enc[-1].get_static_pad("src").link(sink.request_pad_simple(video_pad))
-        if c.audio is not None:
-            enc = [
-                make(DECODE[c.audio.encoding_name]), make("audioconvert"), make("audioresample"),
-                make("avenc_aac", bitrate=128000), make("aacparse"), make("queue"),
-            ]  # fmt: skip
-            self.rtp_input("audio", c.audio, enc)
-            enc[-1].get_static_pad("src").link(sink.request_pad_simple(audio_pad))
+            kind, location = "flv", str(c.rtmp_url)
+        out = encoded_output(
+            self.pipeline, kind, location=location,  # type: ignore[arg-type]
+            audio=c.audio is not None, video=c.video is not None, video_kbps=1500,
+        )  # fmt: skip
+        streams = (("video", c.video, out.video_in), ("audio", c.audio, out.audio_in))
+        for name, stream, raw_in in streams:
+            if stream is not None and raw_in is not None:
+                tail = make("queue")
+                self.rtp_input(name, stream, [make(DECODE[stream.encoding_name]), tail])
+                if not tail.link(raw_in):
+                    raise RuntimeError(f"cannot link the {name} decoder to its encoder")
 
     def build_inject(self) -> None:
         c = self.config
@@ -313,7 +317,10 @@ class Worker:
         return True
 
     def on_message(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
-        if msg.type == Gst.MessageType.EOS:
+        if msg.type == Gst.MessageType.ELEMENT:
+            for handler in self.element_handlers:
+                handler(msg)
+        elif msg.type == Gst.MessageType.EOS:
             emit("eos")
             self.loop.quit()
         elif msg.type == Gst.MessageType.ERROR:
@@ -328,6 +335,11 @@ class Worker:
             # A stream that never sent a packet has no rtpbin pad, so the sources'
             # EOS cannot reach its branch: end that branch directly, or the muxer
             # would wait for it forever.
+            if self.composite is not None:
+                # A track that never sent anything leaves rather than ends.
+                for track_id in list(self.composite.tracks):
+                    if track_id not in self.seen:
+                        self.composite.remove(track_id)
             for depay in self.sink_for.values():
                 sink = depay.get_static_pad("sink")
                 if not sink.is_linked():
@@ -353,10 +365,39 @@ class Worker:
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, self.eos)
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, self._terminate)
         GLib.timeout_add(1000, self.stats)
+        if self.composite is not None:
+            GLib.io_add_watch(
+                sys.stdin.fileno(), GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, self._command
+            )
         self.loop.run()
         self.stats()
         self.pipeline.set_state(Gst.State.NULL)
         return self.exit_code
+
+    def _command(self, _fd: int, _condition: GLib.IOCondition) -> bool:
+        """One command line from the manager: add-input / remove-input (composite)."""
+        line = sys.stdin.readline()
+        if not line:
+            return False  # the manager is gone; keep running until signalled
+        ident = ""
+        try:
+            cmd = json.loads(line)
+            name = str(cmd.get("cmd"))
+            assert self.composite is not None
+            if name == "add-input":
+                ident = str((cmd.get("input") or {}).get("id", ""))
+                spec = CompositeInput.model_validate(cmd["input"])
+                ports = self.composite.add(spec, live=True)
+                emit("input-added", input=spec.id, ports=ports)
+            elif name == "remove-input":
+                ident = str(cmd["id"])
+                self.composite.remove(ident)
+                emit("input-removed", input=ident)
+            else:
+                emit("input-error", input="", message=f"unknown command {name!r}")
+        except (ValueError, KeyError, RuntimeError, AttributeError) as e:
+            emit("input-error", input=ident, message=str(e) or type(e).__name__)
+        return True
 
     def _terminate(self) -> bool:
         self.exit_code = 143
@@ -370,6 +411,9 @@ def main() -> int:
         return Worker(config).run()
     except RuntimeError as e:
         emit("error", message=str(e), debug="")
+        return 2
+    except Exception as e:  # a bug while building: say what it was, exit non-zero
+        emit("error", message=f"pipeline build failed: {type(e).__name__}: {e}", debug="")
         return 2
 
 

@@ -1,0 +1,289 @@
+"""The room composite: every audio track mixed, every video track in a grid, one process.
+
+    udpsrc (per track) -> rtpbin -> depay -> decode -> [name overlay] -> queue
+        -> audiomixer / compositor -> encoders -> file, RTMP or HLS
+
+A silent live audio bed and a black live video bed feed the mixers, so the
+output runs at its own clock from the first second, with or without inputs.
+Tracks come and go while it runs (the manager forwards `add-input` and
+`remove-input` commands); the grid is laid out again on every change. Each
+audio branch has a `level` element: the loudest participant (with
+hysteresis) is the active speaker, whose tile gets a coloured frame, and an
+`active-speaker` event goes to the manager.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gi.repository import GLib, Gst
+
+from mediaplane.media.gst_parts import DECODE, caps, emit, encoded_output, first_data_probe, make
+from mediaplane.media.models import CompositeInput, CompositeRequest
+
+if TYPE_CHECKING:
+    from mediaplane.media.worker import Worker
+
+MIX_LATENCY_NS = 300 * Gst.MSECOND  # covers the jitter buffer (200 ms) of late-added tracks
+FRAME_PX = 6  # the active speaker's frame
+SPEAKING_DB = -45.0  # a participant louder than this (RMS) may be the active speaker
+SWITCH_DB = 6.0  # a new speaker must be this much louder than the current one
+SPEAKER_POLL_MS = 300
+
+
+@dataclass
+class Track:
+    spec: CompositeInput
+    elements: list[Gst.Element]  # udpsrcs first, then the branch
+    rtpbin_pads: list[Gst.Pad]
+    mixer_pad: Gst.Pad
+    aspect: float | None = None
+
+
+@dataclass
+class Speaker:
+    levels: dict[str, float] = field(default_factory=dict)  # participant -> recent peak RMS dB
+    current: str | None = None
+
+    def choose(self) -> str | None:
+        if not self.levels:
+            return self.current
+        loudest, db = max(self.levels.items(), key=lambda kv: kv[1])
+        current_db = self.levels.get(self.current or "", -200.0)
+        self.levels.clear()
+        if db < SPEAKING_DB:
+            return self.current
+        if self.current is not None and current_db >= SPEAKING_DB and db - current_db < SWITCH_DB:
+            return self.current
+        return loudest
+
+
+def link(a: Gst.Element, b: Gst.Element) -> None:
+    if not a.link(b):
+        raise RuntimeError(f"cannot link {a.get_name()} to {b.get_name()}")
+
+
+class Composite:
+    def __init__(
+        self,
+        worker: Worker,
+        request: CompositeRequest,
+        output: tuple[str, str],  # (kind, location)
+    ) -> None:
+        self.worker = worker
+        self.request = request
+        self.output = output
+        self.tracks: dict[str, Track] = {}
+        self.order: list[str] = []  # video track ids in the order they joined
+        self.speaker = Speaker()
+        self.mixer: Gst.Element | None = None
+        self.compositor: Gst.Element | None = None
+        self.frame_pad: Gst.Pad | None = None
+
+    # building ----------------------------------------------------------------------
+    def build(self) -> None:
+        r, w = self.request, self.worker
+        kind, location = self.output
+        out = encoded_output(
+            w.pipeline, kind,  # type: ignore[arg-type]
+            location=location, audio=True, video=not r.audio_only, fps=r.fps,
+            video_kbps=r.video_kbps,
+        )  # fmt: skip
+        assert out.audio_in is not None
+        self.mixer = make("audiomixer", latency=MIX_LATENCY_NS, ignore_inactive_pads=True)
+        bed = make("audiotestsrc", is_live=True, wave=4, samplesperbuffer=960)  # silence
+        stereo = "audio/x-raw,rate=48000,channels=2"
+        mixed = make("capsfilter", caps=caps(stereo))
+        w.chain(bed, make("capsfilter", caps=caps(stereo)), self.mixer, mixed)
+        link(mixed, out.audio_in)
+        if not r.audio_only:
+            assert out.video_in is not None
+            size = f"width={r.width},height={r.height}"
+            self.compositor = make(
+                "compositor", background=1, latency=MIX_LATENCY_NS, ignore_inactive_pads=True
+            )  # background black
+            composed = make("capsfilter", caps=caps(f"video/x-raw,{size},framerate={r.fps}/1"))
+            w.chain(
+                make("videotestsrc", is_live=True, pattern=2),  # black
+                make("capsfilter", caps=caps(f"video/x-raw,{size},framerate={r.fps}/1")),
+                self.compositor,
+                composed,
+            )
+            link(composed, out.video_in)
+            # The active speaker's frame: a solid tile under the speaker's video.
+            frame_src = make("videotestsrc", is_live=True, pattern=17, foreground_color=0xFFFFC800)
+            frame_caps = make(
+                "capsfilter", caps=caps(f"video/x-raw,width=64,height=36,framerate={r.fps}/1")
+            )
+            w.chain(frame_src, frame_caps)
+            self.frame_pad = self.compositor.request_pad_simple("sink_%u")
+            frame_caps.get_static_pad("src").link(self.frame_pad)
+            self.frame_pad.set_property("zorder", 1)
+            self.frame_pad.set_property("alpha", 0.0)
+        encoder = out.video_encoder or out.audio_encoder
+        assert encoder is not None
+        first_data_probe(encoder.get_static_pad("src"), "output")
+        w.element_handlers.append(self._on_element)
+        GLib.timeout_add(SPEAKER_POLL_MS, self._pick_speaker)
+        for spec in r.inputs:
+            self.add(spec, live=False)
+
+    # tracks ------------------------------------------------------------------------------
+    def add(self, spec: CompositeInput, *, live: bool) -> dict[str, int]:
+        """Add one track; returns its bound ports {"rtp", "rtcp"}."""
+        if spec.id in self.tracks:
+            raise ValueError(f"input {spec.id!r} exists")
+        w, s = self.worker, spec.stream
+        if s.kind == "video":
+            if self.compositor is None:
+                raise ValueError("this composite is audio only")
+            text = GLib.markup_escape_text(spec.name or spec.participant)
+            branch = [
+                make(DECODE[s.encoding_name]),
+                make("videoconvert"),
+                make("textoverlay", text=text, valignment=1, halignment=0, shaded_background=True,
+                     font_desc="Sans Bold 14"),
+                make("queue", max_size_time=Gst.SECOND, max_size_buffers=0, max_size_bytes=0),
+            ]  # fmt: skip
+            aggregator = self.compositor
+        else:
+            level = make("level", interval=100 * Gst.MSECOND, post_messages=True)
+            level.set_name(f"level-{spec.id}")
+            branch = [
+                make(DECODE[s.encoding_name]), make("audioconvert"), make("audioresample"),
+                level,
+                make("queue", max_size_time=Gst.SECOND, max_size_buffers=0, max_size_bytes=0),
+            ]  # fmt: skip
+            aggregator = self.mixer
+        assert aggregator is not None
+        made = w.rtp_input(spec.id, s, branch)
+        pad = aggregator.request_pad_simple("sink_%u")
+        tail = branch[-1].get_static_pad("src")
+        if tail.link(pad) != Gst.PadLinkReturn.OK:
+            raise RuntimeError(f"cannot link input {spec.id} to its mixer")
+        track = Track(spec, made.elements, made.rtpbin_pads, pad)
+        self.tracks[spec.id] = track
+        if s.kind == "video":
+            pad.set_property("zorder", 2)
+            pad.set_property("alpha", 0.0)  # shown once laid out
+            self.order.append(spec.id)
+            tail.connect("notify::caps", lambda p, _: self._on_caps(spec.id, p))
+        if live:
+            for e in reversed(made.elements):
+                e.sync_state_with_parent()
+            w.pipeline.recalculate_latency()
+        self.layout()
+        return w.port_of(spec.id)
+
+    def remove(self, track_id: str) -> None:
+        track = self.tracks.pop(track_id, None)
+        if track is None:
+            raise KeyError(track_id)
+        w = self.worker
+        if track_id in self.order:
+            self.order.remove(track_id)
+        for e in track.elements:  # sources first: nothing new flows in
+            e.set_state(Gst.State.NULL)
+        assert w.rtpbin is not None
+        for pad in track.rtpbin_pads:
+            w.rtpbin.release_request_pad(pad)
+        for e in track.elements:
+            w.pipeline.remove(e)
+        parent = track.mixer_pad.get_parent_element()
+        if parent is not None:
+            parent.release_request_pad(track.mixer_pad)
+        w.forget_input(track_id)
+        self.speaker.levels.pop(track.spec.participant, None)
+        if self.speaker.current == track.spec.participant and not any(
+            t.spec.participant == track.spec.participant for t in self.tracks.values()
+        ):
+            self.speaker.current = None
+        self.layout()
+
+    # layout ---------------------------------------------------------------------------------
+    def _on_caps(self, track_id: str, pad: Gst.Pad) -> None:
+        current = pad.get_current_caps()
+        track = self.tracks.get(track_id)
+        if current is None or track is None:
+            return
+        st = current.get_structure(0)
+        ok_w, width = st.get_int("width")
+        ok_h, height = st.get_int("height")
+        if ok_w and ok_h and height > 0:
+            track.aspect = width / height
+            GLib.idle_add(self._layout_once)
+
+    def _layout_once(self) -> bool:
+        self.layout()
+        return False
+
+    def layout(self) -> None:
+        """A grid in join order, the last row centred; each video fitted into its cell."""
+        if self.compositor is None:
+            return
+        ids = [i for i in self.order if i in self.tracks]
+        W, H = self.request.width, self.request.height
+        n = len(ids)
+        cols = math.ceil(math.sqrt(n)) if n else 1
+        rows = math.ceil(n / cols) if n else 1
+        cw, ch = W // cols, H // rows
+        speaker_cell: tuple[int, int] | None = None
+        for index, track_id in enumerate(ids):
+            row, col = divmod(index, cols)
+            in_row = min(cols, n - row * cols)
+            x0 = col * cw + (cols - in_row) * cw // 2
+            y0 = row * ch
+            track = self.tracks[track_id]
+            iw, ih = cw - 2 * FRAME_PX, ch - 2 * FRAME_PX
+            if track.aspect:
+                if iw / ih > track.aspect:
+                    iw = int(ih * track.aspect)
+                else:
+                    ih = int(iw / track.aspect)
+            pad = track.mixer_pad
+            pad.set_property("xpos", x0 + (cw - iw) // 2)
+            pad.set_property("ypos", y0 + (ch - ih) // 2)
+            pad.set_property("width", iw)
+            pad.set_property("height", ih)
+            pad.set_property("alpha", 1.0)
+            if track.spec.participant == self.speaker.current and speaker_cell is None:
+                speaker_cell = (x0 + (cw - iw) // 2 - FRAME_PX, y0 + (ch - ih) // 2 - FRAME_PX)
+                speaker_size = (iw + 2 * FRAME_PX, ih + 2 * FRAME_PX)
+        if self.frame_pad is not None:
+            if speaker_cell is None or n < 2:
+                self.frame_pad.set_property("alpha", 0.0)
+            else:
+                self.frame_pad.set_property("xpos", speaker_cell[0])
+                self.frame_pad.set_property("ypos", speaker_cell[1])
+                self.frame_pad.set_property("width", speaker_size[0])
+                self.frame_pad.set_property("height", speaker_size[1])
+                self.frame_pad.set_property("alpha", 1.0)
+
+    # active speaker ----------------------------------------------------------------------------
+    def _on_element(self, msg: Gst.Message) -> None:
+        st = msg.get_structure()
+        if st is None or st.get_name() != "level":
+            return
+        name = msg.src.get_name()
+        track = self.tracks.get(name.removeprefix("level-"))
+        if track is None:
+            return
+        rms = st.get_value("rms")
+        if rms:
+            db = max(float(v) for v in rms)
+            p = track.spec.participant
+            self.speaker.levels[p] = max(db, self.speaker.levels.get(p, -200.0))
+
+    def _pick_speaker(self) -> bool:
+        chosen = self.speaker.choose()
+        if chosen != self.speaker.current:
+            self.speaker.current = chosen
+            emit("active-speaker", participant=chosen)
+            self.layout()
+        return True
+
+
+Handler = Callable[[Gst.Message], None]
