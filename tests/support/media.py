@@ -50,9 +50,10 @@ class MediaService:
             "MEDIAPLANE_MEDIA_CPU_BUDGET": str(budget),
             "MEDIAPLANE_MEDIA_STALL_TIMEOUT_S": "2",
         }
+        log = None if os.environ.get("MP_TEST_MEDIA_LOG") else asyncio.subprocess.DEVNULL
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mediaplane.media", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         service = cls(proc, port, data_dir)
         async with httpx.AsyncClient(base_url=service.url) as http, asyncio.timeout(20):

@@ -9,7 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mediaplane.control.api import errors, health, pages, recordings, rooms, system, tokens
+from mediaplane.control.api import (
+    egress,
+    errors,
+    health,
+    pages,
+    recordings,
+    rooms,
+    system,
+    tokens,
+)
+from mediaplane.control.egress import EgressService
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
@@ -40,11 +50,15 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         media = MediaClient(settings.media_url, settings.secret("media_secret"))
         recs = RecordingService(manager, media, hooks, settings.recordings_dir)
         await recs.start_service()
+        egresses = EgressService(manager, media, hooks, settings.recordings_dir)
+        await egresses.start_service()
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
+        app.state.egress = egresses
         log.info("control plane up instance=%s", manager.instance_id)
         try:
             yield
         finally:
+            await egresses.close()
             await recs.close()
             await manager.close()
             await hooks.close()
@@ -63,6 +77,7 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(rooms.router)
     app.include_router(recordings.router)
+    app.include_router(egress.router)
     app.include_router(system.router)
     app.include_router(endpoint.router)
     app.include_router(pages.router)

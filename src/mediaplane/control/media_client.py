@@ -37,6 +37,16 @@ class MediaClient:
     async def start_recording(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", "/recordings", json=body)
 
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", "/jobs", json=body)
+
+    async def add_input(self, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """A track into a running composite; the answer is where to send its RTP."""
+        return await self._call("POST", f"/jobs/{job_id}/inputs", json=spec)
+
+    async def remove_input(self, job_id: str, input_id: str) -> None:
+        await self._call("DELETE", f"/jobs/{job_id}/inputs/{input_id}")
+
     async def get(self, job_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/jobs/{job_id}")
 

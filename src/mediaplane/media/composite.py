@@ -15,13 +15,14 @@ hysteresis) is the active speaker, whose tile gets a coloured frame, and an
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gi.repository import GLib, Gst
 
-from mediaplane.media.gst_parts import DECODE, caps, emit, encoded_output, first_data_probe, make
+from mediaplane.media.gst_parts import DECODE, caps, emit, encoded_output, make
 from mediaplane.media.models import CompositeInput, CompositeRequest
 
 if TYPE_CHECKING:
@@ -82,6 +83,18 @@ class Composite:
         self.mixer: Gst.Element | None = None
         self.compositor: Gst.Element | None = None
         self.frame_pad: Gst.Pad | None = None
+        self.on_output: Callable[[], None] = lambda: None
+
+    def _first_output(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        at = time.time()
+
+        def announce() -> bool:
+            self.on_output()  # the worker's `ready`
+            emit("first-packet", stream="output", at=at)
+            return False
+
+        GLib.idle_add(announce)
+        return Gst.PadProbeReturn.REMOVE
 
     # building ----------------------------------------------------------------------
     def build(self) -> None:
@@ -125,7 +138,8 @@ class Composite:
             self.frame_pad.set_property("alpha", 0.0)
         encoder = out.video_encoder or out.audio_encoder
         assert encoder is not None
-        first_data_probe(encoder.get_static_pad("src"), "output")
+        encoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._first_output)
+        w.ensure_rtpbin()  # in the pipeline from the start, even with no track yet
         w.element_handlers.append(self._on_element)
         GLib.timeout_add(SPEAKER_POLL_MS, self._pick_speaker)
         for spec in r.inputs:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -160,13 +159,3 @@ def encoded_output(
         chain[-1].get_static_pad("src").link(mux.request_pad_simple(pads["audio"]))
         audio_in = convert
     return EncodedOutput(audio_in, video_in, video_enc, audio_enc, elements)
-
-
-def first_data_probe(pad: Gst.Pad, stream: str) -> None:
-    """Emit `first-packet` for `stream` when the first buffer passes `pad`."""
-
-    def probe(_pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        emit("first-packet", stream=stream, at=time.time())
-        return Gst.PadProbeReturn.REMOVE
-
-    pad.add_probe(Gst.PadProbeType.BUFFER, probe)

@@ -20,6 +20,7 @@ import shutil
 import signal
 import time
 import uuid
+from asyncio import FIRST_COMPLETED
 from pathlib import Path
 from typing import Any
 
@@ -430,13 +431,21 @@ class JobManager:
             raise Conflict(f"a change of input {input_id!r} is under way")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._commands[(job_id, input_id)] = future
+        watcher = self._watchers[job_id]
         try:
             await worker.send(cmd)
-            reply = await asyncio.wait_for(future, 10)
-        except TimeoutError:
-            raise Conflict(f"job {job_id} did not answer about input {input_id!r}") from None
+            waiting: set[asyncio.Future[Any]] = {future, watcher}
+            await asyncio.wait(waiting, timeout=10, return_when=FIRST_COMPLETED)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker is gone; its watcher settles the job
         finally:
             self._commands.pop((job_id, input_id), None)
+        if not future.done():
+            future.cancel()
+            if watcher.done():
+                raise Conflict(f"job {job_id} ended ({job.state}): {job.error or ''}".rstrip(": "))
+            raise Conflict(f"job {job_id} did not answer about input {input_id!r} in 10 s")
+        reply = future.result()
         if reply.get("event") == "input-error":
             raise BadRequest(f"input {input_id!r}: {reply.get('message')}")
         return reply

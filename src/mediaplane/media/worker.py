@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import sys
 import time
@@ -59,6 +60,7 @@ class Worker:
         self.element_handlers: list[Handler] = []
         self.composite: Composite | None = None
         self.seen: set[str] = set()  # inputs that had a packet
+        self.command_buffer = b""
 
     def add(self, *elements: Gst.Element) -> None:
         for e in elements:
@@ -72,11 +74,7 @@ class Worker:
 
     # RTP input: udpsrc (RTP + RTCP) -> rtpbin -> depay -> [parse] -> <downstream>
     def rtp_input(self, name: str, stream: RtpStream, downstream: list[Gst.Element]) -> MadeInput:
-        if self.rtpbin is None:
-            # latency: the jitter buffer; RTCP sender reports give A/V sync.
-            self.rtpbin = make("rtpbin", latency=200, drop_on_latency=False)
-            self.add(self.rtpbin)
-            self.rtpbin.connect("pad-added", self._on_rtpbin_pad)
+        rtpbin = self.ensure_rtpbin()
         index = self.next_session
         self.next_session += 1
         self.sessions.append(name)
@@ -88,8 +86,8 @@ class Worker:
         rtcp = make("udpsrc", address=self.config.listen_ip, port=0)
         self.add(rtp, rtcp)
         pads = [
-            self.rtpbin.request_pad_simple(f"recv_rtp_sink_{index}"),
-            self.rtpbin.request_pad_simple(f"recv_rtcp_sink_{index}"),
+            rtpbin.request_pad_simple(f"recv_rtp_sink_{index}"),
+            rtpbin.request_pad_simple(f"recv_rtcp_sink_{index}"),
         ]
         rtp.get_static_pad("src").link(pads[0])
         rtcp.get_static_pad("src").link(pads[1])
@@ -102,6 +100,14 @@ class Worker:
         self.chain(*elements, *downstream)
         self.sink_for[str(index)] = depay
         return MadeInput([rtp, rtcp, *elements, *downstream], pads)
+
+    def ensure_rtpbin(self) -> Gst.Element:
+        if self.rtpbin is None:
+            # latency: the jitter buffer; RTCP sender reports give A/V sync.
+            self.rtpbin = make("rtpbin", latency=200, drop_on_latency=False)
+            self.add(self.rtpbin)
+            self.rtpbin.connect("pad-added", self._on_rtpbin_pad)
+        return self.rtpbin
 
     def port_of(self, name: str) -> dict[str, int]:
         rtp, rtcp = self.udpsrcs[name]
@@ -361,24 +367,41 @@ class Worker:
             else:
                 emit("error", message="the pipeline refused to start", debug="")
             return 2
-        emit("ready", ports=self.ports(), pid=0)
+        if self.composite is None:
+            emit("ready", ports=self.ports(), pid=0)
+        else:
+            # Ready once output flows: tracks added while the mixers start up could
+            # make them wait for data on every pad instead of running on the clock.
+            self.composite.on_output = lambda: emit("ready", ports=self.ports(), pid=0)
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, self.eos)
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, self._terminate)
         GLib.timeout_add(1000, self.stats)
         if self.composite is not None:
             GLib.io_add_watch(
-                sys.stdin.fileno(), GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, self._command
+                sys.stdin.fileno(), GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, self._commands
             )
         self.loop.run()
         self.stats()
         self.pipeline.set_state(Gst.State.NULL)
         return self.exit_code
 
-    def _command(self, _fd: int, _condition: GLib.IOCondition) -> bool:
-        """One command line from the manager: add-input / remove-input (composite)."""
-        line = sys.stdin.readline()
-        if not line:
+    def _commands(self, fd: int, _condition: GLib.IOCondition) -> bool:
+        """Command lines from the manager on stdin (composite inputs)."""
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
             return False  # the manager is gone; keep running until signalled
+        self.command_buffer += chunk
+        *lines, self.command_buffer = self.command_buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self._command(line.decode(errors="replace"))
+        return True
+
+    def _command(self, line: str) -> None:
+        """One command: add-input / remove-input."""
         ident = ""
         try:
             cmd = json.loads(line)
@@ -397,7 +420,6 @@ class Worker:
                 emit("input-error", input="", message=f"unknown command {name!r}")
         except (ValueError, KeyError, RuntimeError, AttributeError) as e:
             emit("input-error", input=ident, message=str(e) or type(e).__name__)
-        return True
 
     def _terminate(self) -> bool:
         self.exit_code = 143

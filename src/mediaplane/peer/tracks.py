@@ -87,3 +87,24 @@ def read_frame_counter(rgb: np.ndarray) -> int:
         if cell.mean() > 128:
             value |= 1 << bit
     return value
+
+
+class ColorVideoTrack(MediaStreamTrack):
+    """A solid colour (0xRRGGBB): recognisable as a tile after compositing and decoding."""
+
+    kind = "video"
+
+    def __init__(self, color: int, width: int = 320, height: int = 240, fps: int = 15) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.rgb = ((color >> 16) & 255, (color >> 8) & 255, color & 255)
+        self._pace = _Paced(1 / fps)
+
+    async def recv(self) -> av.VideoFrame:
+        n = await self._pace.next()
+        img = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        img[:, :] = self.rgb
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = n * (90000 // self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        return frame

@@ -1,0 +1,232 @@
+"""Egress with everything real: aiortc publishers in a room, the SFU, the control plane, the
+media manager's composite, nginx-rtmp; every output decoded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mediaplane.peer import MediasoupPeer, ToneTrack
+from mediaplane.peer.signaling_client import SignalingClient
+from mediaplane.peer.tracks import ColorVideoTrack
+from mediaplane.state.redis_server import free_tcp_port
+from tests.support.control import participant, token
+from tests.support.mediacheck import (
+    band_energy_ratio,
+    decode_audio,
+    decode_frame,
+    dominant_color,
+    dominant_frequency,
+    probe_streams,
+)
+from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.stack import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+log = logging.getLogger(__name__)
+
+PEOPLE = {"alice": (330.0, 0xFF0000), "bob": (660.0, 0x00FF00), "carol": (990.0, 0x0000FF)}
+Publisher = tuple[SignalingClient, MediasoupPeer]
+
+
+async def publish(stack: Stack, room: str, who: str) -> Publisher:
+    tone, color = PEOPLE[who]
+    sig = await SignalingClient.connect(
+        stack.control.ws(room), participant(stack.settings, who, room)
+    )
+    joined = await sig.request("join", {"displayName": who.title()})
+    peer = MediasoupPeer(sig, joined["routerRtpCapabilities"])
+    await peer.publish(ToneTrack(freq=tone))
+    await peer.publish(ColorVideoTrack(color))
+    return sig, peer
+
+
+async def leave(pub: Publisher) -> None:
+    await pub[1].close()
+    await pub[0].close()
+
+
+async def wait_egress(
+    http: httpx.AsyncClient, room: str, egress_id: str, pred: Any, timeout: float = 20
+) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            rec: dict[str, Any] = (await http.get(f"/api/rooms/{room}/egress/{egress_id}")).json()
+            if pred(rec):
+                return rec
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def nginx(tmp_path: Path) -> AsyncIterator[NginxRtmp]:
+    server = await NginxRtmp.start(tmp_path / "nginx")
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_room_composite_file_follows_joins(stack: Stack, tmp_path: Path) -> None:
+    room = f"eg-{uuid.uuid4().hex[:6]}"
+    pubs = [await publish(stack, room, "alice"), await publish(stack, room, "bob")]
+    body = {"output": "file", "format": "mp4", "width": 640, "height": 360, "fps": 15,
+            "videoKbps": 800}  # fmt: skip
+    try:
+        async with stack.http() as http:
+            r = await http.post(f"/api/rooms/{room}/egress", json=body)
+            assert r.status_code == 202, r.text
+            eg = r.json()
+            eg = await wait_egress(http, room, eg["id"], lambda e: e["state"] == "active")
+            assert len(eg["tracks"]) == 4, eg
+            pubs.append(await publish(stack, room, "carol"))  # a newcomer gets a tile
+            await wait_egress(http, room, eg["id"], lambda e: len(e["tracks"]) == 6)
+            await asyncio.sleep(5)
+            done = (await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")).json()
+            assert done["state"] == "completed", done
+            got = await http.get(f"/api/rooms/{room}/egress/{eg['id']}/file")
+            assert got.status_code == 200, got.text
+            out = tmp_path / "room.mp4"
+            out.write_bytes(got.content)
+            again = await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")
+            assert again.status_code == 409
+    finally:
+        for pub in pubs:
+            await leave(pub)
+    streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
+    assert streams["video"].codec_name == "h264" and streams["audio"].codec_name == "aac"
+    duration = streams["audio"].duration or 0.0
+    frame = decode_frame(out, duration - 1.5, 640, 360)
+    tiles = sorted(dominant_color(frame, x, y) for x, y in ((160, 90), (480, 90), (320, 270)))
+    assert tiles == ["blue", "green", "red"], tiles
+    assert dominant_color(frame, 20, 340) == "black"
+    pcm = decode_audio(out)
+    tail = pcm[int((duration - 4) * 48000) : int((duration - 1) * 48000)]
+    shares = {who: band_energy_ratio(tail, 48000, tone) for who, (tone, _) in PEOPLE.items()}
+    assert all(v > 0.1 for v in shares.values()), shares
+    log.info(
+        "measured: room composite via SFU %.3f s, %s frames, tiles %s, tone shares %s",
+        duration, streams["video"].frames, tiles, {k: round(v, 2) for k, v in shares.items()},
+    )  # fmt: skip
+    await stack.hooks.wait_for("egress.finished", lambda d: d["id"] == eg["id"])
+
+
+async def test_participant_to_rtmp_and_unreachable_server(stack: Stack, nginx: NginxRtmp) -> None:
+    room = f"eg-{uuid.uuid4().hex[:6]}"
+    pub = await publish(stack, room, "alice")
+    try:
+        async with stack.http() as http:
+            body = {"source": "participant", "identity": "alice", "output": "rtmp",
+                    "rtmpUrl": nginx.url("alice-secret-key"), "width": 640, "height": 360,
+                    "fps": 15, "videoKbps": 800}  # fmt: skip
+            r = await http.post(f"/api/rooms/{room}/egress", json=body)
+            assert r.status_code == 202, r.text
+            eg = r.json()
+            assert "secret-key" not in r.text, "the stream key must not be echoed"
+            eg = await wait_egress(http, room, eg["id"], lambda e: e["state"] == "active")
+            await asyncio.sleep(6)
+            done = (await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")).json()
+            assert done["state"] == "completed", done
+            span = done["stopped_at"] - done["started_at"]
+
+            closed = f"rtmp://127.0.0.1:{free_tcp_port()}/live/x"
+            r = await http.post(f"/api/rooms/{room}/egress", json={**body, "rtmpUrl": closed})
+            assert r.status_code == 202, r.text
+            failed = await wait_egress(
+                http, room, r.json()["id"], lambda e: e["state"] in ("failed", "completed")
+            )
+    finally:
+        await leave(pub)
+    assert failed["state"] == "failed", failed
+    assert "refused" in failed["error"].lower(), failed["error"]
+    flv = await nginx.wait_recorded("alice-secret-key")
+    streams = {s.codec_type: s for s in probe_streams(flv)}
+    assert (streams["video"].codec_name, streams["audio"].codec_name) == ("h264", "aac")
+    duration = streams["audio"].duration or 0.0
+    assert abs(duration - span) < 1.5, (duration, span)
+    freq = dominant_frequency(decode_audio(flv)[48000 : 48000 * 4], 48000)
+    assert abs(freq - 330.0) < 3, freq
+    log.info(
+        "measured: participant egress on nginx %.3f s for a %.3f s span, %.2f Hz; "
+        "closed port: %s",
+        duration, span, freq, failed["error"][:100],
+    )  # fmt: skip
+
+
+async def test_hls_served_by_the_control_plane(stack: Stack, tmp_path: Path) -> None:
+    room = f"eg-{uuid.uuid4().hex[:6]}"
+    pub = await publish(stack, room, "bob")
+    viewer = token(stack.settings, "viewer", room=room, room_join=True)
+    try:
+        async with stack.http() as http:
+            body = {"output": "hls", "width": 640, "height": 360, "fps": 15, "videoKbps": 800}
+            r = await http.post(f"/api/rooms/{room}/egress", json=body)
+            assert r.status_code == 202, r.text
+            eg = r.json()
+            base = f"/api/rooms/{room}/egress/{eg['id']}/hls"
+            await wait_egress(http, room, eg["id"], lambda e: e["state"] == "active")
+            await asyncio.sleep(7)
+            async with httpx.AsyncClient(base_url=stack.control.http, timeout=30) as player:
+                assert (await player.get(f"{base}/playlist.m3u8")).status_code == 401
+                playlist = await player.get(
+                    f"{base}/playlist.m3u8", params={"access_token": viewer}
+                )
+                assert playlist.status_code == 200, playlist.text
+                assert "mpegurl" in playlist.headers["content-type"]
+                uris = [x for x in playlist.text.splitlines() if x and not x.startswith("#")]
+                assert len(uris) >= 2, playlist.text
+                assert all("access_token=" in u for u in uris)
+                ts = b""
+                for uri in uris:
+                    seg = await player.get(f"{base}/{uri}")
+                    assert seg.status_code == 200
+                    ts += seg.content
+                bad = await player.get(f"{base}/..%2Fsecret", params={"access_token": viewer})
+                assert bad.status_code in (404, 422)
+            await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")
+    finally:
+        await leave(pub)
+    out = tmp_path / "hls.ts"
+    out.write_bytes(ts)
+    streams = {s.codec_type: s for s in probe_streams(out)}
+    assert (streams["video"].codec_name, streams["audio"].codec_name) == ("h264", "aac")
+    pcm = decode_audio(out)
+    freq = dominant_frequency(pcm[48000 : 48000 * 3], 48000)
+    assert abs(freq - 660.0) < 3, freq
+    log.info("measured: HLS %d segments via the control plane, %.2f s decoded, %.2f Hz",
+             len(uris), len(pcm) / 48000, freq)  # fmt: skip
+
+
+async def test_egress_refusals(stack: Stack) -> None:
+    room = f"eg-{uuid.uuid4().hex[:6]}"
+    pub = await publish(stack, room, "alice")
+    try:
+        async with stack.http() as http:
+            url = f"/api/rooms/{room}/egress"
+            cases = [
+                ({"output": "rtmp"}, 422),
+                ({"output": "rtmp", "rtmpUrl": "http://example.com/x"}, 422),
+                ({"output": "file", "rtmpUrl": "rtmp://127.0.0.1/x"}, 422),
+                ({"source": "participant"}, 422),
+                ({"source": "participant", "identity": "nobody"}, 404),
+                ({"width": 7}, 422),
+                ({"format": "avi"}, 422),
+            ]
+            for body, code in cases:
+                r = await http.post(url, json=body)
+                assert r.status_code == code, (body, r.status_code, r.text)
+                assert r.json()["error"]["message"], r.text
+            assert (await http.post("/api/rooms/nope-x/egress", json={})).status_code == 404
+            assert (await http.get(f"{url}/0123456789abcdef")).status_code == 404
+            assert (await http.post(f"{url}/0123456789abcdef/stop")).status_code == 404
+        plain = participant(stack.settings, "mallory", room)
+        async with stack.http(plain) as http:
+            assert (await http.post(f"/api/rooms/{room}/egress", json={})).status_code == 403
+    finally:
+        await leave(pub)
