@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mediaplane.control.api import errors, health, pages, recordings, rooms, system, tokens
+from mediaplane.control.api import errors, health, pages, recordings, rooms, system, tokens, whip
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling import endpoint
 from mediaplane.control.webhooks import Webhooks
+from mediaplane.control.whip.service import WhipService
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient
 from mediaplane.state.store import StateStore
@@ -40,11 +41,15 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         media = MediaClient(settings.media_url, settings.secret("media_secret"))
         recs = RecordingService(manager, media, hooks, settings.recordings_dir)
         await recs.start_service()
+        whip_service = WhipService(manager, connect_timeout_s=settings.whip_connect_timeout_s)
+        await whip_service.start()
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
+        app.state.whip = whip_service
         log.info("control plane up instance=%s", manager.instance_id)
         try:
             yield
         finally:
+            await whip_service.close()
             await recs.close()
             await manager.close()
             await hooks.close()
@@ -65,6 +70,8 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     app.include_router(recordings.router)
     app.include_router(system.router)
     app.include_router(endpoint.router)
+    app.include_router(whip.router)
+    app.add_middleware(whip.WhipCors)
     app.include_router(pages.router)
     if pages.STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
