@@ -109,7 +109,7 @@ async def test_whip_publish_reaches_a_room_peer(
         assert await whip.delete() == 200
         left = await sig.wait_event("peerLeft", lambda d: d["peerId"] == joined["peer"]["peerId"])
         assert left["reason"] == "left"
-        assert await whip.delete() == 404
+        assert await whip.delete() == 200  # again: already ended, still fine
         log.info(
             "measured: WHIP connected in %.2f s; tone %.2f Hz rms %.3f; frame numbers %s",
             connect_s, freq, rms(pcm), medians(counters),

@@ -266,35 +266,126 @@ def plan_publish(offer: Offer, router_caps: Json) -> list[PublishPlan]:
 
 
 # WHEP: the client receives ------------------------------------------------------------
+def _receiving(m: MediaDescription) -> bool:
+    return m.kind in ("audio", "video") and m.port != 0 and m.direction in ("recvonly", "sendrecv")
+
+
+def whep_media_codecs(offer: Offer, room_caps: Json) -> list[Json]:
+    """mediaCodecs for a WHEP session's own router: the offered codecs the room's router
+    supports, each with the offer's payload type (a consumer sends on its router's
+    payload types, and the client decodes only those of its offer)."""
+    out: list[Json] = []
+    used_pts: set[int] = set()
+    taken: set[int] = set()
+    for m in offer.media:
+        if not _receiving(m):
+            continue
+        for c in m.rtp.codecs:
+            router = None if _is_rtx(c) else _router_codec(c, room_caps)
+            pt = c.payloadType
+            if router is None or pt is None or pt in used_pts or id(router) in taken:
+                continue
+            used_pts.add(pt)
+            taken.add(id(router))
+            codec: Json = {
+                "kind": m.kind,
+                "mimeType": router["mimeType"],
+                "clockRate": router["clockRate"],
+                "preferredPayloadType": c.payloadType,
+                "parameters": dict(router.get("parameters") or {}),
+            }
+            if "channels" in router:
+                codec["channels"] = router["channels"]
+            out.append(codec)
+    if not out:
+        offered = "; ".join(_offered(m) for m in offer.media if _receiving(m)) or "nothing"
+        raise UnsupportedMedia(
+            f"no offered codec can be sent by this room (offered: {offered}); the room sends "
+            + ", ".join(sorted({str(c["mimeType"]) for c in room_caps["codecs"]}))
+        )
+    return _fit_payload_types(out[:16])
+
+
+# mediasoup gives a router's RTX codecs the first free of these, in this order
+# (ortc.js DynamicPayloadTypes); a media codec must not want one taken before it.
+MEDIASOUP_DYNAMIC_PTS = [*range(100, 128), *range(96, 100)]
+
+
+def _fit_payload_types(codecs: list[Json]) -> list[Json]:
+    """Order mediaCodecs so mediasoup's RTX allocation spares the payload types the
+    codecs keep; a codec whose type would still be taken is left out."""
+
+    def position(c: Json) -> int:
+        pt = c["preferredPayloadType"]
+        return MEDIASOUP_DYNAMIC_PTS.index(pt) if pt in MEDIASOUP_DYNAMIC_PTS else -1
+
+    pool = list(MEDIASOUP_DYNAMIC_PTS)
+    taken: set[int] = set()
+    kept: list[Json] = []
+    for c in sorted(codecs, key=position):
+        pt = c["preferredPayloadType"]
+        if pt in taken or (c["kind"] == "video" and len(pool) < 2):
+            continue
+        if pt in pool:
+            pool.remove(pt)
+        taken.add(pt)
+        kept.append(c)
+        if c["kind"] == "video":
+            taken.add(pool.pop(0))
+    return kept
+
+
+def _cap(kind: str, router: Json, offered: RTCRtpCodecParameters) -> Json:
+    cap: Json = {
+        "kind": kind,
+        "mimeType": router["mimeType"],
+        "clockRate": router["clockRate"],
+        "preferredPayloadType": router["preferredPayloadType"],
+        "parameters": dict(router.get("parameters") or {}),
+        "rtcpFeedback": [
+            {"type": fb.type, "parameter": fb.parameter or ""} for fb in offered.rtcpFeedback
+        ],
+    }
+    if "channels" in router:
+        cap["channels"] = router["channels"]
+    return cap
+
+
 def receive_capabilities(media: MediaDescription, router_caps: Json, *, keep_mid: bool) -> Json:
-    """rtpCapabilities for `transport.consume` from one recvonly m-section of the offer."""
+    """rtpCapabilities for `transport.consume` from one recvonly m-section: the router's
+    codecs whose payload type is the one the offer gives the same codec (RTX likewise)."""
     codecs: list[Json] = []
     for c in media.rtp.codecs:
-        router = _router_codec(c, router_caps) if not _is_rtx(c) else None
         if _is_rtx(c):
-            apt = c.parameters.get("apt")
-            if not any(x["preferredPayloadType"] == apt for x in codecs):
-                continue
-            router = next(
-                (r for r in router_caps["codecs"] if str(r["mimeType"]).lower().endswith("/rtx")),
-                None,
-            )
-        if router is None:
             continue
-        cap: Json = {
-            "kind": media.kind,
-            "mimeType": router["mimeType"],
-            "clockRate": router["clockRate"],
-            "preferredPayloadType": c.payloadType,
-            "parameters": dict(c.parameters),
-            "rtcpFeedback": [
-                {"type": fb.type, "parameter": fb.parameter or ""} for fb in c.rtcpFeedback
-            ],
-        }
-        if "channels" in router:
-            cap["channels"] = router["channels"]
-        codecs.append(cap)
-    if not any(not str(c["mimeType"]).lower().endswith("/rtx") for c in codecs):
+        router = next(
+            (
+                r
+                for r in router_caps["codecs"]
+                if r.get("preferredPayloadType") == c.payloadType and codec_matches(c, r)
+            ),
+            None,
+        )
+        if router is not None:
+            codecs.append(_cap(str(media.kind), router, c))
+    media_pts = {c["preferredPayloadType"] for c in codecs}
+    for c in media.rtp.codecs:
+        apt = c.parameters.get("apt")
+        if not _is_rtx(c) or apt not in media_pts:
+            continue
+        router = next(
+            (
+                r
+                for r in router_caps["codecs"]
+                if str(r["mimeType"]).lower().endswith("/rtx")
+                and r.get("preferredPayloadType") == c.payloadType
+                and (r.get("parameters") or {}).get("apt") == apt
+            ),
+            None,
+        )
+        if router is not None:
+            codecs.append(_cap(str(media.kind), router, c))
+    if not codecs:
         raise UnsupportedMedia(
             f"m-section {media.rtp.muxId} ({media.kind}): none of the offered codecs "
             f"({_offered(media)}) can be sent by this room"
@@ -439,6 +530,10 @@ class Fragment:
 
 def parse_fragment(text: str) -> Fragment:
     desc = parse(text, "sdpfrag")
+    if not desc.media:
+        # Session-level ICE lines only (how clients send an ICE restart): aiortc keeps
+        # session-level attributes on the m-sections, so give it one to carry them.
+        desc = parse(text.rstrip("\r\n") + "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n", "sdpfrag")
     ufrag = pwd = None
     count = 0
     for m in desc.media:
@@ -446,8 +541,8 @@ def parse_fragment(text: str) -> Fragment:
             ufrag = ufrag or m.ice.usernameFragment
             pwd = pwd or m.ice.password
         count += len(m.ice_candidates)
-    if not desc.media:
-        raise BadSdp("the sdpfrag has no m= line")
+    if ufrag is None and count == 0:
+        raise BadSdp("the sdpfrag carries neither ICE credentials nor candidates")
     return Fragment(ufrag, pwd, count)
 
 
@@ -457,6 +552,10 @@ def restart_fragment(offer: Offer, transport: Json) -> str:
     m = MediaDescription(kind=first.kind, port=9, profile=PROFILE, fmt=first.fmt[:1])
     m.rtp.muxId = first.rtp.muxId
     _transport_section(m, transport, offer.answer_role(), with_candidates=True)
+    # The addresses do not change on a restart, only the credentials. UDP candidates
+    # only: the whip-whep npm client (1.2.0) splices several candidates back with ","
+    # and breaks its own remote description; one UDP candidate per listen IP is enough.
+    m.ice_candidates = [c for c in m.ice_candidates if c.protocol == "udp"]
     m.host = m.rtcp_host = m.rtcp_port = m.dtls = None
     m.rtcp_mux = False
     return str(m)

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 
 
+ENDED_KEPT_S = 60.0
+
+
 class PreconditionFailed(ControlError):
     status = 412
     code = "precondition_failed"
@@ -48,8 +51,12 @@ class WhipService:
         self.connect_timeout_s = connect_timeout_s
         self.sessions: dict[str, MediaSession] = {}
         self._by_transport: dict[str, MediaSession] = {}
+        self._by_router: dict[str, MediaSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdogs: dict[str, asyncio.Task[None]] = {}
+        # Sessions ended lately (id -> kind, identity, when): a client that closes its
+        # peer connection before its DELETE (DTLS close first) still gets 200 for it.
+        self._ended: dict[str, tuple[Kind, str, float]] = {}
         self._closed = False
 
     # lifecycle ------------------------------------------------------------------
@@ -145,42 +152,59 @@ class WhipService:
         session_id, peer = self._new_peer(room, principal)
         await self.rooms.join(peer)
         try:
-            caps = self.rooms.room_of(peer).rtp_capabilities
-            transport = await self.rooms.create_transport(peer, "recv")
+            local = self.rooms.room_of(peer)
+            codecs = sdp.whep_media_codecs(offer, local.rtp_capabilities)
+            # The session's own router speaks the offer's payload types; the
+            # participant's producers are piped into it.
+            router = await self.rooms._sfu(
+                self.rooms.sfu.create_router_with_codecs(
+                    local.router_id, f"whep:{session_id}", codecs
+                )
+            )
+            info = await self.rooms._sfu(
+                self.rooms.sfu.create_webrtc_transport(
+                    router.router_id, app_data={"peerId": peer.peer_id, "direction": "recv"}
+                )
+            )
+            peer.transports[info.transport_id] = "recv"
+            transport = info.model_dump(by_alias=True)
             session = self._register(session_id, "whep", peer, offer, transport)
+            session.router_id = router.router_id
+            self._by_router[router.router_id] = session
             await self.rooms._sfu(
                 self.rooms.sfu.connect_transport(session.transport_id, offer.mediasoup_dtls())
             )
             plans: list[sdp.PlayPlan] = []
             used: set[str] = set()
             for m in offer.media:
-                wants = m.kind in ("audio", "video") and m.port != 0
-                if not wants or m.direction not in ("recvonly", "sendrecv"):
-                    plans.append(sdp.PlayPlan(m))
-                    continue
                 producer = next(
                     (p for p in producers if p.kind == m.kind and p.producer_id not in used), None
                 )
-                if producer is None:
+                if not sdp._receiving(m) or producer is None:
                     plans.append(sdp.PlayPlan(m))
                     continue
                 # mediasoup numbers a transport's consumer mids 0, 1, ...: keep the mid
                 # header extension only where that equals the offer's mid.
                 keep_mid = m.rtp.muxId == str(len(used))
-                rtp_caps = sdp.receive_capabilities(m, caps, keep_mid=keep_mid)
+                rtp_caps = sdp.receive_capabilities(m, router.rtp_capabilities, keep_mid=keep_mid)
                 try:
-                    consumer = await self.rooms.consume(
-                        peer, session.transport_id, producer.producer_id, rtp_caps
+                    piped = await self.rooms.sfu.pipe_producer(
+                        producer.producer_id, router.router_id
                     )
+                    consumer = await self.rooms.sfu.consume(
+                        session.transport_id, piped.producer_id, rtp_caps, paused=True,
+                        app_data={"peerId": peer.peer_id},
+                    )  # fmt: skip
                 except SfuRpcError as e:
                     raise sdp.UnsupportedMedia(
                         f"m-section {m.rtp.muxId} ({m.kind}): {identity!r} sends a codec "
                         f"the offer does not accept: {e.message}"
                     ) from None
                 used.add(producer.producer_id)
-                if consumer["kind"] == "video":
-                    session.video_consumers.append(consumer["consumerId"])
-                plans.append(sdp.PlayPlan(m, consumer))
+                peer.consumers[consumer.consumer_id] = producer.producer_id
+                if consumer.kind == "video":
+                    session.video_consumers.append(consumer.consumer_id)
+                plans.append(sdp.PlayPlan(m, consumer.model_dump(by_alias=True)))
             if not used:
                 kinds: list[str] = sorted({p.kind for p in producers}) or ["nothing"]
                 raise NotFound(
@@ -230,6 +254,9 @@ class WhipService:
         return session, sdp.restart_fragment(session.offer, session.transport)
 
     async def delete(self, kind: Kind, session_id: str, principal: Principal) -> None:
+        ended = self._ended.get(session_id)
+        if ended is not None and ended[:2] == (kind, principal.identity):
+            return
         session = self.get(kind, session_id, principal)
         await self._end(session, "left")
 
@@ -274,12 +301,21 @@ class WhipService:
             return
         session.ended = True
         self.sessions.pop(session.session_id, None)
+        now = time.monotonic()
+        for sid, (_, _, at) in list(self._ended.items()):
+            if now - at > ENDED_KEPT_S or len(self._ended) > 1000:
+                del self._ended[sid]
+        self._ended[session.session_id] = (session.kind, session.peer.identity, now)
         self._by_transport.pop(session.transport_id, None)
         watchdog = self._watchdogs.pop(session.session_id, None)
         if watchdog is not None and watchdog is not asyncio.current_task():
             watchdog.cancel()
         try:
             await self.rooms.leave(session.peer, reason)
+            if session.router_id is not None:
+                self._by_router.pop(session.router_id, None)
+                with contextlib.suppress(SfuError):
+                    await self.rooms.sfu.close_router(session.router_id)
         finally:
             log.info(
                 "%s ended after %.1f s: %s",
@@ -308,6 +344,10 @@ class WhipService:
     def _on_sfu(self, note: Notification) -> Any:
         if note.notification in ("transport.dtlsStateChange", "transport.iceStateChange"):
             return self._transport_state(note)
+        if note.notification == "router.closed":
+            session = self._by_router.get(str(note.get("routerId")))
+            if session is not None:
+                self._end_later(session.session_id, "the media server closed the session's router")
         return None
 
     async def _transport_state(self, note: Notification) -> None:

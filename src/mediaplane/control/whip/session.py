@@ -39,6 +39,7 @@ class MediaSession:
     client_ufrag: str = ""
     video_consumers: list[str] = field(default_factory=list)
     ice_lost_at: float | None = None
+    router_id: str | None = None  # WHEP: the session's own router (closed with it)
     ended: bool = False
 
     @property
