@@ -57,7 +57,12 @@ def parse(text: str, what: str = "offer") -> SessionDescription:
         raise BadSdp(f"the {what} is not SDP")
     try:
         desc = SessionDescription.parse(text)
-    except (AssertionError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+    except AssertionError:
+        raise BadSdp(
+            f"malformed SDP {what}: an m=, c= or a=candidate line or a payload type "
+            "is not well-formed"
+        ) from None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
         raise BadSdp(f"malformed SDP {what}: {type(e).__name__} {e}".strip()) from None
     except StopIteration:
         raise BadSdp(
