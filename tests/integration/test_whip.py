@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +18,16 @@ from mediaplane.peer import MediasoupPeer, PatternVideoTrack, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.peer.tracks import read_frame_counter
 from mediaplane.settings import Settings
+from tests.integration.test_recording_e2e import wait_rec
 from tests.support.control import ControlInstance, admin, participant
-from tests.support.mediacheck import collect_track_audio, dominant_frequency, rms
+from tests.support.mediacheck import (
+    collect_track_audio,
+    decode_audio,
+    dominant_frequency,
+    probe_streams,
+    rms,
+)
+from tests.support.stack import Stack
 from tests.support.whip_client import AiortcWhipClient
 
 pytestmark = pytest.mark.integration
@@ -149,3 +158,37 @@ async def test_whep_plays_a_participants_audio(
         await whep.close()
         await alice.close()
         await sig.close()
+
+
+async def test_whip_participant_is_recordable(stack: Stack, tmp_path: Path) -> None:
+    """A WHIP publisher is a participant like any: the RecordingService records it."""
+    settings, control = stack.settings, stack.control
+    room = await new_room(settings, control)
+    whip = AiortcWhipClient(
+        f"{control.http}/whip/rooms/{room}", participant(settings, "encoder", room)
+    )
+    try:
+        await whip.publish(ToneTrack(freq=740.0), PatternVideoTrack())
+        await whip.wait_connected()
+        async with stack.http() as http:
+            r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "encoder"})
+            assert r.status_code == 202, r.text
+            rec_id = r.json()["id"]
+            await wait_rec(http, room, rec_id, lambda x: x["state"] == "recording")
+            await asyncio.sleep(4.0)
+            done = (await http.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()
+            assert done["state"] == "completed", done
+            out = tmp_path / "encoder.webm"
+            out.write_bytes((await http.get(f"/api/rooms/{room}/recordings/{rec_id}/file")).content)
+    finally:
+        await whip.delete()
+        await whip.close()
+    streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
+    pcm = decode_audio(out)
+    freq = dominant_frequency(pcm[24000:-24000], 48000)
+    frames = streams["video"].frames or 0
+    log.info(
+        "measured: WHIP recording %.2f s, %.2f Hz, %d video frames", len(pcm) / 48000, freq, frames
+    )
+    assert abs(freq - 740.0) <= 5.0 and len(pcm) / 48000 > 3.0
+    assert frames >= 60
