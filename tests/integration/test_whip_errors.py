@@ -17,7 +17,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 
 from mediaplane.peer import PatternVideoTrack, ToneTrack
 from mediaplane.settings import Settings
-from mediaplane.sfu import SfuClient, SfuProcess
+from mediaplane.sfu import SfuClient, SfuProcess, SfuRpcError
 from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_whip import join, new_room
 from tests.support.control import ControlInstance, admin, participant
@@ -260,3 +260,39 @@ async def test_sessions_that_never_connect_are_reaped(
     finally:
         await bob.close()
         await sig.close()
+
+
+async def test_sfu_rpc_for_whep_routers_refuses_bad_input(client: SfuClient) -> None:
+    room = await client.create_router(f"whep-rpc-{time.monotonic_ns()}")
+    opus = {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}
+    try:
+        cases: list[tuple[str, Any, str]] = [
+            ("no codecs", client.create_router_with_codecs(room.router_id, "k1", []),
+             "INVALID_PARAMS"),
+            ("unknown codec", client.create_router_with_codecs(
+                room.router_id, "k2", [{"kind": "audio", "mimeType": "audio/nope",
+                                        "clockRate": 8000}]), "INVALID_PARAMS"),
+            ("duplicate payload type", client.create_router_with_codecs(
+                room.router_id, "k3", [opus | {"preferredPayloadType": 111},
+                                       {"kind": "video", "mimeType": "video/VP8",
+                                        "clockRate": 90000, "preferredPayloadType": 111}]),
+             "INVALID_PARAMS"),
+            ("unknown near router", client.create_router_with_codecs("nope", "k4", [opus]),
+             "NOT_FOUND"),
+            ("unknown producer", client.pipe_producer("nope", room.router_id), "NOT_FOUND"),
+        ]  # fmt: skip
+        for name, call, code in cases:
+            with pytest.raises(SfuRpcError) as err:
+                await call
+            assert err.value.code == code, (name, err.value)
+        own = await client.create_router_with_codecs(
+            room.router_id, "k5", [opus | {"preferredPayloadType": 111}]
+        )
+        assert own.worker_pid == room.worker_pid
+        assert own.rtp_capabilities["codecs"][0]["preferredPayloadType"] == 111
+        with pytest.raises(SfuRpcError) as err:
+            await client.create_router_with_codecs(room.router_id, "k5", [opus])
+        assert err.value.code == "INVALID_STATE"
+        await client.close_router(own.router_id)
+    finally:
+        await client.close_router(room.router_id)
