@@ -18,6 +18,7 @@ from mediaplane.control.api import (
     rooms,
     system,
     tokens,
+    whip,
 )
 from mediaplane.control.egress import EgressService
 from mediaplane.control.media_client import MediaClient
@@ -25,6 +26,7 @@ from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling import endpoint
 from mediaplane.control.webhooks import Webhooks
+from mediaplane.control.whip.service import WhipService
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient
 from mediaplane.state.store import StateStore
@@ -52,12 +54,15 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         await recs.start_service()
         egresses = EgressService(manager, media, hooks, settings.recordings_dir)
         await egresses.start_service()
+        whip_service = WhipService(manager, connect_timeout_s=settings.whip_connect_timeout_s)
+        await whip_service.start()
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
-        app.state.egress = egresses
+        app.state.egress, app.state.whip = egresses, whip_service
         log.info("control plane up instance=%s", manager.instance_id)
         try:
             yield
         finally:
+            await whip_service.close()
             await egresses.close()
             await recs.close()
             await manager.close()
@@ -80,6 +85,8 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     app.include_router(egress.router)
     app.include_router(system.router)
     app.include_router(endpoint.router)
+    app.include_router(whip.router)
+    app.add_middleware(whip.WhipCors)
     app.include_router(pages.router)
     if pages.STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
