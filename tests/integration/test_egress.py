@@ -138,8 +138,9 @@ async def test_participant_to_rtmp_and_unreachable_server(stack: Stack, nginx: N
             closed = f"rtmp://127.0.0.1:{free_tcp_port()}/live/x"
             r = await http.post(f"/api/rooms/{room}/egress", json={**body, "rtmpUrl": closed})
             assert r.status_code == 202, r.text
+            # Refused before or after the reply: either way the egress ends failed.
             failed = await wait_egress(
-                http, room, r.json()["id"], lambda e: e["state"] in ("failed", "completed")
+                http, room, r.json()["id"], lambda e: e["state"] in ("failed", "completed"), 15
             )
     finally:
         await leave(pub)

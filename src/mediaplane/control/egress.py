@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from mediaplane.control.errors import Conflict, InvalidState, NotFound
-from mediaplane.control.media_client import MediaClient
+from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
+from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.sfu import SfuError
@@ -269,9 +269,18 @@ class EgressService:
             async with active.lock:
                 for producer in await self._wanted(rec):
                     await self._add_track(active, producer)
-        except BaseException as e:
-            await self._finish(active, False, f"start failed: {e}")
+        except asyncio.CancelledError:
+            await self._finish(active, False, "start cancelled")
             raise
+        except Exception as e:
+            # The egress exists from here on: its failure is its state, as when it fails
+            # later (an RTMP server that refuses may do so before or after this point).
+            log.warning("egress=%s room=%s start failed: %s", rec.id, room, e)
+            if rec.media_job_id is not None:
+                with contextlib.suppress(MediaManagerError, Unavailable):
+                    await self.media.stop(rec.media_job_id)  # 409 when it ended already
+            await self._finish(active, False, f"start failed: {e}")
+            return rec
         active.watcher = self._spawn(self._watch(active))
         self.webhooks.emit("egress.started", rec.model_dump(mode="json"))
         return rec

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from mediaplane.media.worker import Worker
 
 MIX_LATENCY_NS = 300 * Gst.MSECOND  # covers the jitter buffer (200 ms) of late-added tracks
+# The mixers run live on the clock: a track with no data yet is skipped at each
+# deadline. Not `ignore-inactive-pads`: in GStreamer 1.22 a deadline that finds every
+# pad without data (at start, before the bed's first buffer; or between two bed
+# buffers) ends the mix with EOS, so the output stalled or lost its audio.
 FRAME_PX = 6  # the active speaker's frame
 SPEAKING_DB = -45.0  # a participant louder than this (RMS) may be the active speaker
 SWITCH_DB = 6.0  # a new speaker must be this much louder than the current one
@@ -106,7 +110,7 @@ class Composite:
             video_kbps=r.video_kbps,
         )  # fmt: skip
         assert out.audio_in is not None
-        self.mixer = make("audiomixer", latency=MIX_LATENCY_NS, ignore_inactive_pads=True)
+        self.mixer = make("audiomixer", latency=MIX_LATENCY_NS)
         bed = make("audiotestsrc", is_live=True, wave=4, samplesperbuffer=960)  # silence
         stereo = "audio/x-raw,rate=48000,channels=2"
         mixed = make("capsfilter", caps=caps(stereo))
@@ -116,7 +120,7 @@ class Composite:
             assert out.video_in is not None
             size = f"width={r.width},height={r.height}"
             self.compositor = make(
-                "compositor", background=1, latency=MIX_LATENCY_NS, ignore_inactive_pads=True
+                "compositor", background=1, latency=MIX_LATENCY_NS
             )  # background black
             composed = make("capsfilter", caps=caps(f"video/x-raw,{size},framerate={r.fps}/1"))
             w.chain(

@@ -108,7 +108,9 @@ def encoded_output(
     else:
         if kind == "flv":
             mux = make("flvmux", streamable=True)
-            sink = make("rtmp2sink", location=location, timeout=5)
+            # Not async: an async sink in this live pipeline sometimes never finished its
+            # READY->PAUSED preroll, which held the whole pipeline in PAUSED (no output).
+            sink = make("rtmp2sink", location=location, timeout=5, async_=False)
         else:
             if kind == "mp4":
                 mux = make("mp4mux", fragment_duration=1000, streamable=True)

@@ -45,6 +45,21 @@ class MadeInput:
     rtpbin_pads: list[Gst.Pad]
 
 
+def _unlinked_latency(pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+    """Answer latency queries for an input whose RTP has not arrived yet.
+
+    The depayloader is linked to rtpbin only when the first packet of its session
+    comes in; until then a latency query through it would fail, and an aggregator
+    downstream (compositor, audiomixer, flvmux) whose query fails is not live: it
+    waits for data on every pad and produces nothing.
+    """
+    query = info.get_query()
+    if query is not None and query.type == Gst.QueryType.LATENCY and pad.get_peer() is None:
+        query.set_latency(True, 0, Gst.CLOCK_TIME_NONE)
+        return Gst.PadProbeReturn.HANDLED
+    return Gst.PadProbeReturn.OK
+
+
 class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
@@ -98,6 +113,7 @@ class Worker:
         if stream.encoding_name in PARSE:
             elements.append(make(PARSE[stream.encoding_name]))
         self.chain(*elements, *downstream)
+        depay.get_static_pad("sink").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, _unlinked_latency)
         self.sink_for[str(index)] = depay
         return MadeInput([rtp, rtcp, *elements, *downstream], pads)
 
