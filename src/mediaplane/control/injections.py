@@ -317,8 +317,8 @@ class InjectionService:
                 if job["state"] in ("completed", "failed"):
                     ok = job["state"] == "completed"
                     why = job.get("error") or job["history"][-1]["reason"]
-                    how = "the source ended" if ok else "the source failed"
-                    await self._end(active, job, ok, f"{how}: {why}")
+                    reason = "the source ended" if ok else f"the source failed: {why}"
+                    await self._end(active, job, ok, reason)
                     return
                 if changed:
                     await self.save(rec)

@@ -136,6 +136,15 @@ class Inject:
                 if not self.looping:
                     emit("warning", message="the source cannot seek: it plays once")
             return False
+        if msg.type == Gst.MessageType.ERROR:
+            # Network sources often say only "Internal data stream error": add why it stopped.
+            err, debug = msg.parse_error()
+            detail = (debug or "").strip().splitlines()[-1:] or [""]
+            text = f"{msg.src.get_name()}: {err.message}"
+            if detail[0] and "reason" in detail[0]:
+                text += f" ({detail[0].strip()})"
+            self._fail(f"cannot play the source: {text}", debug or "")
+            return True
         if msg.type == Gst.MessageType.SEGMENT_DONE:
             self.loops += 1
             ok = self.worker.pipeline.seek(
@@ -163,8 +172,10 @@ class Inject:
             return False
         return True
 
-    def _fail(self, message: str) -> None:
-        emit("error", message=message, debug=self.source if "://" not in self.source else "")
+    def _fail(self, message: str, debug: str = "") -> None:
+        if self.worker.exit_code:
+            return  # the first error is the reason
+        emit("error", message=message, debug=debug)
         self.worker.exit_code = 2
         self.worker.loop.quit()
 
