@@ -5,6 +5,7 @@ checked by decoded content (tone frequency by FFT, colour bars, frame counts).""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -103,7 +104,10 @@ async def collect_video(track: MediaStreamTrack, seconds: float) -> tuple[int, f
             pts.append(float(frame.pts * frame.time_base))  # type: ignore[attr-defined]
             if frames % 15 == 0:
                 samples.append(frame.to_ndarray(format="rgb24"))  # type: ignore[attr-defined]
-    fps = (len(pts) - 1) / (pts[-1] - pts[0]) if len(pts) > 1 and pts[-1] > pts[0] else 0.0
+    span = pts[-1] - pts[0]
+    fps = (len(pts) - 1) / span if span > 0 else 0.0
+    gap = max(b - a for a, b in itertools.pairwise(pts)) if len(pts) > 1 else 0.0
+    assert gap < 0.25, f"a {gap:.2f} s hole in the video timestamps"
     return frames, fps, samples
 
 
