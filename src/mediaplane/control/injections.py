@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from mediaplane.control.auth import Grants, Principal
-from mediaplane.control.errors import BadRequest, Conflict, NotFound
+from mediaplane.control.errors import BadRequest, Conflict, ControlError, NotFound
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.peers import LocalPeer
 from mediaplane.control.rooms import RoomManager
@@ -280,7 +280,7 @@ class InjectionService:
                 raise MediaManagerError(f"the media job failed to start: {job.get('error')}")
             await self.save(rec)
         except BaseException as e:
-            reason = e.message if isinstance(e, (MediaManagerError, BadRequest)) else repr(e)
+            reason = e.message if isinstance(e, ControlError) else repr(e)
             await self._finish(active, False, f"start failed: {reason}")
             raise
         active.watcher = self._spawn(self._watch(active))
