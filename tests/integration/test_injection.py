@@ -373,6 +373,9 @@ async def test_injection_refusals(stack: Stack) -> None:
             await stack.hooks.wait_for("injection.failed", lambda d: d["room"] == room)
             people = (await http.get(f"/api/rooms/{room}/participants")).json()
             assert [p["identity"] for p in people] == ["viewer"], people
+            listed = (await http.get("/api/injections", params={"room": room})).json()
+            assert sorted(x["state"] for x in listed) == ["failed"] * 3, listed
+            assert all("127.0.0.1" in x["source"] for x in listed), listed
         async with httpx.AsyncClient(base_url=stack.control.http) as anon:
             assert (await anon.post(url, json={"source": "a.mp4"})).status_code == 401
         plain = participant(stack.settings, "mallory", room)

@@ -316,7 +316,8 @@ class InjectionService:
                 changed = await self._follow(active, job)
                 if job["state"] in ("completed", "failed"):
                     ok = job["state"] == "completed"
-                    why = job.get("error") or job["history"][-1]["reason"]
+                    why = str(job.get("error") or job["history"][-1]["reason"])
+                    why = why.removesuffix("; no file")  # an inject job never writes one
                     reason = "the source ended" if ok else f"the source failed: {why}"
                     await self._end(active, job, ok, reason)
                     return
