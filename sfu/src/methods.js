@@ -81,6 +81,45 @@ const handlers = {
     return { canConsume: router.canConsume({ producerId, rtpCapabilities }) };
   },
 
+  // A router of its own with the caller's payload types, on the worker of `nearRouterId`:
+  // a WHEP client receives only on the payload types of its offer, and a consumer sends
+  // on its router's, so the control plane pipes producers into a router that uses them.
+  'router.createWithCodecs': async (p, ctx) => {
+    const near = ctx.registry.router(v.string(p, 'nearRouterId'));
+    const key = v.string(p, 'key', { max: 128 });
+    const codecs = p.mediaCodecs;
+    if (!Array.isArray(codecs) || codecs.length === 0 || codecs.length > 16) {
+      throw invalidParams('mediaCodecs: expected a list of 1..16 codecs');
+    }
+    codecs.forEach((c, i) => v.object(c, `mediaCodecs[${i}]`));
+    if (ctx.registry.roomRouters.has(key)) throw invalidState(`key ${key} is taken`);
+    const worker = ctx.pool.workers.find((w) => w.pid === near.appData.workerPid && !w.closed && !w.died);
+    if (!worker) throw invalidState('the worker of that router is gone');
+    let router;
+    try {
+      router = await worker.createRouter({ mediaCodecs: codecs, appData: {} });
+    } catch (error) {
+      throw invalidParams(`mediaCodecs: ${error.message}`);
+    }
+    ctx.registry.addRouter(router, key, worker.pid);
+    let reason = 'close';
+    router.on('workerclose', () => { reason = 'workerclose'; });
+    router.observer.once('close', () => ctx.notify('router.closed', { routerId: router.id, roomId: key, reason }));
+    return { routerId: router.id, roomId: key, workerPid: worker.pid, rtpCapabilities: router.rtpCapabilities };
+  },
+
+  // Make a producer of one router available on another (mediasoup pipeToRouter, new id).
+  'router.pipeProducer': async (p, ctx) => {
+    const producer = ctx.registry.producer(v.string(p, 'producerId'));
+    const target = ctx.registry.router(v.string(p, 'routerId'));
+    const source = ctx.registry.router(producer.appData.routerId);
+    if (source === target) throw invalidState('the producer is on that router already');
+    const { pipeProducer } = await source.pipeToRouter({ producerId: producer.id, router: target, keepId: false });
+    ctx.registry.addProducer(pipeProducer, target.id);
+    pipeProducer.observer.once('close', () => ctx.notify('producer.closed', { producerId: pipeProducer.id, transportId: null, reason: 'pipe' }));
+    return { producerId: pipeProducer.id, kind: pipeProducer.kind, type: pipeProducer.type };
+  },
+
   'transport.createWebRtc': async (p, ctx) => {
     const routerId = v.string(p, 'routerId');
     const router = ctx.registry.router(routerId);

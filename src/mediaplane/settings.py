@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         "(default: on in dev/test, off in production)",
     )
 
+    whip_connect_timeout_s: float = Field(
+        default=15.0, gt=0, description="WHIP/WHEP sessions not DTLS-connected by then are closed"
+    )
     # webhooks (recording.*, room.*, participant.*): JSON POSTs signed with HMAC-SHA256
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None

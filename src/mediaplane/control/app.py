@@ -19,6 +19,7 @@ from mediaplane.control.api import (
     rooms,
     system,
     tokens,
+    whip,
 )
 from mediaplane.control.egress import EgressService
 from mediaplane.control.injections import InjectionService
@@ -27,6 +28,7 @@ from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling import endpoint
 from mediaplane.control.webhooks import Webhooks
+from mediaplane.control.whip.service import WhipService
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient
 from mediaplane.state.store import StateStore
@@ -56,13 +58,17 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         await egresses.start_service()
         injects = InjectionService(manager, media, hooks, settings.recordings_dir)
         await injects.start_service()
+        whip_service = WhipService(manager, connect_timeout_s=settings.whip_connect_timeout_s)
+        await whip_service.start()
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
-        app.state.egress, app.state.injections = egresses, injects
+        app.state.egress, app.state.whip = egresses, whip_service
+        app.state.injections = injects
         log.info("control plane up instance=%s", manager.instance_id)
         try:
             yield
         finally:
             await injects.close()
+            await whip_service.close()
             await egresses.close()
             await recs.close()
             await manager.close()
@@ -86,6 +92,8 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     app.include_router(injections.router)
     app.include_router(system.router)
     app.include_router(endpoint.router)
+    app.include_router(whip.router)
+    app.add_middleware(whip.WhipCors)
     app.include_router(pages.router)
     if pages.STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

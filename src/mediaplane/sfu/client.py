@@ -239,6 +239,18 @@ class SfuClient:
         caps: Json = data["rtpCapabilities"]
         return caps
 
+    async def create_router_with_codecs(
+        self, near_router_id: str, key: str, media_codecs: list[Json]
+    ) -> RouterInfo:
+        """A router of its own with these mediaCodecs, on the worker of `near_router_id`."""
+        params = {"nearRouterId": near_router_id, "key": key, "mediaCodecs": media_codecs}
+        return await self._call(RouterInfo, "router.createWithCodecs", params)
+
+    async def pipe_producer(self, producer_id: str, router_id: str) -> ProducerInfo:
+        """The producer made available on another router (a new producer id)."""
+        params = {"producerId": producer_id, "routerId": router_id}
+        return await self._call(ProducerInfo, "router.pipeProducer", params)
+
     async def can_consume(self, router_id: str, producer_id: str, rtp_capabilities: Json) -> bool:
         params = {"routerId": router_id, "producerId": producer_id}
         data = await self.request(

@@ -1,0 +1,194 @@
+"""WHIP into a room and WHEP out of it, with aiortc as the client: real control plane,
+real SFU, real Redis; the media checked by decoded content."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from mediaplane.peer import MediasoupPeer, PatternVideoTrack, ToneTrack
+from mediaplane.peer.signaling_client import SignalingClient
+from mediaplane.peer.tracks import read_frame_counter
+from mediaplane.settings import Settings
+from tests.integration.test_recording_e2e import wait_rec
+from tests.support.control import ControlInstance, admin, participant
+from tests.support.mediacheck import (
+    collect_track_audio,
+    decode_audio,
+    dominant_frequency,
+    probe_streams,
+    rms,
+)
+from tests.support.stack import Stack
+from tests.support.whip_client import AiortcWhipClient
+
+pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
+
+
+async def new_room(settings: Settings, control: ControlInstance) -> str:
+    room = f"whip-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"{control.http}/api/rooms",
+            json={"name": room},
+            headers={"Authorization": f"Bearer {admin(settings)}"},
+        )
+        assert r.status_code == 201, r.text
+    return room
+
+
+async def join(
+    settings: Settings, control: ControlInstance, room: str, identity: str
+) -> tuple[SignalingClient, MediasoupPeer, dict[str, Any]]:
+    sig = await SignalingClient.connect(control.ws(room), participant(settings, identity, room))
+    joined = await sig.request("join", {"displayName": identity})
+    return sig, MediasoupPeer(sig, joined["routerRtpCapabilities"]), joined
+
+
+async def decoded_frame_counters(track: Any, count: int) -> list[int]:
+    """Decode `count` video frames of PatternVideoTrack; return the frame numbers drawn in them."""
+    out = []
+    async with asyncio.timeout(20):
+        while len(out) < count:
+            frame = await track.recv()
+            assert (frame.width, frame.height) == (320, 240)
+            out.append(read_frame_counter(frame.to_ndarray(format="rgb24")))
+    return out
+
+
+def medians(counters: list[int]) -> str:
+    return f"{np.median(counters[:10]):.0f} -> {np.median(counters[-10:]):.0f} (medians)"
+
+
+def rising(counters: list[int]) -> bool:
+    """Later frames carry later frame numbers (single cells may misread at low bitrate)."""
+    return float(np.median(counters[-10:])) >= float(np.median(counters[:10])) + 20
+
+
+async def test_whip_publish_reaches_a_room_peer(
+    settings: Settings, control: ControlInstance
+) -> None:
+    room = await new_room(settings, control)
+    sig, bob, _ = await join(settings, control, room, "bob")
+    whip = AiortcWhipClient(
+        f"{control.http}/whip/rooms/{room}",
+        participant(settings, "obs", room, can_subscribe=False),
+    )
+    try:
+        t0 = time.monotonic()
+        await whip.publish(ToneTrack(freq=660.0), PatternVideoTrack())
+        await whip.wait_connected()
+        connect_s = time.monotonic() - t0
+        assert "a=ice-lite" in whip.answer and "a=setup:passive" in whip.answer
+        joined = await sig.wait_event("peerJoined", lambda d: d["peer"]["identity"] == "obs")
+        news = [
+            await sig.wait_event(
+                "newProducer", lambda d, k=k: d["kind"] == k and d["identity"] == "obs"
+            )  # type: ignore[misc]
+            for k in ("audio", "video")
+        ]
+        by_kind = {n["kind"]: n["producerId"] for n in news}
+        assert {n["source"] for n in news} == {"audio", "video"}
+
+        _, audio = await bob.subscribe(by_kind["audio"])
+        _, video = await bob.subscribe(by_kind["video"])
+        pcm = (await collect_track_audio(audio, 3.0))[48000:]
+        freq = dominant_frequency(pcm, 48000)
+        assert rms(pcm) > 0.05 and abs(freq - 660.0) <= 5.0, freq
+        counters = await decoded_frame_counters(video, 60)
+        assert rising(counters), counters
+
+        async with httpx.AsyncClient() as http:
+            r = await http.get(
+                f"{control.http}/api/rooms/{room}/participants",
+                headers={"Authorization": f"Bearer {admin(settings)}"},
+            )
+        obs = next(p for p in r.json() if p["identity"] == "obs")
+        assert sorted(t["kind"] for t in obs["tracks"]) == ["audio", "video"]
+
+        assert await whip.delete() == 200
+        left = await sig.wait_event("peerLeft", lambda d: d["peerId"] == joined["peer"]["peerId"])
+        assert left["reason"] == "left"
+        assert await whip.delete() == 200  # again: already ended, still fine
+        log.info(
+            "measured: WHIP connected in %.2f s; tone %.2f Hz rms %.3f; frame numbers %s",
+            connect_s, freq, rms(pcm), medians(counters),
+        )  # fmt: skip
+    finally:
+        await whip.close()
+        await bob.close()
+        await sig.close()
+
+
+async def test_whep_plays_a_participants_audio(
+    settings: Settings, control: ControlInstance
+) -> None:
+    room = await new_room(settings, control)
+    sig, alice, _ = await join(settings, control, room, "alice")
+    whep = AiortcWhipClient(
+        f"{control.http}/whep/rooms/{room}/participants/alice",
+        participant(settings, "viewer", room, can_publish=False),
+    )
+    try:
+        await alice.publish(ToneTrack(freq=523.0))
+        await alice.publish(PatternVideoTrack())
+        tracks = await whep.play("audio", "video")
+        await whep.wait_connected()
+        assert "a=sendonly" in whep.answer
+        pcm = (await collect_track_audio(tracks["audio"], 3.0))[48000:]
+        freq = dominant_frequency(pcm, 48000)
+        assert rms(pcm) > 0.05 and abs(freq - 523.0) <= 5.0, freq
+        counters = await decoded_frame_counters(tracks["video"], 60)
+        assert rising(counters), counters
+        assert await whep.delete() == 200
+        log.info(
+            "measured: WHEP tone %.2f Hz rms %.3f; frame numbers %s",
+            freq, rms(pcm), medians(counters),
+        )  # fmt: skip
+    finally:
+        await whep.close()
+        await alice.close()
+        await sig.close()
+
+
+async def test_whip_participant_is_recordable(stack: Stack, tmp_path: Path) -> None:
+    """A WHIP publisher is a participant like any: the RecordingService records it."""
+    settings, control = stack.settings, stack.control
+    room = await new_room(settings, control)
+    whip = AiortcWhipClient(
+        f"{control.http}/whip/rooms/{room}", participant(settings, "encoder", room)
+    )
+    try:
+        await whip.publish(ToneTrack(freq=740.0), PatternVideoTrack())
+        await whip.wait_connected()
+        async with stack.http() as http:
+            r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "encoder"})
+            assert r.status_code == 202, r.text
+            rec_id = r.json()["id"]
+            await wait_rec(http, room, rec_id, lambda x: x["state"] == "recording")
+            await asyncio.sleep(4.0)
+            done = (await http.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()
+            assert done["state"] == "completed", done
+            out = tmp_path / "encoder.webm"
+            out.write_bytes((await http.get(f"/api/rooms/{room}/recordings/{rec_id}/file")).content)
+    finally:
+        await whip.delete()
+        await whip.close()
+    streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
+    pcm = decode_audio(out)
+    freq = dominant_frequency(pcm[24000:-24000], 48000)
+    frames = streams["video"].frames or 0
+    log.info(
+        "measured: WHIP recording %.2f s, %.2f Hz, %d video frames", len(pcm) / 48000, freq, frames
+    )
+    assert abs(freq - 740.0) <= 5.0 and len(pcm) / 48000 > 3.0
+    assert frames >= 60
