@@ -388,3 +388,35 @@ async def test_injection_refusals(stack: Stack) -> None:
         await leave(viewer)
     for label, (secs, why) in failures.items():
         log.info("measured: %s failed after %.2f s: %s", label, secs, why[:160])
+
+
+async def test_room_deleted_ends_injection(stack: Stack) -> None:
+    room = f"inj-{uuid.uuid4().hex[:6]}"
+    make_av_file(stack.media.root / "inject" / f"{room}.mp4", seconds=2.0)
+    viewer = await join(stack, room)
+    try:
+        async with stack.http() as http:
+            body = {"source": f"inject/{room}.mp4", "loop": True, "video": False}
+            rec = (await http.post(f"/api/rooms/{room}/injections", json=body)).json()
+            await receive(http, viewer, rec, ("audio",))
+            job_id = (await wait_injection(http, room, rec["id"], lambda x: x["media_job_id"]))[
+                "media_job_id"
+            ]
+            assert (await http.delete(f"/api/rooms/{room}")).status_code == 204
+            # The room is gone, so the record is read from the all-rooms list.
+            async with asyncio.timeout(15):
+                while True:
+                    listed = (await http.get("/api/injections")).json()
+                    done = next(x for x in listed if x["id"] == rec["id"])
+                    if done["state"] in ("completed", "failed"):
+                        break
+                    await asyncio.sleep(0.2)
+        async with stack.media.client() as media:
+            job = (await media.get(f"/jobs/{job_id}")).json()
+    finally:
+        await leave(viewer)
+    assert done["state"] == "completed", done
+    assert "room deleted" in done["history"][-1]["reason"], done
+    assert job["state"] == "completed", job
+    log.info("measured: room deleted -> injection %s (%s), its job %s",
+             done["state"], done["history"][-1]["reason"], job["state"])  # fmt: skip
