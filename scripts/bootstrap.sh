@@ -24,6 +24,8 @@ apt_packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   python3-gst-1.0 gir1.2-gstreamer-1.0 ffmpeg
+  # the RTSP server the injection tests pull from (tests/support/rtsp_server.py)
+  gir1.2-gst-rtsp-server-1.0
   # network namespaces for multi-host tests, process tools
   iproute2 procps
   # the browser the web tests drive (Playwright with executable_path=/usr/bin/chromium)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     media_cpu_budget: float = Field(default=100.0, gt=0, description="admission budget, cost units")
     media_stall_timeout_s: float = Field(default=5.0, gt=0)
     media_stop_deadline_s: float = Field(default=10.0, gt=0)
+    media_inject_timeout_s: float = Field(
+        default=10.0, gt=0, description="inject: a source with no media for this long fails"
+    )
     media_max_body_bytes: int = Field(default=65536, ge=1024)
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from mediaplane.control.api import (
     egress,
     errors,
     health,
+    injections,
     pages,
     recordings,
     rooms,
@@ -21,6 +22,7 @@ from mediaplane.control.api import (
     whip,
 )
 from mediaplane.control.egress import EgressService
+from mediaplane.control.injections import InjectionService
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
@@ -54,14 +56,18 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         await recs.start_service()
         egresses = EgressService(manager, media, hooks, settings.recordings_dir)
         await egresses.start_service()
+        injects = InjectionService(manager, media, hooks, settings.recordings_dir)
+        await injects.start_service()
         whip_service = WhipService(manager, connect_timeout_s=settings.whip_connect_timeout_s)
         await whip_service.start()
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
         app.state.egress, app.state.whip = egresses, whip_service
+        app.state.injections = injects
         log.info("control plane up instance=%s", manager.instance_id)
         try:
             yield
         finally:
+            await injects.close()
             await whip_service.close()
             await egresses.close()
             await recs.close()
@@ -83,6 +89,7 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     app.include_router(rooms.router)
     app.include_router(recordings.router)
     app.include_router(egress.router)
+    app.include_router(injections.router)
     app.include_router(system.router)
     app.include_router(endpoint.router)
     app.include_router(whip.router)

@@ -1,6 +1,7 @@
 """Control-plane errors, each with the code of its reply.
 
     ControlError(code, message)
+    ├── BadRequest      400 / `bad_request`
     ├── NotFound        404 / `not_found`
     ├── Conflict        409 / `conflict`
     ├── InvalidState    409 / `invalid_state`
@@ -22,6 +23,10 @@ class ControlError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BadRequest(ControlError):
+    """The request is well-formed but asks for something not allowed (a path, a scheme)."""
 
 
 class NotFound(ControlError):

@@ -14,6 +14,12 @@ class MediaManagerError(ControlError):
     code = "media_error"
 
 
+# The media manager's refusals that are the caller's to fix keep their status
+# (a path outside the root: 400, a missing file: 400, over the CPU budget: 429,
+# no disk: 507); anything else is a failure of the media manager (502).
+PASSED_ON = {400: "bad_request", 409: "conflict", 429: "over_budget", 507: "insufficient_storage"}
+
+
 class MediaClient:
     def __init__(self, base_url: str, secret: str, *, timeout: float = 60.0) -> None:
         self._http = httpx.AsyncClient(
@@ -31,7 +37,10 @@ class MediaClient:
         body: dict[str, Any] = r.json() if r.content else {}
         if r.status_code >= 400:
             err = body.get("error", {})
-            raise MediaManagerError(f"media manager: {err.get('message', r.text)}")
+            refusal = MediaManagerError(f"media manager: {err.get('message', r.text)}")
+            if r.status_code in PASSED_ON:
+                refusal.status, refusal.code = r.status_code, PASSED_ON[r.status_code]
+            raise refusal
         return body
 
     async def start_recording(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from mediaplane.control.auth import Principal
 from mediaplane.control.errors import NotFound
-from mediaplane.state.models import PeerRecord, ProducerRecord
+from mediaplane.state.models import PeerKind, PeerRecord, ProducerRecord
 
 Json = dict[str, Any]
 EventSink = Callable[[str, Json], Awaitable[None]]
@@ -30,6 +30,7 @@ class LocalPeer:
     producers: dict[str, ProducerRecord] = field(default_factory=dict)
     consumers: dict[str, str] = field(default_factory=dict)  # consumer id -> producer id
     rtp_capabilities: Json | None = None
+    kind: PeerKind = "participant"
 
     @property
     def identity(self) -> str:
@@ -41,12 +42,18 @@ class LocalPeer:
             identity=self.identity,
             name=self.display_name,
             instance=self.instance,
+            kind=self.kind,
             joined_at=self.joined_at,
         )
 
     def public(self) -> Json:
         """What other participants see of this peer."""
-        return {"peerId": self.peer_id, "identity": self.identity, "displayName": self.display_name}
+        return {
+            "peerId": self.peer_id,
+            "identity": self.identity,
+            "displayName": self.display_name,
+            "kind": self.kind,
+        }
 
     def owns_transport(self, transport_id: str) -> str:
         if transport_id not in self.transports:

@@ -167,6 +167,7 @@ class RoomManager:
                     "peerId": p.peer_id,
                     "identity": p.identity,
                     "name": p.name,
+                    "kind": p.kind,
                     "instance": p.instance,
                     "joinedAt": p.joined_at,
                     "tracks": tracks,
@@ -254,7 +255,8 @@ class RoomManager:
             "roomId": name,
             "routerRtpCapabilities": local.rtp_capabilities,
             "peers": [
-                {"peerId": p.peer_id, "identity": p.identity, "displayName": p.name} for p in peers
+                {"peerId": p.peer_id, "identity": p.identity, "displayName": p.name, "kind": p.kind}
+                for p in peers
             ],
             "producers": [_producer_event(p) for p in producers],
         }

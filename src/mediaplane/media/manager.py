@@ -274,6 +274,7 @@ class JobManager:
                 else str(confine(self.root, req.source_path or "", must_exist=True))
             )
             config.audio_target, config.video_target, config.loop = req.audio, req.video, req.loop
+            config.source_timeout_s = self.settings.media_inject_timeout_s
         else:
             config.source = str(confine(self.root, req.source_path, must_exist=True))
             suffix = {"ogg-opus": ".ogg", "webm-vp8-opus": ".webm", "mp4-h264-aac": ".mp4"}[
@@ -343,6 +344,10 @@ class JobManager:
             self._ready[job.id].set()
         elif kind == "eos":
             log.info("job=%s end of stream", job.id)
+        elif kind == "loop":
+            job.stats.loops = int(event.get("count") or 0)
+            log.info("job=%s source starts again (loop %d)", job.id, job.stats.loops)
+            self._save(job)
         elif kind in ("input-added", "input-removed", "input-error"):
             name = str(event.get("input"))
             if kind == "input-added":

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 JobKind = Literal["record", "stream", "inject", "transcode", "composite"]
 JobState = Literal["pending", "starting", "running", "stopping", "completed", "failed"]
@@ -97,13 +98,50 @@ class RtpTarget(Strict):
     ssrc: int = Field(ge=1, le=2**32 - 1)
 
 
+SOURCE_SCHEMES = ("http", "https", "rtmp", "rtmps", "rtsp", "rtsps")
+
+
+def check_source_url(v: str) -> str:
+    """An injection source: an HTTP(S) file or HLS playlist, an RTMP or an RTSP stream.
+
+    Nothing else: file:// would bypass the media root, and other schemes
+    would let a client make GStreamer open arbitrary sources.
+    """
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("sourceUrl must not contain spaces or control characters")
+    try:
+        parts = urlsplit(v)
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"sourceUrl is not a valid URL: {e}") from None
+    if parts.scheme.lower() not in SOURCE_SCHEMES:
+        raise ValueError(
+            f"sourceUrl scheme {parts.scheme or '(none)'!r} is not allowed; use one of "
+            + ", ".join(f"{s}://" for s in SOURCE_SCHEMES)
+        )
+    if not parts.hostname:
+        raise ValueError("sourceUrl must name a host")
+    if port == 0:
+        raise ValueError("sourceUrl port must be 1-65535")
+    return v
+
+
+SourceUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_source_url)]
+
+
 class InjectRequest(Strict):
+    """Play a file (under the media root) or a URL into RTP targets (an SFU's plain transports)."""
+
     kind: Literal["inject"] = "inject"
     source_path: str | None = Field(default=None, alias="sourcePath")
-    source_url: HttpUrl | None = Field(default=None, alias="sourceUrl")
+    source_url: SourceUrl | None = Field(
+        default=None,
+        alias="sourceUrl",
+        description="http(s):// file or HLS playlist (.m3u8), rtmp(s)://, rtsp(s)://",
+    )
     audio: RtpTarget | None = None
     video: RtpTarget | None = None
-    loop: bool = False
+    loop: bool = Field(default=False, description="start again at the end (seekable sources)")
 
     @model_validator(mode="after")
     def _source(self) -> InjectRequest:
@@ -179,6 +217,7 @@ class WorkerConfig(BaseModel):
     audio_target: RtpTarget | None = None
     video_target: RtpTarget | None = None
     loop: bool = False
+    source_timeout_s: float = 10.0  # inject: no decoded data for this long fails the job
     transcode_format: str | None = None
     composite: CompositeRequest | None = None
 
@@ -205,6 +244,7 @@ class JobStats(BaseModel):
     packets_lost: int = 0
     last_packet_at: float | None = None
     stalled: bool = False
+    loops: int = 0  # inject with loop: how many times the source started again
 
 
 class Job(BaseModel):

@@ -12,8 +12,10 @@ config (no pipeline string, no client string) and speaks JSON lines on stdout:
     {"event": "stats", "packets_received": 250, "packets_lost": 0, "position_s": 5.0}
     {"event": "error", "message": "...", "debug": "..."}
     {"event": "eos"}
+    {"event": "loop", "count": 2}                      (inject with loop, media/inject.py)
 
-SIGINT sends EOS (the muxer finishes the file, then the process exits 0);
+SIGINT sends EOS (the muxer finishes the file, then the process exits 0; an
+injection has no file and ends at once, also exit 0);
 SIGTERM stops at once (the container is crash-safe, so the file still plays).
 """
 
@@ -36,6 +38,7 @@ from gi.repository import GLib, Gst  # noqa: E402
 
 from mediaplane.media.composite import Composite, Handler  # noqa: E402
 from mediaplane.media.gst_parts import DECODE, DEPAY, PARSE, emit, encoded_output, make  # noqa: E402
+from mediaplane.media.inject import Inject  # noqa: E402
 from mediaplane.media.models import CompositeInput, RtpStream, WorkerConfig  # noqa: E402
 
 
@@ -74,6 +77,7 @@ class Worker:
         self.next_session = 0
         self.element_handlers: list[Handler] = []
         self.composite: Composite | None = None
+        self.inject: Inject | None = None
         self.seen: set[str] = set()  # inputs that had a packet
         self.command_buffer = b""
 
@@ -230,43 +234,8 @@ class Worker:
                     raise RuntimeError(f"cannot link the {name} decoder to its encoder")
 
     def build_inject(self) -> None:
-        c = self.config
-        assert c.source is not None
-        uri = c.source if "://" in c.source else Gst.filename_to_uri(c.source)
-        dec = make("uridecodebin", uri=uri)
-        self.add(dec)
-        outputs: dict[str, Gst.Element] = {}
-        if c.audio_target is not None:
-            t = c.audio_target
-            chain = [
-                make("queue"), make("audioconvert"), make("audioresample"),
-                make("opusenc", frame_size=20), make("rtpopuspay", pt=t.payload_type, ssrc=t.ssrc),
-                make("udpsink", host=t.ip, port=t.port, sync=True),
-            ]  # fmt: skip
-            self.chain(*chain)
-            outputs["audio"] = chain[0]
-        if c.video_target is not None:
-            t = c.video_target
-            chain = [
-                make("queue"), make("videoconvert"),
-                make("vp8enc", deadline=1, cpu_used=8, keyframe_max_dist=30,
-                     target_bitrate=800_000),
-                make("rtpvp8pay", pt=t.payload_type, ssrc=t.ssrc),
-                make("udpsink", host=t.ip, port=t.port, sync=True),
-            ]  # fmt: skip
-            self.chain(*chain)
-            outputs["video"] = chain[0]
-
-        def on_pad(_d: Gst.Element, pad: Gst.Pad) -> None:
-            caps = pad.get_current_caps() or pad.query_caps(None)
-            kind = caps.get_structure(0).get_name().split("/")[0]
-            target = outputs.get(kind)
-            if target is not None and not target.get_static_pad("sink").is_linked():
-                pad.link(target.get_static_pad("sink"))
-                if kind in ("audio", "video"):
-                    pad.add_probe(Gst.PadProbeType.BUFFER, self._first_packet, kind)
-
-        dec.connect("pad-added", on_pad)
+        self.inject = Inject(self)
+        self.inject.build()
 
     def build_transcode(self) -> None:
         c = self.config
@@ -334,11 +303,15 @@ class Worker:
                     received += int(s.get_value("packets-received") or 0)
                     lost += max(0, int(s.get_value("packets-lost") or 0))
         ok, position = self.pipeline.query_position(Gst.Format.TIME)
-        emit("stats", packets_received=received, packets_lost=lost,
-             position_s=position / Gst.SECOND if ok else 0.0)  # fmt: skip
+        position_s = position / Gst.SECOND if ok else 0.0
+        if self.inject is not None:
+            position_s = self.inject.running_time_s()  # grows across loops
+        emit("stats", packets_received=received, packets_lost=lost, position_s=position_s)
         return True
 
     def on_message(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
+        if self.inject is not None and self.inject.on_message(msg):
+            return
         if msg.type == Gst.MessageType.ELEMENT:
             for handler in self.element_handlers:
                 handler(msg)
@@ -352,6 +325,12 @@ class Worker:
             self.loop.quit()
 
     def eos(self) -> bool:
+        if not self.stopping and self.inject is not None:
+            # Nothing to finish (no file): a stopped injection ends at once, cleanly.
+            self.stopping = True
+            emit("eos")
+            self.loop.quit()
+            return False
         if not self.stopping:
             self.stopping = True
             # A stream that never sent a packet has no rtpbin pad, so the sources'

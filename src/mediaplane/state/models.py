@@ -19,6 +19,7 @@ def _check_id(value: str) -> str:
 
 SafeId = Annotated[str, AfterValidator(_check_id)]
 TrackSource = Literal["audio", "video", "screen"]
+PeerKind = Literal["participant", "ingress"]  # ingress: media the server plays in (injection)
 
 
 def now() -> float:
@@ -45,6 +46,7 @@ class PeerRecord(BaseModel):
     identity: SafeId
     name: str = ""
     instance: str
+    kind: PeerKind = "participant"
     joined_at: float = Field(default_factory=now)
     state: Literal["joined", "disconnected"] = "joined"
     disconnected_at: float | None = None

@@ -57,6 +57,7 @@ class ParticipantOut(BaseModel):
     peerId: str
     identity: str
     name: str
+    kind: str = Field(default="participant", description="participant, or ingress (an injection)")
     instance: str
     joinedAt: float
     tracks: list[Track]

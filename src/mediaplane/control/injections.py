@@ -1,0 +1,431 @@
+"""Injections: a media file or a URL played into a room as a participant of its own.
+
+One media-manager `inject` job per injection. The control plane makes the
+injection a participant (`LocalPeer`, identity `inject-<id>`, kind `ingress`)
+that joins through the RoomManager like any peer, so everyone in the room
+(browsers, aiortc peers, recorders, egress) sees `peerJoined`, then a
+`newProducer` per track, and consumes it with no change on their side:
+
+    plain transport per kind (comedia) on the room's router
+      -> media job: uridecodebin -> Opus / VP8 -> RTP -> those transports
+      -> the job reports decoded data of a kind -> produce that kind (newProducer)
+    job ends (file finished, source gone) / stop / kick / room deleted
+      -> the peer leaves (producerClosed per track, peerLeft)
+
+States only move forward:
+
+    starting -> active -> stopping -> completed | failed
+
+Ownership: the instance that started an injection owns its LocalPeer (so its
+SFU objects) and one watcher task that polls the job. Records live in Redis
+(`mp:injection:{id}`, index `mp:injections`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field
+
+from mediaplane.control.auth import Grants, Principal
+from mediaplane.control.errors import BadRequest, Conflict, ControlError, NotFound
+from mediaplane.control.media_client import MediaClient, MediaManagerError
+from mediaplane.control.peers import LocalPeer
+from mediaplane.control.rooms import RoomManager
+from mediaplane.control.webhooks import Webhooks
+from mediaplane.media.errors import BadRequest as MediaBadRequest
+from mediaplane.media.models import check_source_url
+from mediaplane.media.paths import confine
+from mediaplane.sfu import SfuError
+
+log = logging.getLogger(__name__)
+
+InjectionState = Literal["starting", "active", "stopping", "completed", "failed"]
+SourceType = Literal["file", "http", "hls", "rtmp", "rtsp"]
+Kind = Literal["audio", "video"]
+ORDER = {"starting": 0, "active": 1, "stopping": 2, "completed": 3, "failed": 3}
+INDEX = "mp:injections"  # sorted set: injection id by requested_at
+POLL_S = 0.3
+# What the SFU receives: the worker encodes to exactly these.
+RTP = {
+    "audio": {
+        "mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2,
+        "parameters": {"sprop-stereo": 1, "useinbandfec": 1},
+    },
+    "video": {"mimeType": "video/VP8", "payloadType": 101, "clockRate": 90000},
+}  # fmt: skip
+
+
+def key(injection_id: str) -> str:
+    """string: InjectionRecord JSON."""
+    return f"mp:injection:{injection_id}"
+
+
+class InjectionTransition(BaseModel):
+    state: InjectionState
+    at: float
+    reason: str = ""
+
+
+class InjectionRequest(BaseModel):
+    """What a client asks for (validated by the REST layer)."""
+
+    source: str
+    name: str | None = None
+    audio: bool = True
+    video: bool = True
+    loop: bool = False
+
+
+class InjectionRecord(BaseModel):
+    id: str
+    room: str
+    identity: str  # inject-<id>: the participant others see
+    name: str
+    peer_id: str
+    source: str  # a file under the media root, or the URL without credentials and query
+    source_type: SourceType
+    audio: bool
+    video: bool
+    loop: bool
+    state: InjectionState = "starting"
+    history: list[InjectionTransition] = Field(default_factory=list)
+    media_job_id: str | None = None
+    producers: dict[str, str] = Field(default_factory=dict)  # kind -> producer id
+    requested_at: float = Field(default_factory=time.time)
+    started_at: float | None = None  # the first decoded data
+    stopped_at: float | None = None
+    played_s: float | None = None  # running time, across loops
+    loops: int = 0
+    error: str | None = None
+    instance: str = ""
+
+    def advance(self, state: InjectionState, reason: str = "") -> bool:
+        if self.state in ("completed", "failed"):
+            return False
+        if state != "failed" and ORDER[state] <= ORDER[self.state]:
+            return False
+        self.state = state
+        self.history.append(InjectionTransition(state=state, at=time.time(), reason=reason))
+        if state == "failed":
+            self.error = reason
+        log.info("injection=%s room=%s state=%s %s", self.id, self.room, state, reason)
+        return True
+
+
+@dataclass
+class Active:
+    record: InjectionRecord
+    peer: LocalPeer
+    transports: dict[str, str] = field(default_factory=dict)  # kind -> plain transport id
+    ssrcs: dict[str, int] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    watcher: asyncio.Task[None] | None = None
+    ending: bool = False
+
+
+def classify(source: str) -> SourceType:
+    scheme = urlsplit(source).scheme.lower()
+    if scheme in ("rtmp", "rtmps"):
+        return "rtmp"
+    if scheme in ("rtsp", "rtsps"):
+        return "rtsp"
+    if PurePosixPath(urlsplit(source).path).suffix.lower() == ".m3u8":
+        return "hls"
+    return "http"
+
+
+def redact(url: str) -> str:
+    """The URL as stored and shown: no user:password, no query (tokens live there)."""
+    p = urlsplit(url)
+    host = p.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{p.scheme}://{host}{f':{p.port}' if p.port else ''}{p.path}"
+
+
+def default_name(source: str, source_type: SourceType) -> str:
+    if source_type == "file":
+        return PurePosixPath(source).stem[:64] or "media"
+    stem = PurePosixPath(urlsplit(source).path).stem
+    return f"{source_type}: {stem}"[:64] if stem else source_type
+
+
+class InjectionService:
+    def __init__(
+        self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, media_root: Path
+    ) -> None:
+        self.rooms = rooms
+        self.sfu = rooms.sfu
+        self.store = rooms.store
+        self.media = media
+        self.webhooks = webhooks
+        self.root = media_root
+        self.active: dict[str, Active] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start_service(self) -> None:
+        """Nothing to subscribe to: room events reach the injection's peer like any peer's."""
+
+    async def close(self) -> None:
+        for injection_id in list(self.active):
+            with contextlib.suppress(Exception):
+                await self.stop(injection_id, "server shutting down")
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # storage ----------------------------------------------------------------------------
+    async def save(self, rec: InjectionRecord) -> None:
+        async with self.store.redis.pipeline(transaction=True) as p:
+            p.set(key(rec.id), rec.model_dump_json())
+            p.zadd(INDEX, {rec.id: rec.requested_at})
+            await p.execute()
+
+    async def load(self, injection_id: str) -> InjectionRecord | None:
+        raw = await self.store.redis.get(key(injection_id))
+        return InjectionRecord.model_validate_json(raw) if raw else None
+
+    async def get(self, room: str, injection_id: str) -> InjectionRecord:
+        rec = await self.load(injection_id)
+        if rec is None or rec.room != room:
+            raise NotFound(f"no injection {injection_id!r} in room {room!r}")
+        return rec
+
+    async def list_all(self, room: str | None = None) -> list[InjectionRecord]:
+        out = []
+        for injection_id in await self.store.redis.zrange(INDEX, 0, -1):
+            rec = await self.load(str(injection_id))
+            if rec is not None and (room is None or rec.room == room):
+                out.append(rec)
+        return out
+
+    # the source -------------------------------------------------------------------------
+    def _source(self, source: str) -> tuple[SourceType, dict[str, str], str]:
+        """(type, the media job's source field, what the record shows); 400 when refused."""
+        if "://" in source or source.lower().startswith(("file:", "ftp:", "data:")):
+            try:
+                check_source_url(source)
+            except ValueError as e:
+                raise BadRequest(f"source: {e}") from None
+            return classify(source), {"sourceUrl": source}, redact(source)
+        try:
+            confine(self.root, source, must_exist=True)
+        except MediaBadRequest as e:
+            raise BadRequest(f"source: {e.message}") from None
+        return "file", {"sourcePath": source}, source
+
+    # starting ---------------------------------------------------------------------------
+    async def start(self, room: str, req: InjectionRequest) -> InjectionRecord:
+        await self.rooms.get_room(room)  # 404 before anything is made
+        source_type, job_source, shown = self._source(req.source)
+        injection_id = uuid.uuid4().hex[:16]
+        identity = f"inject-{injection_id}"
+        name = req.name or default_name(shown, source_type)
+        rec = InjectionRecord(
+            id=injection_id, room=room, identity=identity, name=name,
+            peer_id=uuid.uuid4().hex[:12], source=shown, source_type=source_type,
+            audio=req.audio, video=req.video, loop=req.loop, instance=self.rooms.instance_id,
+        )  # fmt: skip
+        rec.history.append(
+            InjectionTransition(state="starting", at=rec.requested_at, reason="requested")
+        )
+        principal = Principal(
+            identity=identity, name=name, api_key="",
+            grants=Grants(room=room, room_join=True, can_subscribe=False,
+                          can_publish_sources=["audio", "video"]),
+        )  # fmt: skip
+        peer = LocalPeer(
+            peer_id=rec.peer_id, room=room, principal=principal, display_name=name,
+            instance=self.rooms.instance_id, send_event=self._peer_events(injection_id),
+            disconnect=self._peer_disconnected(injection_id), kind="ingress",
+        )  # fmt: skip
+        await self.rooms.join(peer)  # 403 room_full; announces peerJoined
+        active = Active(rec, peer)
+        self.active[rec.id] = active
+        try:
+            router_id = self.rooms.room_of(peer).router_id
+            body: dict[str, Any] = {"kind": "inject", "loop": req.loop, **job_source}
+            kinds: list[Kind] = [k for k in ("audio", "video") if getattr(req, k)]
+            for kind in kinds:
+                t = await self.sfu.create_plain_transport(
+                    router_id, rtcp_mux=True, comedia=True,
+                    app_data={"peerId": peer.peer_id, "injection": rec.id},
+                )  # fmt: skip
+                peer.transports[t.transport_id] = "send"
+                active.transports[kind] = t.transport_id
+                active.ssrcs[kind] = random.randint(100_000, 2**31 - 1)
+                body[kind] = {
+                    "ip": t.tuple.local_address, "port": t.tuple.local_port,
+                    "payloadType": RTP[kind]["payloadType"], "ssrc": active.ssrcs[kind],
+                }  # fmt: skip
+            job = await self.media.create_job(body)
+            rec.media_job_id = job["id"]
+            if job["state"] == "failed":
+                raise MediaManagerError(f"the media job failed to start: {job.get('error')}")
+            await self.save(rec)
+        except BaseException as e:
+            reason = e.message if isinstance(e, ControlError) else repr(e)
+            await self._finish(active, False, f"start failed: {reason}")
+            raise
+        active.watcher = self._spawn(self._watch(active))
+        log.info(
+            "injection=%s room=%s started job=%s source=%s (%s) loop=%s",
+            rec.id, room, rec.media_job_id, shown, source_type, req.loop,
+        )  # fmt: skip
+        return rec
+
+    async def _produce(self, active: Active, kind: Kind) -> None:
+        rec = active.record
+        params = {"codecs": [RTP[kind]], "encodings": [{"ssrc": active.ssrcs[kind]}]}
+        producer_id = await self.rooms.produce(
+            active.peer, active.transports[kind], kind, params, kind, False
+        )
+        rec.producers[kind] = producer_id
+        log.info("injection=%s room=%s produces %s as %s", rec.id, rec.room, kind, producer_id)
+
+    # the job's life -----------------------------------------------------------------------
+    async def _watch(self, active: Active) -> None:
+        rec = active.record
+        assert rec.media_job_id is not None
+        while not active.ending:
+            try:
+                job = await self.media.get(rec.media_job_id)
+            except Exception as e:
+                log.warning("injection=%s cannot read its job: %s", rec.id, e)
+                await asyncio.sleep(2)
+                continue
+            async with active.lock:
+                if active.ending:
+                    return
+                changed = await self._follow(active, job)
+                if job["state"] in ("completed", "failed"):
+                    ok = job["state"] == "completed"
+                    why = str(job.get("error") or job["history"][-1]["reason"])
+                    why = why.removesuffix("; no file")  # an inject job never writes one
+                    reason = "the source ended" if ok else f"the source failed: {why}"
+                    await self._end(active, job, ok, reason)
+                    return
+                if changed:
+                    await self.save(rec)
+            await asyncio.sleep(POLL_S)
+
+    async def _follow(self, active: Active, job: dict[str, Any]) -> bool:
+        """Produce each kind once its data flows; keep the record's numbers. True if changed."""
+        rec = active.record
+        changed = False
+        flowing = job.get("first_packet_by_stream") or {}
+        kinds: tuple[Kind, ...] = ("audio", "video")
+        for kind in kinds:
+            if kind in active.transports and kind not in rec.producers and kind in flowing:
+                await self._produce(active, kind)
+                changed = True
+        if rec.producers and rec.state == "starting":
+            rec.started_at = job.get("first_packet_at")
+            rec.advance("active", "media flows: " + ", ".join(sorted(rec.producers)))
+            self.webhooks.emit("injection.started", rec.model_dump(mode="json"))
+            changed = True
+        stats = job.get("stats") or {}
+        loops = int(stats.get("loops") or 0)
+        if loops != rec.loops:
+            rec.loops, changed = loops, True
+        rec.played_s = stats.get("duration_s")
+        return changed
+
+    async def stop(self, injection_id: str, reason: str) -> InjectionRecord:
+        active = self.active.get(injection_id)
+        if active is None:
+            if (stored := await self.load(injection_id)) is not None:
+                raise Conflict(f"injection {injection_id} is already {stored.state}")
+            raise NotFound(f"no injection {injection_id!r}")
+        if active.ending:
+            raise Conflict(f"injection {injection_id} is already stopping")
+        active.ending = True
+        rec = active.record
+        async with active.lock:
+            rec.advance("stopping", reason)
+            await self.save(rec)
+            job: dict[str, Any] = {}
+            if rec.media_job_id is not None:
+                try:
+                    job = await self.media.stop(rec.media_job_id)
+                except Exception as e:  # it may have ended on its own
+                    log.warning("injection=%s stop of its job: %s", rec.id, e)
+                    with contextlib.suppress(Exception):
+                        job = await self.media.get(rec.media_job_id)
+            ok = job.get("state") == "completed"
+            await self._end(active, job, ok, reason)
+        return rec
+
+    async def _end(self, active: Active, job: dict[str, Any], ok: bool, reason: str) -> None:
+        active.ending = True
+        stats = job.get("stats") or {}
+        if stats:
+            active.record.played_s = stats.get("duration_s")
+            active.record.loops = int(stats.get("loops") or 0)
+        await self._finish(active, ok, reason)
+
+    async def _finish(self, active: Active, ok: bool, reason: str) -> None:
+        rec = active.record
+        if self.active.pop(rec.id, None) is None:
+            return  # already finished
+        active.ending = True
+        if active.watcher is not None and active.watcher is not asyncio.current_task():
+            active.watcher.cancel()
+        # Leaving closes the plain transports (so the producers): producerClosed, peerLeft.
+        with contextlib.suppress(Exception):
+            await self.rooms.leave(active.peer, reason[:200])
+        for transport_id in active.transports.values():  # if the peer never fully joined
+            with contextlib.suppress(SfuError):
+                await self.sfu.close_transport(transport_id)
+        rec.stopped_at = time.time()
+        rec.advance("completed" if ok else "failed", reason)
+        with contextlib.suppress(Exception):
+            await self.save(rec)
+        self.webhooks.emit(
+            "injection.finished" if ok else "injection.failed", rec.model_dump(mode="json")
+        )
+
+    # the injection's peer: what the room does to it ---------------------------------------
+    def _peer_events(self, injection_id: str) -> Any:
+        async def on_event(name: str, data: dict[str, Any]) -> None:
+            if name == "rejoin":  # the room's router is gone (an SFU worker died)
+                self._spawn(self._end_quietly(injection_id, f"media server lost: {data}", False))
+
+        return on_event
+
+    def _peer_disconnected(self, injection_id: str) -> Any:
+        async def on_disconnect(code: int, reason: str) -> None:
+            # Removed by an admin (4003), room deleted (4004): the peer has left already.
+            self._spawn(self._end_quietly(injection_id, f"{reason} ({code})", True))
+
+        return on_disconnect
+
+    async def _end_quietly(self, injection_id: str, reason: str, ok: bool) -> None:
+        active = self.active.get(injection_id)
+        if active is None or active.ending:
+            return
+        if ok:
+            with contextlib.suppress(Conflict, NotFound):
+                await self.stop(injection_id, reason)
+            return
+        active.ending = True
+        if active.record.media_job_id is not None:
+            with contextlib.suppress(Exception):
+                await self.media.stop(active.record.media_job_id)
+        await self._finish(active, False, reason)
