@@ -26,6 +26,8 @@ apt_packages=(
   python3-gst-1.0 gir1.2-gstreamer-1.0 ffmpeg
   # the RTSP server the injection tests pull from (tests/support/rtsp_server.py)
   gir1.2-gst-rtsp-server-1.0
+  # the RTMP server the stream-out tests publish to (a private one per test, on loopback)
+  nginx libnginx-mod-rtmp
   # network namespaces for multi-host tests, process tools
   iproute2 procps
   # the browser the web tests drive (Playwright with executable_path=/usr/bin/chromium)
@@ -42,7 +44,15 @@ if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >&2
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  # Packages must not start services (nginx would listen on :80 on every address):
+  # a policy-rc.d that refuses, only for this install, unless the machine has one.
+  policy=/usr/sbin/policy-rc.d own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+  fi
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || apt_status=$?
+  ((own_policy)) && rm -f "$policy"
+  ((${apt_status:-0} == 0)) || exit "$apt_status"
 fi
 
 stamp_dir=$root/var/.stamps
