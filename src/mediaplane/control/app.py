@@ -27,6 +27,7 @@ from mediaplane.control.media_client import MediaClient
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling import endpoint
+from mediaplane.control.transcodes import TranscodeService
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.control.whip.service import WhipService
 from mediaplane.settings import Settings
@@ -61,7 +62,9 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         whip_service = WhipService(manager, connect_timeout_s=settings.whip_connect_timeout_s)
         await whip_service.start()
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
+        transcodes = TranscodeService(recs, media, hooks)
         app.state.egress, app.state.whip = egresses, whip_service
+        app.state.transcodes = transcodes
         app.state.injections = injects
         log.info("control plane up instance=%s", manager.instance_id)
         try:
@@ -70,6 +73,7 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
             await injects.close()
             await whip_service.close()
             await egresses.close()
+            await transcodes.close()
             await recs.close()
             await manager.close()
             await hooks.close()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.errors import InvalidState
 from mediaplane.control.recordings import RecordingRecord, RecordingService
+from mediaplane.control.transcodes import TranscodeFormat, TranscodeRecord, TranscodeService
 
 router = APIRouter(tags=["recordings"])
 RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -134,3 +135,79 @@ async def deliveries(
     """The webhook delivery log, newest first (grant: room_create)."""
     principal.require("room_create")
     return await service.webhooks.deliveries(limit)
+
+
+# transcodes ------------------------------------------------------------------------
+def transcodes(request: Request) -> TranscodeService:
+    service: TranscodeService = request.app.state.transcodes
+    return service
+
+
+Transcodes = Annotated[TranscodeService, Depends(transcodes)]
+
+
+class StartTranscode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: TranscodeFormat = Field(description="the container and codecs of the new file")
+
+
+@router.post(
+    "/api/rooms/{room}/recordings/{rec_id}/transcodes",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TranscodeRecord,
+)
+async def start_transcode(
+    body: StartTranscode,
+    principal: PrincipalDep,
+    service: Transcodes,
+    rec_id: str,
+    room: str = RoomName,
+) -> TranscodeRecord:
+    """Transcode a completed recording into a new file (grant: room_record or room_admin)."""
+    principal.require_record(room)
+    return await service.start(room, rec_id, body.format)
+
+
+@router.get(
+    "/api/rooms/{room}/recordings/{rec_id}/transcodes", response_model=list[TranscodeRecord]
+)
+async def list_transcodes(
+    principal: PrincipalDep, service: Transcodes, rec_id: str, room: str = RoomName
+) -> list[TranscodeRecord]:
+    principal.require_record(room)
+    return await service.list(room, rec_id)
+
+
+@router.get(
+    "/api/rooms/{room}/recordings/{rec_id}/transcodes/{transcode_id}",
+    response_model=TranscodeRecord,
+)
+async def get_transcode(
+    principal: PrincipalDep,
+    service: Transcodes,
+    rec_id: str,
+    transcode_id: str,
+    room: str = RoomName,
+) -> TranscodeRecord:
+    principal.require_record(room)
+    return await service.get(room, rec_id, transcode_id)
+
+
+@router.get(
+    "/api/rooms/{room}/recordings/{rec_id}/transcodes/{transcode_id}/file",
+    response_class=FileResponse,
+)
+async def download_transcode(
+    principal: PrincipalDep,
+    service: Transcodes,
+    rec_id: str,
+    transcode_id: str,
+    room: str = RoomName,
+) -> FileResponse:
+    """The transcoded file (HTTP Range supported)."""
+    principal.require_record(room)
+    path = service.file_path(await service.get(room, rec_id, transcode_id))
+    media = {".ogg": "audio/ogg", ".webm": "video/webm", ".mp4": "video/mp4"}
+    return FileResponse(
+        path, media_type=media.get(path.suffix, "application/octet-stream"), filename=path.name
+    )
