@@ -283,7 +283,10 @@ def table(r: dict[str, Any]) -> str:
         f"({checks}). x264 settings read back from the streams' SEI, ours vs ffmpeg, differ "
         f"in: {diff_text}. Left different: our speaker frame is a blended rectangle under the "
         "tile, ffmpeg's a drawbox. Load average before / after: "
-        f"{r['loadavg_before'][0]:.2f} / {r['loadavg_after'][0]:.2f} (a shared machine)."
+        f"{r['loadavg_before'][0]:.2f} / {r['loadavg_after'][0]:.2f} (a shared machine).\n\n"
+        "Run: `.venv/bin/python -m benchmarks.composite [--seconds 30] [--rounds 2]` "
+        "(the defaults take about 5 minutes; this run used "
+        f"`--seconds {r['seconds']:.0f} --rounds {r['rounds']}`)."
     )
     return text
 
