@@ -106,7 +106,10 @@ class Composite:
             video_kbps=r.video_kbps,
         )  # fmt: skip
         assert out.audio_in is not None
-        self.mixer = make("audiomixer", latency=MIX_LATENCY_NS, ignore_inactive_pads=True)
+        # Not ignore-inactive-pads: in GStreamer 1.22, when the first timeout comes before
+        # any pad's first buffer (the bed's included), audioaggregator finds no active pad,
+        # answers EOS, and the file or stream is written without its audio track.
+        self.mixer = make("audiomixer", latency=MIX_LATENCY_NS, ignore_inactive_pads=False)
         bed = make("audiotestsrc", is_live=True, wave=4, samplesperbuffer=960)  # silence
         stereo = "audio/x-raw,rate=48000,channels=2"
         mixed = make("capsfilter", caps=caps(stereo))
