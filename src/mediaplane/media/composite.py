@@ -118,7 +118,9 @@ class Composite:
         link(mixed, out.audio_in)
         if not r.audio_only:
             assert out.video_in is not None
-            size = f"width={r.width},height={r.height}"
+            # I420 throughout: what x264 takes. Left open, the compositor negotiated
+            # 16-bit ABGR64 and a full-frame conversion after it (benchmarks/composite.py).
+            size = f"format=I420,width={r.width},height={r.height}"
             self.compositor = make(
                 "compositor", background=1, latency=MIX_LATENCY_NS
             )  # background black
@@ -133,7 +135,8 @@ class Composite:
             # The active speaker's frame: a solid tile under the speaker's video.
             frame_src = make("videotestsrc", is_live=True, pattern=17, foreground_color=0xFFFFC800)
             frame_caps = make(
-                "capsfilter", caps=caps(f"video/x-raw,width=64,height=36,framerate={r.fps}/1")
+                "capsfilter",
+                caps=caps(f"video/x-raw,format=I420,width=64,height=36,framerate={r.fps}/1"),
             )
             w.chain(frame_src, frame_caps)
             self.frame_pad = self.compositor.request_pad_simple("sink_%u")
