@@ -87,6 +87,69 @@ async function renderRecordings() {
         r.state === 'completed' && r.file ? act(`Play ${r.identity}`, () => play(r)) : null)]), 'Recordings'));
 }
 
+async function download(path, name) {
+  const r = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+  if (!r.ok) throw new Error(`download failed: ${r.status}`);
+  const link = el('a', { href: URL.createObjectURL(await r.blob()), download: name }, `Download ${name}`);
+  $('player').replaceChildren(link);
+  link.click();
+}
+
+const live = (state) => ['starting', 'active'].includes(state);
+
+async function renderEgress() {
+  const list = (await api('/api/egress')).slice(-20).reverse();
+  $('egresses').replaceChildren(table(['Room', 'Source', 'Output', 'State', 'Error', ''],
+    list.map((e) => {
+      const base = `/api/rooms/${e.room}/egress/${e.id}`;
+      const target = e.output === 'rtmp' ? e.rtmp_target : e.output === 'file' ? e.format : 'HLS';
+      return [e.room, e.source === 'room' ? 'room composite' : e.identity, `${e.output} ${target ?? ''}`,
+        el('span', { 'data-state': e.state }, e.state), e.error ?? '',
+        el('span', {},
+          live(e.state) ? act(`Stop egress ${e.id}`, () => api(`${base}/stop`, { method: 'POST' })) : null,
+          e.state === 'completed' && e.file ? act(`Download egress ${e.id}`, () =>
+            download(`${base}/file`, e.file.split('/').pop())) : null,
+          e.hls_folder ? el('a', { href: `${base}/hls/playlist.m3u8?access_token=${encodeURIComponent(token)}` },
+            `HLS playlist ${e.id}`) : null)];
+    }), 'Egresses'));
+}
+
+async function renderInjections() {
+  const list = (await api('/api/injections')).slice(-20).reverse();
+  $('injections').replaceChildren(table(['Room', 'Participant', 'Source', 'State', 'Played', 'Error', ''],
+    list.map((i) => [i.room, `${i.name} (${i.identity})`, `${i.source}${i.loop ? ' (loop)' : ''}`,
+      el('span', { 'data-state': i.state }, i.state),
+      i.played_s ? `${i.played_s.toFixed(1)} s` : '', i.error ?? '',
+      live(i.state) ? act(`Stop injection ${i.id}`, () =>
+        api(`/api/rooms/${i.room}/injections/${i.id}/stop`, { method: 'POST' })) : '']), 'Injections'));
+}
+
+function submit(form, label, request) {
+  $(form).addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const rec = await request();
+      $('status').textContent = `${label}: ${rec.state}${rec.error ? ` (${rec.error})` : ''}`;
+      await refresh();
+    } catch (e) { $('status').textContent = `${label}: ${e.message}`; }
+  });
+}
+
+submit('egress-form', 'Start egress', () => {
+  const body = { source: $('eg-source').value, output: $('eg-output').value, format: $('eg-format').value };
+  if (body.source === 'participant') body.identity = $('eg-identity').value.trim();
+  if (body.output === 'rtmp') body.rtmpUrl = $('eg-rtmp').value.trim();
+  return api(`/api/rooms/${encodeURIComponent($('eg-room').value.trim())}/egress`,
+    { method: 'POST', body: JSON.stringify(body) });
+});
+
+submit('inject-form', 'Start injection', () => {
+  const body = { source: $('in-source').value.trim(), loop: $('in-loop').checked };
+  if ($('in-name').value.trim()) body.name = $('in-name').value.trim();
+  return api(`/api/rooms/${encodeURIComponent($('in-room').value.trim())}/injections`,
+    { method: 'POST', body: JSON.stringify(body) });
+});
+
 async function renderJobs() {
   const jobs = (await api('/api/media/jobs')).slice(-20).reverse();
   $('jobs').replaceChildren(table(['Job', 'Kind', 'State', 'Reason'], jobs.map((j) =>
@@ -110,7 +173,8 @@ async function renderSystem() {
 }
 
 async function refresh() {
-  await Promise.all([renderSystem(), renderRooms(), renderRecordings(), renderJobs(), renderHooks()]);
+  await Promise.all([renderSystem(), renderRooms(), renderRecordings(), renderEgress(),
+    renderInjections(), renderJobs(), renderHooks()]);
 }
 
 async function start() {
