@@ -54,6 +54,11 @@ class SfuProcess:
         return f"ws://{self.host}:{self.port}/rpc"
 
     @property
+    def http_url(self) -> str:
+        """The same port's plain HTTP: /healthz and /metrics."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def returncode(self) -> int | None:
         return self._proc.returncode
 
