@@ -137,6 +137,16 @@ async def test_counters_move_with_join_publish_and_recording(
             await sig2.close()
             await peer.close()
             await sig.close()
+        # the two signaling sockets are counted when they end
+        ws_route = {"route": "/ws/rooms/{room}"}
+        async with asyncio.timeout(10):
+            while True:
+                c3 = await scrape(http, stack.control.http)
+                if moved(c0, c3, "mediaplane_control_websocket_connections_total", **ws_route) >= 2:
+                    break
+                await asyncio.sleep(0.2)
+        left = moved(c0, c3, "mediaplane_control_events_total", event="participant.left")
+        assert left == 2 and c3.get("mediaplane_control_participants", scope="instance") == 0
 
     freq = dominant_frequency(heard[4800:], 48000)
     pcm = decode_audio(stack.media.root / done["file"])
