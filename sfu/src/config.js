@@ -40,6 +40,8 @@ export function loadConfig() {
     plainListenIp: str('MEDIAPLANE_PLAIN_LISTEN_IP', '127.0.0.1'),
     maxMessageBytes: int('MEDIAPLANE_SFU_MAX_MESSAGE_BYTES', 262144, { min: 1024, max: 64 * 1024 * 1024 }),
     logLevel: str('MEDIAPLANE_SFU_LOG_LEVEL', 'info'),
+    // When set, GET /metrics needs `Authorization: Bearer <token>` (docs/operations.md).
+    metricsToken: str('MEDIAPLANE_METRICS_TOKEN', undefined),
     workerLogLevel: str('MEDIAPLANE_SFU_WORKER_LOG_LEVEL', 'warn'),
   };
   if (config.rtcMinPort > config.rtcMaxPort) {

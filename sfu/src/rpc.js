@@ -39,6 +39,7 @@ export async function handleFrame(data, isBinary, ctx) {
     if (!handler) throw unknownMethod(method);
     const result = await handler(object(params), ctx);
     log.debug('rpc', { id, method, ms: +(performance.now() - t0).toFixed(2) });
+    ctx.metrics?.rpc(method, (performance.now() - t0) / 1000, 'ok');
     return { id, ok: true, data: result ?? {} };
   } catch (error) {
     if (error && 'requestId' in error) id = error.requestId;
@@ -46,6 +47,9 @@ export async function handleFrame(data, isBinary, ctx) {
     const fields = { id, method, code: body.code, error: body.message };
     if (body.code === 'INTERNAL') log.error('rpc failed', fields);
     else log.info('rpc refused', fields);
+    // Only known method names become label values (a client cannot grow the series).
+    const label = typeof method === 'string' && Object.hasOwn(methods, method) ? method : '<invalid>';
+    ctx.metrics?.rpc(label, (performance.now() - t0) / 1000, body.code);
     return { id, ok: false, error: body };
   }
 }

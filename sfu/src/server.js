@@ -1,8 +1,11 @@
-// Wiring only: settings -> worker pool -> authenticated WebSocket RPC.
+// Wiring only: settings -> worker pool -> authenticated WebSocket RPC, plus /healthz and /metrics.
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { WebSocketServer } from 'ws';
 import { loadConfig } from './config.js';
+import { httpHandler } from './http.js';
 import { log, setLogLevel } from './log.js';
+import { SfuMetrics } from './metrics.js';
 import { Registry } from './registry.js';
 import { handleFrame } from './rpc.js';
 import { WorkerPool } from './workers.js';
@@ -25,11 +28,18 @@ async function main() {
     const frame = JSON.stringify({ notification, data });
     for (const ws of clients) if (ws.readyState === ws.OPEN) ws.send(frame);
   };
-  const pool = new WorkerPool(config, registry, (info) => notify('worker.died', info));
+  let metrics = null;
+  const pool = new WorkerPool(config, registry, (info) => {
+    metrics?.workerDeaths.inc();
+    notify('worker.died', info);
+  });
   await pool.start();
-  const ctx = { config, registry, pool, notify };
+  metrics = new SfuMetrics({ registry, pool, clients: () => clients.size });
+  const ctx = { config, registry, pool, notify, metrics };
 
-  const wss = new WebSocketServer({ host: config.host, port: config.port, path: '/rpc', maxPayload: config.maxMessageBytes });
+  // One port: HTTP (/healthz, /metrics) and the WebSocket RPC upgrade on /rpc.
+  const server = http.createServer(httpHandler({ config, pool, metrics, clients: () => clients.size }));
+  const wss = new WebSocketServer({ server, path: '/rpc', maxPayload: config.maxMessageBytes });
   wss.on('connection', (ws, req) => {
     const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     if (!authorized(req, config.secret)) {
@@ -53,8 +63,13 @@ async function main() {
     });
   });
 
-  wss.on('listening', () => {
-    const { port } = wss.address();
+  server.on('error', (error) => {
+    log.error('sfu failed to listen', { host: config.host, port: config.port, error: error.message });
+    process.exit(1);
+  });
+  server.listen(config.port, config.host);
+  server.on('listening', () => {
+    const { port } = server.address();
     process.stdout.write(`${JSON.stringify({ event: 'ready', host: config.host, port, workers: pool.workers.map((w) => w.pid) })}\n`);
     log.info('sfu ready', { host: config.host, port, workers: pool.workers.length });
   });
@@ -63,6 +78,7 @@ async function main() {
     log.info('shutting down', { signal });
     pool.close();
     wss.close();
+    server.close();
     for (const ws of clients) ws.terminate();
     process.exit(0);
   };

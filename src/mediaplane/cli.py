@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from mediaplane.observability.logs import setup_logging
 from mediaplane.settings import Settings
 from mediaplane.system import System
 
@@ -22,10 +22,9 @@ console = Console()
 @app.command()
 def up(log_level: str = typer.Option("INFO", help="Python log level")) -> None:
     """Start the whole system and keep it running until Ctrl-C."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     settings = Settings()
+    # MEDIAPLANE_LOG_FORMAT=json: one JSON object a line (docs/operations.md)
+    setup_logging("mediaplane", settings.log_format, log_level)
     asyncio.run(_up(settings))
 
 

@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_", extra="ignore")
 
     env: Literal["dev", "test", "production"] = "dev"
+    # observability (docs/operations.md)
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object a line with room/peer/job ids as fields"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="when set, GET /metrics on every service needs `Authorization: Bearer` it",
+    )
     data_dir: Path = Field(default=REPO_ROOT / "var", description="recordings, state, logs")
     cache_dir: Path = Path("/var/cache/mediaplane")
 
@@ -140,4 +149,6 @@ class Settings(BaseSettings):
             env["MEDIAPLANE_SFU_NUM_WORKERS"] = str(self.sfu_num_workers)
         if self.rtc_announced_address:
             env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = self.rtc_announced_address
+        if self.metrics_token is not None:
+            env["MEDIAPLANE_METRICS_TOKEN"] = self.metrics_token.get_secret_value()
         return env

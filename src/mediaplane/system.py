@@ -73,7 +73,11 @@ class System:
             "MEDIAPLANE_MEDIA_HOST": s.media_host,
             "MEDIAPLANE_MEDIA_PORT": str(s.media_port),
             "MEDIAPLANE_MEDIA_SECRET": s.secret("media_secret"),
+            "MEDIAPLANE_LOG_FORMAT": s.log_format,
+            "MEDIAPLANE_LOG_LEVEL": s.log_level,
         }
+        if s.metrics_token is not None:
+            env["MEDIAPLANE_METRICS_TOKEN"] = s.metrics_token.get_secret_value()
         if s.recordings_root is not None:
             env["MEDIAPLANE_RECORDINGS_ROOT"] = str(s.recordings_root)
         self.media = await asyncio.create_subprocess_exec(
@@ -98,7 +102,12 @@ class System:
         assert self.sfu is not None
         app = create_app(self.settings, sfu_url=self.sfu.url, redis_url=self.redis_url)
         config = uvicorn.Config(
-            app, host=self.settings.host, port=self.settings.port, log_level="info", lifespan="on"
+            app,
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="info",
+            lifespan="on",
+            log_config=None,  # uvicorn's loggers go to the root handler (text or JSON)
         )
         self.control = uvicorn.Server(config)
         self.control_task = asyncio.create_task(self.control.serve(), name="control-plane")

@@ -24,12 +24,14 @@ from mediaplane.control.api import (
 from mediaplane.control.egress import EgressService
 from mediaplane.control.injections import InjectionService
 from mediaplane.control.media_client import MediaClient
+from mediaplane.control.metrics import ControlMetrics
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling import endpoint
 from mediaplane.control.transcodes import TranscodeService
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.control.whip.service import WhipService
+from mediaplane.observability.metrics import HttpMetrics, metrics_router
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient
 from mediaplane.state.store import StateStore
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
+    metrics = ControlMetrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await StateStore.create(redis_url)
@@ -55,6 +59,7 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
         media = MediaClient(settings.media_url, settings.secret("media_secret"))
         recs = RecordingService(manager, media, hooks, settings.recordings_dir)
         await recs.start_service()
+        metrics.attach(manager, hooks, recs)
         egresses = EgressService(manager, media, hooks, settings.recordings_dir)
         await egresses.start_service()
         injects = InjectionService(manager, media, hooks, settings.recordings_dir)
@@ -89,6 +94,9 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
     )
     errors.install(app)
     app.include_router(health.router)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    app.include_router(metrics_router(lambda _: metrics.registry, lambda _: metrics.refresh, token))
+    app.add_middleware(HttpMetrics, registry=metrics.registry, prefix="mediaplane_control")
     app.include_router(tokens.router)
     app.include_router(rooms.router)
     app.include_router(recordings.router)

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -78,6 +79,8 @@ class RoomManager:
         self.on_event: Callable[[str, Json], object] = lambda _name, _data: None
         # Called for every room event of every instance (from Redis): recordings.
         self.room_listeners: list[Callable[[str, str, Json], Awaitable[None]]] = []
+        # What this instance created, e.g. "produce.audio", "consume.video" (/metrics).
+        self.counts: Counter[str] = Counter()
 
     # lifecycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -408,6 +411,7 @@ class RoomManager:
         await self._publish(
             peer.room, {"type": "newProducer", **_producer_event(record)}, origin=peer.peer_id
         )
+        self.counts[f"produce.{info.kind}"] += 1
         log.info(
             "producer created room=%s peer=%s producer=%s kind=%s",
             peer.room,
@@ -439,6 +443,7 @@ class RoomManager:
         )
         peer.consumers[info.consumer_id] = producer_id
         self._consumer_owner[info.consumer_id] = peer
+        self.counts[f"consume.{info.kind}"] += 1
         out = info.model_dump(by_alias=True)
         out.update({"peerId": producer.peer_id, "source": producer.source})
         return out

@@ -23,6 +23,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -65,6 +66,11 @@ class Webhooks:
         self.backoff_s = backoff_s
         self._http = httpx.AsyncClient(timeout=5.0)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Metrics hooks: on_emit(event) for every event (URLs or not);
+        # on_attempt(event, outcome, seconds) per delivery attempt, outcome
+        # "delivered", "retry" (failed, will retry) or "gave_up" (failed, last try).
+        self.on_emit: list[Callable[[str], None]] = []
+        self.on_attempt: list[Callable[[str, str, float], None]] = []
 
     def emit(self, event: str, data: dict[str, Any]) -> str:
         """Queue an event for every URL; returns its id."""
@@ -73,6 +79,8 @@ class Webhooks:
             {"id": event_id, "event": event, "created_at": time.time(), "data": data},
             separators=(",", ":"),
         ).encode()
+        for observe in self.on_emit:
+            observe(event)
         for url in self.urls:
             task = asyncio.create_task(self._deliver(url, event_id, event, body))
             self._tasks.add(task)
@@ -91,12 +99,16 @@ class Webhooks:
             }
             status: int | None = None
             error = ""
+            t0 = time.perf_counter()
             try:
                 r = await self._http.post(url, content=body, headers=headers)
                 status = r.status_code
             except httpx.HTTPError as e:
                 error = str(e) or type(e).__name__
             ok = status is not None and 200 <= status < 300
+            outcome = "delivered" if ok else "retry" if attempt < self.max_attempts else "gave_up"
+            for observe in self.on_attempt:
+                observe(event, outcome, time.perf_counter() - t0)
             await self._log(event_id, event, url, attempt, status, error, ok)
             if ok:
                 return

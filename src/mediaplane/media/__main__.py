@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from mediaplane.media.app import create_app
+from mediaplane.observability.logs import setup_logging
 from mediaplane.settings import Settings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    setup_logging("media-manager", settings.log_format, settings.log_level)
     uvicorn.run(
-        create_app(settings), host=settings.media_host, port=settings.media_port, log_level="info"
+        create_app(settings),
+        host=settings.media_host,
+        port=settings.media_port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go to the root handler set up above
     )
 
 

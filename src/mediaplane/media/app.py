@@ -9,13 +9,18 @@ from fastapi import FastAPI
 
 from mediaplane.media import api
 from mediaplane.media.manager import JobManager
+from mediaplane.media.metrics import MediaMetrics
+from mediaplane.observability.metrics import HttpMetrics, metrics_router
 from mediaplane.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = MediaMetrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager = JobManager(settings)
+        metrics.attach(manager)
         await manager.start()
         app.state.manager = manager
         app.state.secret = settings.secret("media_secret")
@@ -32,5 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     api.install(app, settings.media_max_body_bytes)
     app.include_router(api.health)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    app.include_router(metrics_router(lambda _: metrics.registry, lambda _: None, token))
+    app.add_middleware(HttpMetrics, registry=metrics.registry, prefix="mediaplane_media")
     app.include_router(api.router)
     return app

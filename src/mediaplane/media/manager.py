@@ -21,6 +21,7 @@ import signal
 import time
 import uuid
 from asyncio import FIRST_COMPLETED
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,8 @@ class JobManager:
         self._watchdog: asyncio.Task[None] | None = None
         self.missing: list[str] = []
         self.reconciled: list[str] = []
+        # Called with each job that moved to a new state (metrics).
+        self.on_transition: list[Callable[[Job], None]] = []
 
     # lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -146,6 +149,8 @@ class JobManager:
     def _advance(self, job: Job, state: Any, reason: str = "") -> None:
         if jobs.advance(job, state, reason):
             self._save(job)
+            for observe in self.on_transition:
+                observe(job)
 
     async def reconcile(self) -> None:
         """Settle the jobs a previous manager left unfinished."""
@@ -293,6 +298,8 @@ class JobManager:
         log.info("job=%s kind=%s state=pending cost=%.0f", job_id, job.kind, cost)
         self.jobs[job_id] = job
         self._save(job)
+        for observe in self.on_transition:
+            observe(job)
         config_path = self.state_dir / f"{job_id}.config.json"
         config_path.write_text(config.model_dump_json())
         self._ready[job_id] = asyncio.Event()

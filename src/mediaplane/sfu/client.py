@@ -15,6 +15,7 @@ import inspect
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -64,6 +65,9 @@ class SfuClient:
         self._supervisor: asyncio.Task[None] | None = None
         self._listener_tasks: set[asyncio.Future[None]] = set()
         self.reconnects = 0
+        # Called after every request with (method, seconds, outcome): "ok", the
+        # error reply's code, "timeout" or "connection" (control plane metrics).
+        self.rpc_observers: list[Callable[[str, float, str], None]] = []
 
     @classmethod
     async def create(
@@ -188,6 +192,27 @@ class SfuClient:
         self, method: str, params: Json | None = None, *, timeout: float | None = None
     ) -> Json:
         """One RPC call; returns the reply's data or raises an SfuError."""
+        if not self.rpc_observers:
+            return await self._request(method, params, timeout)
+        t0 = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._request(method, params, timeout)
+        except SfuRpcError as e:
+            outcome = e.code
+            raise
+        except SfuTimeout:
+            outcome = "timeout"
+            raise
+        except SfuError:
+            outcome = "connection"
+            raise
+        finally:
+            elapsed = time.perf_counter() - t0
+            for observe in self.rpc_observers:
+                observe(method, elapsed, outcome)
+
+    async def _request(self, method: str, params: Json | None, timeout: float | None) -> Json:
         timeout = self.request_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(timeout):

@@ -54,6 +54,11 @@ class SfuProcess:
         return f"ws://{self.host}:{self.port}/rpc"
 
     @property
+    def http_url(self) -> str:
+        """The same port's plain HTTP: /healthz and /metrics."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def returncode(self) -> int | None:
         return self._proc.returncode
 
@@ -121,7 +126,7 @@ class SfuProcess:
         while line := await self._proc.stderr.readline():
             text = line.decode(errors="replace").rstrip()
             self._stderr_tail.append(text)
-            log.debug("%s", text)
+            _relay(text)
 
     async def wait(self) -> int:
         return await self._proc.wait()
@@ -141,3 +146,26 @@ class SfuProcess:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "error": logging.ERROR}  # fmt: skip
+_RECORD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+def _relay(text: str) -> None:
+    """An SFU JSON log line re-logged at its level, its fields as `extra` (JSON logs keep
+    them as fields) and as `key=value` in the message (text logs show them)."""
+    try:
+        rec = json.loads(text)
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict):
+        log.info("%s", text)
+        return
+    level = _LEVELS.get(str(rec.pop("level", "info")), logging.INFO)
+    msg = str(rec.pop("msg", ""))
+    rec.pop("ts", None)
+    fields = " ".join(f"{k}={v}" for k, v in rec.items())
+    extra = {k: v for k, v in rec.items() if k not in _RECORD_ATTRS}
+    log.log(level, "%s %s", msg, fields, extra=extra)

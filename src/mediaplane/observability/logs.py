@@ -1,0 +1,75 @@
+"""Log set-up for every Python service: text (default) or one JSON object a line.
+
+The services log ids inline as `room=demo peer=ab12 job=7f...` (that keeps the
+text format readable). The JSON formatter lifts those `key=value` tokens into
+fields of their own, so a log pipeline can filter on `room`, `peer`, `job`,
+`instance` ... without parsing messages; `extra={...}` fields of a log call are
+kept too. The SFU (Node) writes JSON lines in the same shape (sfu/src/log.js).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any, Literal
+
+# The ids a log line may carry inline; each becomes a field of the JSON object.
+ID_FIELDS = ("room", "peer", "job", "instance", "identity", "producer", "consumer", "kind",
+             "recording", "egress", "injection", "transcode", "state")  # fmt: skip
+_TOKEN = re.compile(r"\b(" + "|".join(ID_FIELDS) + r")=([^\s,;]+)")
+# LogRecord's own attributes: anything else in __dict__ came from `extra=`.
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn: the same message with ANSI colours
+}
+
+
+def ids_in(message: str) -> dict[str, str]:
+    """The `key=value` ids of a message (the first value of each key wins)."""
+    out: dict[str, str] = {}
+    for key, value in _TOKEN.findall(message):
+        out.setdefault(key, value.strip("'\""))
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        out: dict[str, Any] = {
+            "ts": f"{ts}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": message,
+        }
+        out.update(ids_in(message))
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, separators=(",", ":"))
+
+
+def setup_logging(service: str, fmt: Literal["text", "json"] = "text", level: str = "INFO") -> None:
+    """Configure the root logger once for a process (replaces earlier handlers)."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s %(message)s")
+        )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())

@@ -1,0 +1,58 @@
+"""The JSON log format: one object a line, ids lifted out of the message."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from mediaplane.observability.logs import JsonFormatter, ids_in, setup_logging
+
+
+def test_ids_are_lifted_from_key_value_tokens() -> None:
+    msg = "peer joined room=demo peer=ab12 identity=alice"
+    assert ids_in(msg) == {"room": "demo", "peer": "ab12", "identity": "alice"}
+    assert ids_in("job=7f01 kind=record state=running first audio data") == {
+        "job": "7f01",
+        "kind": "record",
+        "state": "running",
+    }
+    assert ids_in("no ids here, roomy=x") == {}
+
+
+def test_json_lines_carry_service_level_ids_extra_and_exceptions() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter("control-plane"))
+    logger = logging.getLogger("test.json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("producer created room=%s peer=%s", "r1", "p1", extra={"bitrate": 64000})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("failed job=%s", "j9")
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["service"] == "control-plane" and first["level"] == "info"
+    assert first["msg"] == "producer created room=r1 peer=p1"
+    assert (first["room"], first["peer"], first["bitrate"]) == ("r1", "p1", 64000)
+    assert first["ts"].endswith("Z") and first["logger"] == "test.json"
+    assert second["level"] == "error" and second["job"] == "j9"
+    assert "ValueError: boom" in second["exc"]
+
+
+def test_setup_logging_replaces_root_handlers() -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        setup_logging("media-manager", "json", "WARNING")
+        assert len(root.handlers) == 1
+        assert isinstance(root.handlers[0].formatter, JsonFormatter)
+        assert root.level == logging.WARNING
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
