@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     rtc_announced_address: str | None = None
     plain_listen_ip: str = "127.0.0.1"
     sfu_max_message_bytes: int = Field(default=262144, ge=1024)
+    # several SFU nodes (docs/multinode.md): each node heartbeats into Redis; with
+    # sfu_discovery=redis the control plane places rooms on the live nodes found there.
+    sfu_discovery: Literal["static", "redis"] = "static"
+    sfu_node_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="default: host name + port"
+    )
+    sfu_node_ttl_s: float = Field(default=2.0, gt=0, le=60, description="heartbeat lifetime")
+    sfu_heartbeat_s: float = Field(default=0.5, gt=0, le=30)
 
     # control plane
     host: str = "127.0.0.1"

@@ -26,6 +26,7 @@ from mediaplane.control.injections import InjectionService
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.control.signaling import endpoint
 from mediaplane.control.transcodes import TranscodeService
 from mediaplane.control.webhooks import Webhooks
@@ -37,11 +38,18 @@ from mediaplane.state.store import StateStore
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
+def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> FastAPI:
+    """`sfu_url`: the one SFU (static); None with sfu_discovery=redis (nodes from Redis)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await StateStore.create(redis_url)
-        sfu = await SfuClient.create(sfu_url, settings.secret("sfu_secret"))
+        if settings.sfu_discovery == "redis":
+            sfu = await SfuPool.discover(store, settings.secret("sfu_secret"))
+        elif sfu_url is None:
+            raise ValueError("sfu_url is required unless MEDIAPLANE_SFU_DISCOVERY=redis")
+        else:
+            sfu = SfuPool.static(await SfuClient.create(sfu_url, settings.secret("sfu_secret")))
         hooks = Webhooks(
             settings.webhook_urls,
             settings.secret("webhook_secret"),
@@ -79,6 +87,8 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
             await hooks.close()
             await media.close()
             await sfu.close()
+            if sfu.is_static:
+                await sfu.default.close()
             await store.close()
 
     app = FastAPI(

@@ -30,7 +30,7 @@ from mediaplane.control.errors import Conflict, InvalidState, NotFound
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
-from mediaplane.sfu import SfuError
+from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.sfu.models import Notification
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class Group:
 @dataclass
 class Active:
     record: RecordingRecord
+    sfu: SfuClient  # the SFU node hosting the room's router
     router_id: str = ""
     transports: list[str] = field(default_factory=list)
     transport_of: dict[str, str] = field(default_factory=dict)  # kind -> plain transport id
@@ -138,7 +139,6 @@ class RecordingService:
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
     ) -> None:
         self.rooms = rooms
-        self.sfu = rooms.sfu
         self.store = rooms.store
         self.media = media
         self.webhooks = webhooks
@@ -150,11 +150,11 @@ class RecordingService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start_service(self) -> None:
-        self.sfu.add_listener(self._on_sfu)
+        self.rooms.pool.add_listener(self._on_sfu)
         self.rooms.room_listeners.append(self._on_room_event)
 
     async def close(self) -> None:
-        self.sfu.remove_listener(self._on_sfu)
+        self.rooms.pool.remove_listener(self._on_sfu)
         for group in list(self.groups.values()):
             with contextlib.suppress(Exception):
                 await self._stop_group(group, "server shutting down")
@@ -275,23 +275,24 @@ class RecordingService:
         if room_rec.router_id is None:
             raise InvalidState(f"room {room!r} has no media router")
         router_id = room_rec.router_id
-        caps = await self.sfu.get_router_rtp_capabilities(router_id)
+        sfu = await self.rooms.room_sfu(room)
+        caps = await sfu.get_router_rtp_capabilities(router_id)
         rec = RecordingRecord(
             id=uuid.uuid4().hex[:16], room=room, identity=identity, peer_id=peers[0].peer_id,
             kinds=list(chosen), instance=self.rooms.instance_id, parent_id=parent_id,
         )  # fmt: skip
         rec.history.append(RecTransition(state="starting", at=rec.requested_at, reason="requested"))
-        active = Active(rec, router_id=router_id)
+        active = Active(rec, sfu, router_id=router_id)
         self.active[rec.id] = active
         try:
             streams: dict[str, dict[str, Any]] = {}
             for kind, producer in chosen.items():
-                t = await self.sfu.create_plain_transport(
+                t = await sfu.create_plain_transport(
                     router_id, rtcp_mux=False, app_data={"recording": rec.id}
                 )
                 active.transports.append(t.transport_id)
                 active.transport_of[kind] = t.transport_id
-                c = await self.sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
+                c = await sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
                 active.consumers[c.consumer_id] = kind
                 self._by_consumer[c.consumer_id] = rec.id
                 streams[kind] = {
@@ -310,11 +311,11 @@ class RecordingService:
             rec.file = str(Path(job["output_path"]).resolve().relative_to(self.root.resolve()))
             for kind, s in streams.items():
                 ep = job["rtp"][kind]
-                await self.sfu.connect_plain_transport(
+                await sfu.connect_plain_transport(
                     s["transport"], ip=ep["ip"], port=ep["port"], rtcp_port=ep["rtcpPort"]
                 )
             for s in streams.values():
-                await self.sfu.resume_consumer(s["consumer"])
+                await sfu.resume_consumer(s["consumer"])
             await self.save(rec)
         except BaseException as e:
             await self._teardown(active)
@@ -448,7 +449,7 @@ class RecordingService:
         while time.monotonic() < deadline and rec.state in ("starting", "recording"):
             if video_consumer and time.monotonic() >= next_kf:
                 with contextlib.suppress(SfuError):
-                    await self.sfu.request_key_frame(video_consumer)
+                    await active.sfu.request_key_frame(video_consumer)
                 next_kf = time.monotonic() + 0.5
             job = await self.media.get(rec.media_job_id)
             first = job.get("first_packet_at")
@@ -525,7 +526,7 @@ class RecordingService:
             self._by_consumer.pop(consumer_id, None)
         for transport_id in active.transports:
             with contextlib.suppress(SfuError):
-                await self.sfu.close_transport(transport_id)
+                await active.sfu.close_transport(transport_id)
 
     def _on_sfu(self, note: Notification) -> Any:
         if note.notification == "consumer.closed" and note.get("reason") == "producerclose":
@@ -576,8 +577,8 @@ class RecordingService:
         if timer is not None:
             timer.cancel()
         try:
-            caps = await self.sfu.get_router_rtp_capabilities(active.router_id)
-            c = await self.sfu.consume(active.transport_of[kind], producer_id, caps, paused=False)
+            caps = await active.sfu.get_router_rtp_capabilities(active.router_id)
+            c = await active.sfu.consume(active.transport_of[kind], producer_id, caps, paused=False)
         except SfuError as e:
             log.warning(
                 "recording=%s could not follow the republished %s: %s", active.record.id, kind, e
@@ -589,7 +590,7 @@ class RecordingService:
         if kind == "video":
             for _ in range(3):
                 with contextlib.suppress(SfuError):
-                    await self.sfu.request_key_frame(c.consumer_id)
+                    await active.sfu.request_key_frame(c.consumer_id)
                 await asyncio.sleep(0.3)
         log.info(
             "recording=%s follows the republished %s track %s", active.record.id, kind, producer_id

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from mediaplane.control.auth import Grants, Principal, TrackSource
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, RoomFull, Unavailable
 from mediaplane.control.peers import LocalPeer
+from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.sfu import SfuClient, SfuConnectionError, SfuError, SfuRpcError
 from mediaplane.sfu.models import Notification
 from mediaplane.state import keys
@@ -50,6 +51,8 @@ class LocalRoom:
     name: str
     router_id: str
     rtp_capabilities: Json
+    sfu: SfuClient
+    node_id: str
     peers: dict[str, LocalPeer] = field(default_factory=dict)
     speaker_observer: str | None = None
 
@@ -58,13 +61,14 @@ class RoomManager:
     def __init__(
         self,
         store: StateStore,
-        sfu: SfuClient,
+        sfu: SfuClient | SfuPool,
         *,
         instance_id: str | None = None,
         auto_create_rooms: bool = True,
     ) -> None:
         self.store = store
-        self.sfu = sfu
+        # Where rooms run: one SFU (static) or the nodes registered in Redis.
+        self.pool = sfu if isinstance(sfu, SfuPool) else SfuPool.static(sfu)
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.auto_create_rooms = auto_create_rooms
         self.rooms: dict[str, LocalRoom] = {}
@@ -81,7 +85,8 @@ class RoomManager:
 
     # lifecycle ------------------------------------------------------------
     async def start(self) -> None:
-        self.sfu.add_listener(self._on_sfu)
+        self.pool.add_listener(self._on_sfu)
+        self.pool.on_node_down.append(self._on_node_down)
         self._spawn(self._listen_events(), "room-events")
         self._spawn(self._watch_redis(), "redis-watchdog")
 
@@ -95,7 +100,9 @@ class RoomManager:
         if self._closed:
             return
         self._closed = True
-        self.sfu.remove_listener(self._on_sfu)
+        self.pool.remove_listener(self._on_sfu)
+        with contextlib.suppress(ValueError):
+            self.pool.on_node_down.remove(self._on_node_down)
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
                 with contextlib.suppress(Exception):
@@ -104,6 +111,23 @@ class RoomManager:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def sfu(self) -> SfuClient:
+        """A live node's client, for calls not tied to a room (health, server stats)."""
+        return self.pool.default
+
+    def sfu_of(self, peer: LocalPeer) -> SfuClient:
+        """The SFU client of the node hosting this peer's room."""
+        return self.room_of(peer).sfu
+
+    async def room_sfu(self, name: str) -> SfuClient:
+        """The SFU client of the node a room is placed on (any instance's room)."""
+        local = self.rooms.get(name)
+        if local is not None:
+            return local.sfu
+        room = await self.get_room(name)
+        return self.pool.client(room.node_id or (await self.pool.least_loaded()))
 
     def _lock(self, room: str) -> asyncio.Lock:
         return self._room_locks.setdefault(room, asyncio.Lock())
@@ -139,9 +163,9 @@ class RoomManager:
         await self._kick_local(name, None, CLOSE_ROOM_DELETED, "room deleted")
         if task := self._release.pop(name, None):
             task.cancel()
-        if room.router_id:
-            with contextlib.suppress(SfuRpcError):
-                await self.sfu.close_router(room.router_id)
+        if room.router_id and self.pool.alive(room.node_id):
+            with contextlib.suppress(SfuError):
+                await self.pool.client(room.node_id).close_router(room.router_id)
         await self._redis(self.store.delete_room(name))
         self.on_event("room.deleted", {"room": name})
         log.info("room deleted room=%s", name)
@@ -188,8 +212,9 @@ class RoomManager:
         producer = await self._redis(self.store.get_producer(room, producer_id))
         if producer is None or producer.identity != identity:
             raise NotFound(f"{identity!r} has no track {producer_id!r} in room {room!r}")
+        sfu = await self.room_sfu(room)
         await self._sfu(
-            self.sfu.pause_producer(producer_id) if muted else self.sfu.resume_producer(producer_id)
+            sfu.pause_producer(producer_id) if muted else sfu.resume_producer(producer_id)
         )
         producer.paused = muted
         await self._redis(self.store.put_producer(room, producer))
@@ -265,7 +290,15 @@ class RoomManager:
         local = self.rooms.get(room.name)
         if local is not None:
             return local
-        router = await self._sfu(self.sfu.create_router(room.name))
+        placed = await self._redis(self._place(room.name))
+        if placed is None:
+            raise NotFound(f"room {room.name!r} does not exist")
+        if placed.node_id is None:
+            raise Unavailable("no SFU node is up to host this room")
+        room = placed
+        node_id = placed.node_id
+        sfu = self.pool.client(node_id)
+        router = await self._sfu(sfu.create_router(room.name))
         if room.router_id != router.router_id:
             room.router_id, room.worker_pid, room.empty_since = (
                 router.router_id,
@@ -273,14 +306,15 @@ class RoomManager:
                 None,
             )
             await self._redis(self.store.update_room(room))
-        local = LocalRoom(room.name, router.router_id, router.rtp_capabilities)
+        local = LocalRoom(room.name, router.router_id, router.rtp_capabilities, sfu, node_id)
         with contextlib.suppress(SfuError):
-            local.speaker_observer = await self.sfu.create_active_speaker_observer(router.router_id)
+            local.speaker_observer = await sfu.create_active_speaker_observer(router.router_id)
             for p in await self._redis(self.store.list_producers(room.name)):
                 if p.kind == "audio":
                     with contextlib.suppress(SfuRpcError):
-                        await self.sfu.observer_add_producer(local.speaker_observer, p.producer_id)
+                        await sfu.observer_add_producer(local.speaker_observer, p.producer_id)
         self.rooms[room.name] = local
+        log.info("room placed room=%s node=%s router=%s", room.name, node_id, router.router_id)
         return local
 
     async def leave(self, peer: LocalPeer, reason: str) -> None:
@@ -292,7 +326,7 @@ class RoomManager:
             self._consumer_owner.pop(consumer_id, None)
         for transport_id in list(peer.transports):
             with contextlib.suppress(SfuError):
-                await self.sfu.close_transport(transport_id)
+                await local.sfu.close_transport(transport_id)
         with contextlib.suppress(*REDIS_ERRORS):
             for producer_id in list(peer.producers):
                 await self.store.remove_producer(peer.room, producer_id)
@@ -321,11 +355,11 @@ class RoomManager:
     def _drop_local_room(self, local: LocalRoom) -> None:
         self.rooms.pop(local.name, None)
         if local.speaker_observer:
-            observer = local.speaker_observer
+            observer, sfu = local.speaker_observer, local.sfu
 
             async def close_observer() -> None:
                 with contextlib.suppress(SfuError):
-                    await self.sfu.request("observer.close", {"observerId": observer})
+                    await sfu.request("observer.close", {"observerId": observer})
 
             self._spawn(close_observer(), "observer-close")
 
@@ -345,12 +379,14 @@ class RoomManager:
                     room = await self.store.get_room(name)
                     if room is None or await self.store.count_peers(name) > 0 or name in self.rooms:
                         return
-                    if room.router_id:
-                        with contextlib.suppress(SfuRpcError):
-                            await self.sfu.close_router(room.router_id)
+                    if room.router_id and self.pool.alive(room.node_id):
+                        with contextlib.suppress(SfuError):
+                            await self.pool.client(room.node_id).close_router(room.router_id)
                         log.info("router released room=%s router=%s", name, room.router_id)
                     room.router_id, room.worker_pid = None, None
                     await self.store.update_room(room)
+                    # An empty room no longer counts against its node's load.
+                    await self.store.place_room(name, lambda _r: None)
             except REDIS_ERRORS as e:
                 log.warning("router release of room=%s skipped: %s", name, e)
             finally:
@@ -368,7 +404,7 @@ class RoomManager:
     async def create_transport(self, peer: LocalPeer, direction: str) -> Json:
         local = self.room_of(peer)
         info = await self._sfu(
-            self.sfu.create_webrtc_transport(
+            local.sfu.create_webrtc_transport(
                 local.router_id, app_data={"peerId": peer.peer_id, "direction": direction}
             )
         )
@@ -388,7 +424,7 @@ class RoomManager:
         if peer.owns_transport(transport_id) != "send":
             raise InvalidState("produce needs a send transport")
         info = await self._sfu(
-            self.sfu.produce(
+            local.sfu.produce(
                 transport_id,
                 kind,
                 rtp_parameters,
@@ -404,7 +440,7 @@ class RoomManager:
         await self._redis(self.store.put_producer(peer.room, record))
         if kind == "audio" and local.speaker_observer:
             with contextlib.suppress(SfuRpcError):
-                await self.sfu.observer_add_producer(local.speaker_observer, info.producer_id)
+                await local.sfu.observer_add_producer(local.speaker_observer, info.producer_id)
         await self._publish(
             peer.room, {"type": "newProducer", **_producer_event(record)}, origin=peer.peer_id
         )
@@ -420,7 +456,7 @@ class RoomManager:
     async def consume(
         self, peer: LocalPeer, transport_id: str, producer_id: str, rtp_capabilities: Json
     ) -> Json:
-        self.room_of(peer)
+        local = self.room_of(peer)
         if peer.owns_transport(transport_id) != "recv":
             raise InvalidState("consume needs a recv transport")
         producer = await self._redis(self.store.get_producer(peer.room, producer_id))
@@ -429,7 +465,7 @@ class RoomManager:
         if producer.peer_id == peer.peer_id:
             raise InvalidState("a peer does not consume its own producer")
         info = await self._sfu(
-            self.sfu.consume(
+            local.sfu.consume(
                 transport_id,
                 producer_id,
                 rtp_capabilities,
@@ -456,10 +492,9 @@ class RoomManager:
 
     async def set_producer_paused(self, peer: LocalPeer, producer_id: str, paused: bool) -> None:
         record = self.owned_producer(peer, producer_id)
+        sfu = self.sfu_of(peer)
         await self._sfu(
-            self.sfu.pause_producer(producer_id)
-            if paused
-            else self.sfu.resume_producer(producer_id)
+            sfu.pause_producer(producer_id) if paused else sfu.resume_producer(producer_id)
         )
         record.paused = paused
         await self._redis(self.store.put_producer(peer.room, record))
@@ -472,7 +507,7 @@ class RoomManager:
 
     async def close_producer(self, peer: LocalPeer, producer_id: str) -> None:
         self.owned_producer(peer, producer_id)
-        await self._sfu(self.sfu.close_producer(producer_id))
+        await self._sfu(self.sfu_of(peer).close_producer(producer_id))
         peer.producers.pop(producer_id, None)
         await self._redis(self.store.remove_producer(peer.room, producer_id))
         await self._publish(
@@ -556,7 +591,7 @@ class RoomManager:
             and not from_here
         ):
             with contextlib.suppress(SfuError):
-                await self.sfu.observer_add_producer(
+                await local.sfu.observer_add_producer(
                     local.speaker_observer, str(event["producerId"])
                 )
         if kind not in (
@@ -658,7 +693,26 @@ class RoomManager:
             return await self.store.list_producers(room)
         return []
 
-    async def _rejoin_room(self, room: str, reason: str) -> None:
+    async def _place(self, name: str) -> RoomRecord | None:
+        """Keep the room on its node while that is alive, else the least-loaded live one."""
+        candidate = await self.pool.least_loaded()
+        return await self.store.place_room(
+            name, lambda r: r.node_id if self.pool.alive(r.node_id) else candidate
+        )
+
+    async def _on_node_down(self, node_id: str) -> None:
+        """An SFU node's heartbeat stopped: its rooms move, their peers rejoin there."""
+        for local in [r for r in self.rooms.values() if r.node_id == node_id]:
+            target: str | None = None
+            try:
+                placed = await self._place(local.name)
+                target = placed.node_id if placed is not None else None
+            except REDIS_ERRORS as e:
+                log.warning("room=%s not re-placed after node=%s down: %s", local.name, node_id, e)
+            log.warning("room=%s moves from node=%s to node=%s", local.name, node_id, target)
+            await self._rejoin_room(local.name, f"SFU node {node_id} is down", node=target)
+
+    async def _rejoin_room(self, room: str, reason: str, *, node: str | None = None) -> None:
         """The room's router is gone: every local peer must join again."""
         local = self.rooms.pop(room, None)
         if local is None:
@@ -674,7 +728,10 @@ class RoomManager:
             peer.transports.clear()
             peer.producers.clear()
             peer.consumers.clear()
-            await peer.send_event("rejoin", {"reason": reason})
+            data: Json = {"reason": reason}
+            if node is not None:
+                data["node"] = node
+            await peer.send_event("rejoin", data)
 
     # redis ---------------------------------------------------------------------
     async def _redis(self, coro: Awaitable[T]) -> T:

@@ -49,3 +49,23 @@ def instance(instance_id: str) -> str:
 def control_events() -> str:
     """pub/sub channel: system-wide events (SFU worker died, instance up/down)."""
     return f"{PREFIX}:events"
+
+
+def sfu_nodes() -> str:
+    """set: ids of SFU nodes that registered and were not yet found down."""
+    return f"{PREFIX}:sfu:nodes"
+
+
+def sfu_node(node_id: str) -> str:
+    """string with TTL: SfuNodeRecord JSON, the node's heartbeat (RPC URL and load)."""
+    return f"{PREFIX}:sfu:node:{node_id}"
+
+
+def sfu_node_rooms(node_id: str) -> str:
+    """set: rooms placed on an SFU node (the placement count of the least-loaded choice)."""
+    return f"{PREFIX}:sfu:node:{node_id}:rooms"
+
+
+def sfu_nodes_down() -> str:
+    """sorted set: SFU node ids found down, scored by when (written by the first instance)."""
+    return f"{PREFIX}:sfu:nodes:down"

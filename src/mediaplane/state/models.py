@@ -37,6 +37,7 @@ class RoomRecord(BaseModel):
     router_id: str | None = None
     worker_pid: int | None = None
     empty_since: float | None = None
+    node_id: str | None = None  # the SFU node hosting the router (multi-node placement)
 
 
 class PeerRecord(BaseModel):
@@ -62,3 +63,20 @@ class ProducerRecord(BaseModel):
     source: TrackSource
     paused: bool = False
     created_at: float = Field(default_factory=now)
+
+
+class SfuNodeRecord(BaseModel):
+    """An SFU node's heartbeat: where to reach it and how loaded it is."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    node_id: SafeId
+    url: str = Field(description="ws:// URL of the node's RPC")
+    pid: int = 0
+    workers: int = 0
+    routers: int = 0
+    transports: int = 0
+    producers: int = 0
+    consumers: int = 0
+    started_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)

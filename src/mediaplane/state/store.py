@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from mediaplane.state import keys
-from mediaplane.state.models import PeerRecord, ProducerRecord, RoomRecord
+from mediaplane.state.models import PeerRecord, ProducerRecord, RoomRecord, SfuNodeRecord
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,94 @@ class StateStore:
         return out
 
     async def delete_room(self, name: str) -> None:
+        room = await self.get_room(name)
         async with self._r.pipeline(transaction=True) as p:
+            if room is not None and room.node_id:
+                p.srem(keys.sfu_node_rooms(room.node_id), name)
             p.srem(keys.rooms(), name)
             p.delete(keys.room(name), keys.room_peers(name), keys.room_producers(name))
             await p.execute()
+
+    async def place_room(
+        self, name: str, choose: Callable[[RoomRecord], str | None]
+    ) -> RoomRecord | None:
+        """Give a room an SFU node, atomically across instances.
+
+        `choose(record)` returns the node the room should be on: its current one
+        when that is alive, another otherwise (None when no node is up). A new
+        node clears the router fields. Returns the record as stored, or None if
+        the room does not exist.
+        """
+        key = keys.room(name)
+        while True:
+            async with self._r.pipeline(transaction=True) as p:
+                try:
+                    await p.watch(key)
+                    raw = await p.hget(key, "json")
+                    if not raw:
+                        return None
+                    room = RoomRecord.model_validate_json(raw)
+                    node = choose(room)
+                    if node == room.node_id:
+                        return room
+                    old = room.node_id
+                    room.node_id, room.router_id, room.worker_pid = node, None, None
+                    p.multi()  # type: ignore[no-untyped-call]
+                    p.hset(key, mapping={"json": room.model_dump_json()})
+                    if old:
+                        p.srem(keys.sfu_node_rooms(old), name)
+                    if node:
+                        p.sadd(keys.sfu_node_rooms(node), name)
+                    await p.execute()
+                    return room
+                except aioredis.WatchError:
+                    continue
+
+    # SFU nodes
+    async def register_sfu_node(self, node: SfuNodeRecord, ttl_s: float) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.sadd(keys.sfu_nodes(), node.node_id)
+            p.zrem(keys.sfu_nodes_down(), node.node_id)
+            p.set(keys.sfu_node(node.node_id), node.model_dump_json(), px=int(ttl_s * 1000))
+            await p.execute()
+
+    async def deregister_sfu_node(self, node_id: str) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.srem(keys.sfu_nodes(), node_id)
+            p.delete(keys.sfu_node(node_id))
+            await p.execute()
+
+    async def sfu_nodes(self) -> tuple[dict[str, SfuNodeRecord], list[str]]:
+        """(live nodes by id, ids still in the set whose heartbeat expired)."""
+        ids = sorted(str(i) for i in await self._r.smembers(keys.sfu_nodes()))
+        if not ids:
+            return {}, []
+        raws = await self._r.mget([keys.sfu_node(i) for i in ids])
+        alive: dict[str, SfuNodeRecord] = {}
+        stale: list[str] = []
+        for node_id, raw in zip(ids, raws, strict=True):
+            if raw:
+                alive[node_id] = SfuNodeRecord.model_validate_json(raw)
+            else:
+                stale.append(node_id)
+        return alive, stale
+
+    async def mark_sfu_node_down(self, node_id: str) -> bool:
+        """Move a node from the live set to the down set; True for the one caller that did."""
+        if not await self._r.srem(keys.sfu_nodes(), node_id):
+            return False
+        await self._r.zadd(keys.sfu_nodes_down(), {node_id: time.time()})
+        return True
+
+    async def sfu_nodes_down(self) -> list[str]:
+        return [str(i) for i in await self._r.zrange(keys.sfu_nodes_down(), 0, -1)]
+
+    async def sfu_node_room_counts(self, node_ids: list[str]) -> dict[str, int]:
+        async with self._r.pipeline(transaction=False) as p:
+            for node_id in node_ids:
+                p.scard(keys.sfu_node_rooms(node_id))
+            counts = await p.execute()
+        return {n: int(c) for n, c in zip(node_ids, counts, strict=True)}
 
     # peers
     async def put_peer(self, room: str, peer: PeerRecord) -> None:

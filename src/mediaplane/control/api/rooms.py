@@ -40,6 +40,7 @@ class RoomOut(BaseModel):
     num_participants: int | None = None
     router_id: str | None = None
     worker_pid: int | None = None
+    node_id: str | None = None  # the SFU node hosting the room (`static` with one SFU)
 
     @classmethod
     def of(cls, room: RoomRecord, participants: int | None = None) -> RoomOut:
