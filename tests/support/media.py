@@ -38,7 +38,12 @@ class MediaService:
 
     @classmethod
     async def start(
-        cls, data_dir: Path, *, budget: float = 100.0, port: int | None = None
+        cls,
+        data_dir: Path,
+        *,
+        budget: float = 100.0,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> MediaService:
         port = port or free_tcp_port()
         env = {
@@ -49,6 +54,7 @@ class MediaService:
             "MEDIAPLANE_MEDIA_SECRET": SECRET,
             "MEDIAPLANE_MEDIA_CPU_BUDGET": str(budget),
             "MEDIAPLANE_MEDIA_STALL_TIMEOUT_S": "2",
+            **(extra_env or {}),
         }
         log = None if os.environ.get("MP_TEST_MEDIA_LOG") else asyncio.subprocess.DEVNULL
         proc = await asyncio.create_subprocess_exec(

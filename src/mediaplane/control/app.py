@@ -24,6 +24,7 @@ from mediaplane.control.api import (
 from mediaplane.control.egress import EgressService
 from mediaplane.control.injections import InjectionService
 from mediaplane.control.media_client import MediaClient
+from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.sfu_pool import SfuPool
@@ -60,9 +61,15 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
         manager = RoomManager(store, sfu)
         manager.on_event = hooks.emit
         await manager.start()
-        media = MediaClient(settings.media_url, settings.secret("media_secret"))
+        media: MediaClient
+        if settings.media_discovery == "redis":
+            media = await MediaPool.discover(store, settings.secret("media_secret"))
+        else:
+            media = MediaClient(settings.media_url, settings.secret("media_secret"))
         recs = RecordingService(manager, media, hooks, settings.recordings_dir)
         await recs.start_service()
+        if isinstance(media, MediaPool):
+            media.on_jobs_failed.append(recs.on_media_jobs_failed)
         egresses = EgressService(manager, media, hooks, settings.recordings_dir)
         await egresses.start_service()
         injects = InjectionService(manager, media, hooks, settings.recordings_dir)

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -473,6 +474,14 @@ class RecordingService:
         )
 
     # stopping -------------------------------------------------------------------
+    async def on_media_jobs_failed(self, job_ids: Collection[str], reason: str) -> None:
+        """Jobs lost with their media manager: their recordings end as failed, with why."""
+        for active in list(self.active.values()):
+            if active.record.media_job_id in job_ids:
+                log.warning("recording=%s lost its media job: %s", active.record.id, reason)
+                with contextlib.suppress(Conflict, NotFound):
+                    await self.stop(active.record.id, "its media job was lost")
+
     async def stop(self, rec_id: str, reason: str) -> RecordingRecord:
         if rec_id in self.groups:
             return await self._stop_group(self.groups[rec_id], reason)

@@ -69,3 +69,28 @@ def sfu_node_rooms(node_id: str) -> str:
 def sfu_nodes_down() -> str:
     """sorted set: SFU node ids found down, scored by when (written by the first instance)."""
     return f"{PREFIX}:sfu:nodes:down"
+
+
+def media_managers() -> str:
+    """set: ids of media managers that registered and were not yet found down."""
+    return f"{PREFIX}:media:managers"
+
+
+def media_manager(manager_id: str) -> str:
+    """string with TTL: MediaManagerRecord JSON, the manager's heartbeat (URL, capacity, load)."""
+    return f"{PREFIX}:media:manager:{manager_id}"
+
+
+def media_manager_jobs(manager_id: str) -> str:
+    """set: ids of the jobs the control plane placed on a media manager."""
+    return f"{PREFIX}:media:manager:{manager_id}:jobs"
+
+
+def media_managers_down() -> str:
+    """sorted set: media manager ids found down, scored by when."""
+    return f"{PREFIX}:media:managers:down"
+
+
+def media_job(job_id: str) -> str:
+    """string: MediaJobPlacement JSON, which manager runs a job (and why it failed if it died)."""
+    return f"{PREFIX}:media:job:{job_id}"

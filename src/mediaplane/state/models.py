@@ -80,3 +80,35 @@ class SfuNodeRecord(BaseModel):
     consumers: int = 0
     started_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
+
+
+class MediaManagerRecord(BaseModel):
+    """A media manager's heartbeat: where to reach it, its CPU budget and what is in use."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    manager_id: SafeId
+    url: str
+    capacity: float = Field(description="cost units (MEDIAPLANE_MEDIA_CPU_BUDGET)")
+    used: float = 0.0
+    running: list[str] = Field(default_factory=list, description="ids of jobs not yet ended")
+    started_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+    @property
+    def free(self) -> float:
+        return self.capacity - self.used
+
+
+class MediaJobPlacement(BaseModel):
+    """Which media manager a job runs on; `failed` once that manager vanished."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    manager_id: str
+    kind: str = ""
+    state: Literal["placed", "failed"] = "placed"
+    error: str | None = None
+    placed_at: float = Field(default_factory=now)
+    failed_at: float | None = None

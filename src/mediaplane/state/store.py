@@ -17,7 +17,14 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from mediaplane.state import keys
-from mediaplane.state.models import PeerRecord, ProducerRecord, RoomRecord, SfuNodeRecord
+from mediaplane.state.models import (
+    MediaJobPlacement,
+    MediaManagerRecord,
+    PeerRecord,
+    ProducerRecord,
+    RoomRecord,
+    SfuNodeRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +188,92 @@ class StateStore:
                 p.scard(keys.sfu_node_rooms(node_id))
             counts = await p.execute()
         return {n: int(c) for n, c in zip(node_ids, counts, strict=True)}
+
+    # media managers
+    async def register_media_manager(self, manager: MediaManagerRecord, ttl_s: float) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.sadd(keys.media_managers(), manager.manager_id)
+            p.zrem(keys.media_managers_down(), manager.manager_id)
+            p.set(
+                keys.media_manager(manager.manager_id),
+                manager.model_dump_json(),
+                px=int(ttl_s * 1000),
+            )
+            await p.execute()
+
+    async def deregister_media_manager(self, manager_id: str) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.srem(keys.media_managers(), manager_id)
+            p.delete(keys.media_manager(manager_id))
+            await p.execute()
+
+    async def media_managers(self) -> tuple[dict[str, MediaManagerRecord], list[str]]:
+        """(live managers by id, ids still in the set whose heartbeat expired)."""
+        ids = sorted(str(i) for i in await self._r.smembers(keys.media_managers()))
+        if not ids:
+            return {}, []
+        raws = await self._r.mget([keys.media_manager(i) for i in ids])
+        alive: dict[str, MediaManagerRecord] = {}
+        stale: list[str] = []
+        for manager_id, raw in zip(ids, raws, strict=True):
+            if raw:
+                alive[manager_id] = MediaManagerRecord.model_validate_json(raw)
+            else:
+                stale.append(manager_id)
+        return alive, stale
+
+    async def mark_media_manager_down(self, manager_id: str) -> bool:
+        """Move a manager to the down set; True for the one caller that did."""
+        if not await self._r.srem(keys.media_managers(), manager_id):
+            return False
+        await self._r.zadd(keys.media_managers_down(), {manager_id: time.time()})
+        return True
+
+    async def media_managers_down(self) -> list[str]:
+        return [str(i) for i in await self._r.zrange(keys.media_managers_down(), 0, -1)]
+
+    async def place_media_job(self, placement: MediaJobPlacement) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.set(keys.media_job(placement.job_id), placement.model_dump_json())
+            p.sadd(keys.media_manager_jobs(placement.manager_id), placement.job_id)
+            await p.execute()
+
+    async def get_media_job(self, job_id: str) -> MediaJobPlacement | None:
+        raw = await self._r.get(keys.media_job(job_id))
+        return MediaJobPlacement.model_validate_json(raw) if raw else None
+
+    async def media_jobs_of(self, manager_id: str) -> list[MediaJobPlacement]:
+        ids = sorted(str(i) for i in await self._r.smembers(keys.media_manager_jobs(manager_id)))
+        out = []
+        for job_id in ids:
+            if (placement := await self.get_media_job(job_id)) is not None:
+                out.append(placement)
+        return out
+
+    async def fail_media_jobs(
+        self, manager_id: str, reason: str, last_seen: MediaManagerRecord | None
+    ) -> list[str]:
+        """Mark the jobs a vanished manager was running failed; their ids.
+
+        Running: listed in its last heartbeat (`last_seen`), or placed after it.
+        A job it had finished keeps its outcome (and its file).
+        """
+        failed = []
+        for placement in await self.media_jobs_of(manager_id):
+            if last_seen is not None and not (
+                placement.job_id in last_seen.running or placement.placed_at > last_seen.updated_at
+            ):
+                continue
+            if placement.state != "failed":
+                placement.state, placement.error = "failed", reason
+                placement.failed_at = time.time()
+                await self._r.set(keys.media_job(placement.job_id), placement.model_dump_json())
+            failed.append(placement.job_id)
+        return failed
+
+    async def forget_media_job(self, job_id: str, manager_id: str) -> None:
+        """A job that ended on a live manager needs no placement kept for failover."""
+        await self._r.srem(keys.media_manager_jobs(manager_id), job_id)
 
     # peers
     async def put_peer(self, room: str, peer: PeerRecord) -> None:
