@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     )
     sfu_node_ttl_s: float = Field(default=2.0, gt=0, le=60, description="heartbeat lifetime")
     sfu_heartbeat_s: float = Field(default=0.5, gt=0, le=30)
+    room_span_after_peers: int | None = Field(
+        default=None,
+        ge=1,
+        description="participants per router before a room spans another SFU worker "
+        "(pipeToRouter); unset: a room stays on one router",
+    )
 
     # control plane
     host: str = "127.0.0.1"

@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
         )
-        manager = RoomManager(store, sfu)
+        manager = RoomManager(store, sfu, span_after_peers=settings.room_span_after_peers)
         manager.on_event = hooks.emit
         await manager.start()
         media: MediaClient

@@ -306,7 +306,10 @@ class EgressService:
         active.tracks[producer.producer_id] = track
         try:
             caps = await active.sfu.get_router_rtp_capabilities(active.router_id)
-            c = await active.sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
+            source = await self.rooms.usable_producer(
+                rec.room, active.sfu, producer, active.router_id
+            )
+            c = await active.sfu.consume(t.transport_id, source, caps, paused=True)
             track.consumer_id = c.consumer_id
             label = names.get(producer.peer_id) or producer.identity
             if producer.source == "screen":

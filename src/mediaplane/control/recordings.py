@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mediaplane.control.errors import Conflict, InvalidState, NotFound
+from mediaplane.control.errors import Conflict, ControlError, InvalidState, NotFound
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
@@ -293,7 +293,8 @@ class RecordingService:
                 )
                 active.transports.append(t.transport_id)
                 active.transport_of[kind] = t.transport_id
-                c = await sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
+                source = await self.rooms.usable_producer(room, sfu, producer, router_id)
+                c = await sfu.consume(t.transport_id, source, caps, paused=True)
                 active.consumers[c.consumer_id] = kind
                 self._by_consumer[c.consumer_id] = rec.id
                 streams[kind] = {
@@ -587,8 +588,13 @@ class RecordingService:
             timer.cancel()
         try:
             caps = await active.sfu.get_router_rtp_capabilities(active.router_id)
+            record = await self.store.get_producer(active.record.room, producer_id)
+            if record is not None:  # on another router of a spanning room: its pipe
+                producer_id = await self.rooms.usable_producer(
+                    active.record.room, active.sfu, record, active.router_id
+                )
             c = await active.sfu.consume(active.transport_of[kind], producer_id, caps, paused=False)
-        except SfuError as e:
+        except (SfuError, ControlError) as e:
             log.warning(
                 "recording=%s could not follow the republished %s: %s", active.record.id, kind, e
             )

@@ -65,12 +65,15 @@ class RoomManager:
         *,
         instance_id: str | None = None,
         auto_create_rooms: bool = True,
+        span_after_peers: int | None = None,
     ) -> None:
         self.store = store
         # Where rooms run: one SFU (static) or the nodes registered in Redis.
         self.pool = sfu if isinstance(sfu, SfuPool) else SfuPool.static(sfu)
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.auto_create_rooms = auto_create_rooms
+        # Participants per router before a room spans another worker (None: never).
+        self.span_after_peers = span_after_peers
         self.rooms: dict[str, LocalRoom] = {}
         self._consumer_owner: dict[str, LocalPeer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,9 +166,11 @@ class RoomManager:
         await self._kick_local(name, None, CLOSE_ROOM_DELETED, "room deleted")
         if task := self._release.pop(name, None):
             task.cancel()
-        if room.router_id and self.pool.alive(room.node_id):
-            with contextlib.suppress(SfuError):
-                await self.pool.client(room.node_id).close_router(room.router_id)
+        if self.pool.alive(room.node_id):
+            for router_id in [room.router_id, *room.extra_routers]:
+                if router_id:
+                    with contextlib.suppress(SfuError):
+                        await self.pool.client(room.node_id).close_router(router_id)
         await self._redis(self.store.delete_room(name))
         self.on_event("room.deleted", {"room": name})
         log.info("room deleted room=%s", name)
@@ -255,6 +260,7 @@ class RoomManager:
             if await self._redis(self.store.count_peers(name)) >= room.max_participants:
                 raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
             local = await self._local_room(room)
+            caps = await self._assign_router(local, peer)
             await self._redis(self.store.put_peer(name, peer.record()))
             if await self._redis(self.store.count_peers(name)) > room.max_participants:
                 await self._redis(self.store.remove_peer(name, peer.peer_id))
@@ -278,7 +284,7 @@ class RoomManager:
         return {
             "peerId": peer.peer_id,
             "roomId": name,
-            "routerRtpCapabilities": local.rtp_capabilities,
+            "routerRtpCapabilities": caps,
             "peers": [
                 {"peerId": p.peer_id, "identity": p.identity, "displayName": p.name, "kind": p.kind}
                 for p in peers
@@ -317,6 +323,63 @@ class RoomManager:
         log.info("room placed room=%s node=%s router=%s", room.name, node_id, router.router_id)
         return local
 
+    async def _assign_router(self, local: LocalRoom, peer: LocalPeer) -> Json:
+        """The router a joining participant uses; its RTP capabilities.
+
+        A room spans workers when its routers hold `span_after_peers` participants
+        each: the next router is `router.create` of `{room}~{n}` (the SFU puts it on
+        its least-loaded worker, and every instance asking for that key gets the
+        same router). Producers reach other routers by pipeToRouter on consume.
+        """
+        peer.router_id = None
+        if self.span_after_peers is None or peer.kind != "participant":
+            return local.rtp_capabilities
+        room = await self.get_room(local.name)
+        counts: dict[str | None, int] = {}
+        for p in await self._redis(self.store.list_peers(local.name)):
+            if p.kind == "participant" and p.peer_id != peer.peer_id:
+                counts[p.router_id] = counts.get(p.router_id, 0) + 1
+        if counts.get(None, 0) < self.span_after_peers:
+            return local.rtp_capabilities
+        for router_id in room.extra_routers:
+            if counts.get(router_id, 0) < self.span_after_peers:
+                peer.router_id = router_id
+                return local.rtp_capabilities
+        key = f"{local.name}~{len(room.extra_routers) + 1}"
+        router = await self._sfu(local.sfu.create_router(key))
+        room.extra_routers[router.router_id] = router.worker_pid
+        await self._redis(self.store.update_room(room))
+        log.info(
+            "room=%s spans router=%s worker=%d (%d routers)",
+            local.name, router.router_id, router.worker_pid, len(room.extra_routers) + 1,
+        )  # fmt: skip
+        peer.router_id = router.router_id
+        return router.rtp_capabilities
+
+    async def usable_producer(
+        self, room: str, sfu: SfuClient, producer: ProducerRecord, router_id: str
+    ) -> str:
+        """The id under which `producer` can be consumed on `router_id` (piped if needed)."""
+        record = await self.get_room(room)
+        source = producer.router_id or record.router_id
+        if source is None or source == router_id:
+            return producer.producer_id
+        piped = await self._redis(self.store.get_pipe(room, producer.producer_id, router_id))
+        if piped is not None:
+            return piped
+        info = await self._sfu(sfu.pipe_producer(producer.producer_id, router_id))
+        kept = await self._redis(
+            self.store.put_pipe(room, producer.producer_id, router_id, info.producer_id)
+        )
+        if kept != info.producer_id:  # another instance piped it first
+            with contextlib.suppress(SfuError):
+                await sfu.close_producer(info.producer_id)
+        log.info(
+            "producer=%s piped into router=%s as %s room=%s",
+            producer.producer_id, router_id, kept, room,
+        )  # fmt: skip
+        return kept
+
     async def leave(self, peer: LocalPeer, reason: str) -> None:
         """Remove a peer: close its SFU objects, tell the others. Idempotent."""
         local = self.rooms.get(peer.room)
@@ -330,6 +393,7 @@ class RoomManager:
         with contextlib.suppress(*REDIS_ERRORS):
             for producer_id in list(peer.producers):
                 await self.store.remove_producer(peer.room, producer_id)
+                await self.store.remove_pipes(peer.room, producer_id)
                 await self._publish(
                     peer.room,
                     {"type": "producerClosed", "producerId": producer_id, "peerId": peer.peer_id},
@@ -379,11 +443,13 @@ class RoomManager:
                     room = await self.store.get_room(name)
                     if room is None or await self.store.count_peers(name) > 0 or name in self.rooms:
                         return
-                    if room.router_id and self.pool.alive(room.node_id):
-                        with contextlib.suppress(SfuError):
-                            await self.pool.client(room.node_id).close_router(room.router_id)
-                        log.info("router released room=%s router=%s", name, room.router_id)
-                    room.router_id, room.worker_pid = None, None
+                    if self.pool.alive(room.node_id):
+                        for router_id in [room.router_id, *room.extra_routers]:
+                            if router_id:
+                                with contextlib.suppress(SfuError):
+                                    await self.pool.client(room.node_id).close_router(router_id)
+                                log.info("router released room=%s router=%s", name, router_id)
+                    room.router_id, room.worker_pid, room.extra_routers = None, None, {}
                     await self.store.update_room(room)
                     # An empty room no longer counts against its node's load.
                     await self.store.place_room(name, lambda _r: None)
@@ -405,7 +471,8 @@ class RoomManager:
         local = self.room_of(peer)
         info = await self._sfu(
             local.sfu.create_webrtc_transport(
-                local.router_id, app_data={"peerId": peer.peer_id, "direction": direction}
+                peer.router_id or local.router_id,
+                app_data={"peerId": peer.peer_id, "direction": direction},
             )
         )
         peer.transports[info.transport_id] = direction
@@ -434,11 +501,11 @@ class RoomManager:
         )
         record = ProducerRecord(
             producer_id=info.producer_id, peer_id=peer.peer_id, identity=peer.identity,
-            kind=info.kind, source=source, paused=paused,
+            kind=info.kind, source=source, paused=paused, router_id=peer.router_id,
         )  # fmt: skip
         peer.producers[info.producer_id] = record
         await self._redis(self.store.put_producer(peer.room, record))
-        if kind == "audio" and local.speaker_observer:
+        if kind == "audio" and local.speaker_observer and peer.router_id is None:
             with contextlib.suppress(SfuRpcError):
                 await local.sfu.observer_add_producer(local.speaker_observer, info.producer_id)
         await self._publish(
@@ -464,10 +531,13 @@ class RoomManager:
             raise NotFound(f"producer {producer_id} is not in this room")
         if producer.peer_id == peer.peer_id:
             raise InvalidState("a peer does not consume its own producer")
+        source_id = await self.usable_producer(
+            peer.room, local.sfu, producer, peer.router_id or local.router_id
+        )
         info = await self._sfu(
             local.sfu.consume(
                 transport_id,
-                producer_id,
+                source_id,
                 rtp_capabilities,
                 paused=True,
                 app_data={"peerId": peer.peer_id},
@@ -476,7 +546,10 @@ class RoomManager:
         peer.consumers[info.consumer_id] = producer_id
         self._consumer_owner[info.consumer_id] = peer
         out = info.model_dump(by_alias=True)
-        out.update({"peerId": producer.peer_id, "source": producer.source})
+        # The room's producer id, also when a pipe of it is what is consumed.
+        out.update(
+            {"producerId": producer_id, "peerId": producer.peer_id, "source": producer.source}
+        )
         return out
 
     def owned_consumer(self, peer: LocalPeer, consumer_id: str) -> str:
@@ -510,6 +583,7 @@ class RoomManager:
         await self._sfu(self.sfu_of(peer).close_producer(producer_id))
         peer.producers.pop(producer_id, None)
         await self._redis(self.store.remove_producer(peer.room, producer_id))
+        await self._redis(self.store.remove_pipes(peer.room, producer_id))
         await self._publish(
             peer.room,
             {"type": "producerClosed", "producerId": producer_id, "peerId": peer.peer_id},
@@ -650,18 +724,26 @@ class RoomManager:
         if kind == "consumer.closed":
             peer = self._consumer_owner.pop(str(note.get("consumerId")), None)
             if peer is not None:
-                peer.consumers.pop(str(note.get("consumerId")), None)
+                # peer.consumers names the room's producer (not a pipe of it).
+                producer_id = peer.consumers.pop(str(note.get("consumerId")), None)
                 await peer.send_event(
                     "consumerClosed",
-                    {"consumerId": note.get("consumerId"), "producerId": note.get("producerId")},
+                    {
+                        "consumerId": note.get("consumerId"),
+                        "producerId": producer_id or note.get("producerId"),
+                    },
                 )
         elif kind in ("consumer.producerPause", "consumer.producerResume"):
             peer = self._consumer_owner.get(str(note.get("consumerId")))
             if peer is not None:
                 event = "consumerPaused" if kind.endswith("Pause") else "consumerResumed"
+                producer_id = peer.consumers.get(str(note.get("consumerId")))
                 await peer.send_event(
                     event,
-                    {"consumerId": note.get("consumerId"), "producerId": note.get("producerId")},
+                    {
+                        "consumerId": note.get("consumerId"),
+                        "producerId": producer_id or note.get("producerId"),
+                    },
                 )
         elif kind == "consumer.score":
             peer = self._consumer_owner.get(str(note.get("consumerId")))
@@ -685,8 +767,9 @@ class RoomManager:
                         "activeSpeaker", {"peerId": owner.peer_id, "producerId": producer_id}
                     )
         elif kind == "worker.died":
-            for room in note.get("roomIds") or []:
-                await self._rejoin_room(str(room), "the media server restarted")
+            # `{room}~{n}` is a further router of a spanning room: the room rejoins whole.
+            for room in {str(r).split("~")[0] for r in note.get("roomIds") or []}:
+                await self._rejoin_room(room, "the media server restarted")
 
     async def _all_producers(self, room: str) -> list[ProducerRecord]:
         with contextlib.suppress(*REDIS_ERRORS):
@@ -722,6 +805,7 @@ class RoomManager:
             with contextlib.suppress(*REDIS_ERRORS):
                 for producer_id in peer.producers:
                     await self.store.remove_producer(room, producer_id)
+                    await self.store.remove_pipes(room, producer_id)
                 await self.store.remove_peer(room, peer.peer_id)
             for consumer_id in peer.consumers:
                 self._consumer_owner.pop(consumer_id, None)

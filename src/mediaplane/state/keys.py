@@ -36,6 +36,12 @@ def room_events(name: str) -> str:
     return f"{PREFIX}:room:{name}:events"
 
 
+def room_pipes(name: str) -> str:
+    """hash: `{producer id}>{router id}` -> id of that producer piped into that router
+    (a room spanning several routers, one per worker, joined by pipeToRouter)."""
+    return f"{PREFIX}:room:{name}:pipes"
+
+
 def room_lock(name: str) -> str:
     """string with TTL: held while one instance places or releases a room's router."""
     return f"{PREFIX}:room:{name}:lock"

@@ -38,6 +38,9 @@ class RoomRecord(BaseModel):
     worker_pid: int | None = None
     empty_since: float | None = None
     node_id: str | None = None  # the SFU node hosting the router (multi-node placement)
+    # A room too large for one worker: more routers (router id -> worker pid) on other
+    # workers of the same node, joined to the first by pipeToRouter.
+    extra_routers: dict[str, int] = Field(default_factory=dict)
 
 
 class PeerRecord(BaseModel):
@@ -48,6 +51,7 @@ class PeerRecord(BaseModel):
     name: str = ""
     instance: str
     kind: PeerKind = "participant"
+    router_id: str | None = None  # None: the room's first router
     joined_at: float = Field(default_factory=now)
     state: Literal["joined", "disconnected"] = "joined"
     disconnected_at: float | None = None
@@ -62,6 +66,7 @@ class ProducerRecord(BaseModel):
     kind: Literal["audio", "video"]
     source: TrackSource
     paused: bool = False
+    router_id: str | None = None  # None: the room's first router
     created_at: float = Field(default_factory=now)
 
 

@@ -105,7 +105,12 @@ class StateStore:
             if room is not None and room.node_id:
                 p.srem(keys.sfu_node_rooms(room.node_id), name)
             p.srem(keys.rooms(), name)
-            p.delete(keys.room(name), keys.room_peers(name), keys.room_producers(name))
+            p.delete(
+                keys.room(name),
+                keys.room_peers(name),
+                keys.room_producers(name),
+                keys.room_pipes(name),
+            )
             await p.execute()
 
     async def place_room(
@@ -132,6 +137,7 @@ class StateStore:
                         return room
                     old = room.node_id
                     room.node_id, room.router_id, room.worker_pid = node, None, None
+                    room.extra_routers = {}
                     p.multi()  # type: ignore[no-untyped-call]
                     p.hset(key, mapping={"json": room.model_dump_json()})
                     if old:
@@ -142,6 +148,22 @@ class StateStore:
                     return room
                 except aioredis.WatchError:
                     continue
+
+    async def get_pipe(self, room: str, producer_id: str, router_id: str) -> str | None:
+        raw = await self._r.hget(keys.room_pipes(room), f"{producer_id}>{router_id}")
+        return str(raw) if raw else None
+
+    async def put_pipe(self, room: str, producer_id: str, router_id: str, piped_id: str) -> str:
+        """Keep the first pipe of a producer into a router; returns the one kept."""
+        field = f"{producer_id}>{router_id}"
+        if await self._r.hsetnx(keys.room_pipes(room), field, piped_id):
+            return piped_id
+        return str(await self._r.hget(keys.room_pipes(room), field))
+
+    async def remove_pipes(self, room: str, producer_id: str) -> None:
+        fields = [f async for f in self._r.hscan_iter(keys.room_pipes(room), f"{producer_id}>*")]
+        if fields:
+            await self._r.hdel(keys.room_pipes(room), *[str(f[0]) for f in fields])
 
     # SFU nodes
     async def register_sfu_node(self, node: SfuNodeRecord, ttl_s: float) -> None:
