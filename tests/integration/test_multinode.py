@@ -34,7 +34,8 @@ from mediaplane.sfu.process import worker_binary
 from mediaplane.state.redis_server import RedisServer
 from tests.support import netns
 from tests.support.control import admin, participant
-from tests.support.mediacheck import collect_track_audio, dominant_frequency
+from tests.support.media import SECRET, MediaService
+from tests.support.mediacheck import collect_track_audio, decode_audio, dominant_frequency
 
 pytestmark = [
     pytest.mark.integration,
@@ -65,6 +66,7 @@ class NodeProc:
 class Cluster:
     lan: netns.Lan
     redis: RedisServer
+    media: MediaService
     nodes: list[NodeProc]
     controls: list[asyncio.subprocess.Process]
 
@@ -75,8 +77,18 @@ class Cluster:
         return f"ws://{self.lan.ip(i)}:{CONTROL_PORT}/ws/rooms/{room}"
 
 
-def _env(settings: Settings, lan: netns.Lan, i: int, redis_url: str) -> dict[str, str]:
+def _env(
+    settings: Settings, lan: netns.Lan, i: int, redis_url: str, media: MediaService | None = None
+) -> dict[str, str]:
     ip = lan.ip(i)
+    extra = {}
+    if media is not None:
+        extra = {
+            "MEDIAPLANE_MEDIA_HOST": media.host,
+            "MEDIAPLANE_MEDIA_PORT": str(media.port),
+            "MEDIAPLANE_MEDIA_SECRET": SECRET,
+            "MEDIAPLANE_RECORDINGS_ROOT": str(media.root),
+        }
     return {
         **os.environ,
         "MEDIAPLANE_ENV": "test",
@@ -93,6 +105,7 @@ def _env(settings: Settings, lan: netns.Lan, i: int, redis_url: str) -> dict[str
         "MEDIAPLANE_PORT": str(CONTROL_PORT),
         "MEDIASOUP_WORKER_BIN": str(worker_binary(settings)),
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
 
 
@@ -120,12 +133,12 @@ async def _start_node(
 
 
 async def _start_control(
-    settings: Settings, lan: netns.Lan, i: int, redis_url: str, logs: Path, nodes: int
+    settings: Settings, lan: netns.Lan, i: int, redis_url: str, logs: Path, media: MediaService
 ) -> asyncio.subprocess.Process:
     proc = await lan.exec(
         i,
         [sys.executable, "-m", "mediaplane.control"],
-        _env(settings, lan, i, redis_url),
+        _env(settings, lan, i, redis_url, media),
         log_path=str(logs / f"control-{i}.log"),
     )
     url = f"http://{lan.ip(i)}:{CONTROL_PORT}/readyz"
@@ -137,7 +150,7 @@ async def _start_control(
                 )
             with contextlib.suppress(httpx.TransportError):
                 r = await http.get(url)
-                if r.status_code == 200 and len(r.json()["sfuNodes"]) == nodes:
+                if r.status_code == 200 and len(r.json()["sfuNodes"]) == 2:
                     return proc
             await asyncio.sleep(0.2)
 
@@ -146,15 +159,18 @@ async def _start_control(
 async def cluster(settings: Settings, tmp_path: Path) -> AsyncIterator[Cluster]:
     lan = netns.Lan.create(2)
     redis: RedisServer | None = None
+    media: MediaService | None = None
     nodes: list[NodeProc] = []
     controls: list[asyncio.subprocess.Process] = []
     try:
         redis = await RedisServer.start(tmp_path / "redis", persist=False, bind=lan.host_ip)
+        # One media manager on the bridge (the test's namespace) records for both.
+        media = await MediaService.start(tmp_path / "media", host=lan.host_ip)
         for i in range(2):
             nodes.append(await _start_node(settings, lan, i, redis.url, tmp_path))
         for i in range(2):
-            controls.append(await _start_control(settings, lan, i, redis.url, tmp_path, 2))
-        yield Cluster(lan, redis, nodes, controls)
+            controls.append(await _start_control(settings, lan, i, redis.url, tmp_path, media))
+        yield Cluster(lan, redis, media, nodes, controls)
     finally:
         for proc in controls:
             with contextlib.suppress(ProcessLookupError):
@@ -173,6 +189,8 @@ async def cluster(settings: Settings, tmp_path: Path) -> AsyncIterator[Cluster]:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
+        if media is not None:
+            await media.stop()
         if redis is not None:
             await redis.stop()
         lan.close()
@@ -182,6 +200,17 @@ async def _room_node(http: httpx.AsyncClient, room: str) -> str:
     r = await http.get(f"/api/rooms/{room}")
     assert r.status_code == 200, r.text
     return str(r.json()["node_id"])
+
+
+async def _wait_rec(
+    http: httpx.AsyncClient, room: str, rec_id: str, states: tuple[str, ...]
+) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            rec: dict[str, Any] = (await http.get(f"/api/rooms/{room}/recordings/{rec_id}")).json()
+            if rec["state"] in states:
+                return rec
+            await asyncio.sleep(0.1)
 
 
 async def _tone(track: Any, seconds: float = 1.0) -> float:
@@ -234,6 +263,14 @@ async def test_rooms_spread_and_a_dead_node_moves_its_peers(
         _, track = await sub.subscribe(producer_id)
         before = await _tone(track)
         assert abs(before - 440.0) < 5, before
+        # A recording of the publisher, owned by control plane A.
+        r = await http_a.post(
+            f"/api/rooms/{room}/recordings", json={"identity": "pub", "video": False}
+        )
+        assert r.status_code == 202, r.text
+        rec_id = r.json()["id"]
+        await _wait_rec(http_a, room, rec_id, ("recording",))
+        await asyncio.sleep(2.0)
         first = await _room_node(http_a, room)
         victim = next(n for n in cluster.nodes if n.node_id == first)
         survivor = next(n for n in cluster.nodes if n.node_id != first)
@@ -274,6 +311,23 @@ async def test_rooms_spread_and_a_dead_node_moves_its_peers(
         assert abs(after - 660.0) < 5, after
         assert t_moved < 5.0, f"peers moved after {t_moved:.2f} s"
         assert t_media < 5.0, f"media flowed again after {t_media:.2f} s"
+
+        # The recording was finished (not cut) when its node went down; it decodes.
+        rec = await _wait_rec(http_a, room, rec_id, ("completed", "failed"))
+        assert rec["state"] == "completed", rec
+        assert f"SFU node {victim.node_id} is down" in rec["history"][-1]["reason"], rec
+        got = await http_a.get(f"/api/rooms/{room}/recordings/{rec_id}/file")
+        assert got.status_code == 200
+        out = cluster.media.data_dir.parent / "pub.ogg"
+        out.write_bytes(got.content)
+        pcm = decode_audio(out)
+        rec_freq = dominant_frequency(pcm[12000:-12000], 48000)
+        log.info(
+            "measured: recording finished by the node-down: %.2f s decoded, %.1f Hz, "
+            "stopped %.2f s after it started",
+            len(pcm) / 48000, rec_freq, rec["stopped_at"] - rec["started_at"],
+        )  # fmt: skip
+        assert abs(rec_freq - 440.0) < 5 and len(pcm) / 48000 > 1.5
 
         # The dead node is marked down, for every instance.
         for http in (http_a, http_b):

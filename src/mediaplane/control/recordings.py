@@ -152,10 +152,13 @@ class RecordingService:
 
     async def start_service(self) -> None:
         self.rooms.pool.add_listener(self._on_sfu)
+        self.rooms.pool.on_node_down.append(self._on_node_down)
         self.rooms.room_listeners.append(self._on_room_event)
 
     async def close(self) -> None:
         self.rooms.pool.remove_listener(self._on_sfu)
+        with contextlib.suppress(ValueError):
+            self.rooms.pool.on_node_down.remove(self._on_node_down)
         for group in list(self.groups.values()):
             with contextlib.suppress(Exception):
                 await self._stop_group(group, "server shutting down")
@@ -475,6 +478,14 @@ class RecordingService:
         )
 
     # stopping -------------------------------------------------------------------
+    async def _on_node_down(self, node_id: str) -> None:
+        """The SFU node of a recorded room died: finish (EOS) what was recorded so far."""
+        for active in list(self.active.values()):
+            if active.sfu.closed:  # the pool closed the dead node's client
+                log.warning("recording=%s: SFU node %s is down", active.record.id, node_id)
+                with contextlib.suppress(Conflict, NotFound):
+                    await self.stop(active.record.id, f"SFU node {node_id} is down")
+
     async def on_media_jobs_failed(self, job_ids: Collection[str], reason: str) -> None:
         """Jobs lost with their media manager: their recordings end as failed, with why."""
         for active in list(self.active.values()):
