@@ -849,12 +849,22 @@ class RoomManager:
                 run_id = run_id or "lost"
             await asyncio.sleep(0.5)
 
+    async def _pin_room(self, local: LocalRoom) -> None:
+        """Write a room back on the node and router it runs on here (after a Redis loss)."""
+        room = await self.store.get_room(local.name) or RoomRecord(name=local.name)
+        if room.node_id != local.node_id:
+            room.node_id = None  # placed (and counted on its node) just below
+        await self.store.put_room(room)
+        node = local.node_id
+        placed = await self.store.place_room(local.name, lambda _r: node)
+        if placed is not None and placed.router_id != local.router_id:
+            placed.router_id = local.router_id
+            await self.store.put_room(placed)
+
     async def resync(self) -> None:
         """Write this instance's rooms, peers and producers back into Redis."""
         for local in list(self.rooms.values()):
-            room = await self.store.get_room(local.name) or RoomRecord(name=local.name)
-            room.router_id = local.router_id
-            await self.store.put_room(room)
+            await self._pin_room(local)
             for peer in local.peers.values():
                 await self.store.put_peer(local.name, peer.record())
                 for record in peer.producers.values():
