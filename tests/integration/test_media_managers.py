@@ -171,6 +171,18 @@ async def test_jobs_placed_on_managers_with_room_and_a_vanished_manager_fails_it
             owner_a, t_failed, TTL_S, freq_a, len(pcm) / 48000, span_a, freq_b,
         )  # fmt: skip
         assert t_failed < TTL_S + 3.0
+
+        # No manager left: 429 saying so.
+        other = mm_b if owner is mm_a else mm_a
+        await other.kill()
+        async with asyncio.timeout(10):
+            while True:
+                if not (await http.get("/api/system")).json()["media"]["managers"]:
+                    break
+                await asyncio.sleep(0.2)
+        none_up = await record("alice")
+        assert none_up.status_code == 429, none_up.text
+        assert "no media manager is up" in none_up.json()["error"]["message"]
     finally:
         for sig, peer in pubs:
             await peer.close()
