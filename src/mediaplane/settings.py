@@ -49,6 +49,20 @@ class Settings(BaseSettings):
     rtc_announced_address: str | None = None
     plain_listen_ip: str = "127.0.0.1"
     sfu_max_message_bytes: int = Field(default=262144, ge=1024)
+    # several SFU nodes (docs/multinode.md): each node heartbeats into Redis; with
+    # sfu_discovery=redis the control plane places rooms on the live nodes found there.
+    sfu_discovery: Literal["static", "redis"] = "static"
+    sfu_node_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="default: host name + port"
+    )
+    sfu_node_ttl_s: float = Field(default=2.0, gt=0, le=60, description="heartbeat lifetime")
+    sfu_heartbeat_s: float = Field(default=0.5, gt=0, le=30)
+    room_span_after_peers: int | None = Field(
+        default=None,
+        ge=1,
+        description="participants per router before a room spans another SFU worker "
+        "(pipeToRouter); unset: a room stays on one router",
+    )
 
     # control plane
     host: str = "127.0.0.1"
@@ -84,6 +98,17 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="inject: a source with no media for this long fails"
     )
     media_max_body_bytes: int = Field(default=65536, ge=1024)
+    # several media managers (docs/multinode.md): with media_discovery=redis a manager
+    # heartbeats its capacity and load into Redis, and the control plane places jobs there.
+    media_discovery: Literal["static", "redis"] = "static"
+    media_manager_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="default: host name + port"
+    )
+    media_public_url: str | None = Field(
+        default=None, description="URL the control plane uses (default: media_url)"
+    )
+    media_node_ttl_s: float = Field(default=2.0, gt=0, le=60, description="heartbeat lifetime")
+    media_heartbeat_s: float = Field(default=0.5, gt=0, le=30)
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:

@@ -22,10 +22,11 @@ class MediaService:
     proc: asyncio.subprocess.Process
     port: int
     data_dir: Path
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def root(self) -> Path:
@@ -38,9 +39,16 @@ class MediaService:
 
     @classmethod
     async def start(
-        cls, data_dir: Path, *, budget: float = 100.0, port: int | None = None
+        cls,
+        data_dir: Path,
+        *,
+        budget: float = 100.0,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> MediaService:
-        port = port or free_tcp_port()
+        """`host`: where it listens for REST and RTP (a netns bridge address, multi-node)."""
+        port = port or free_tcp_port(host)
         env = {
             **os.environ,
             "MEDIAPLANE_ENV": "test",
@@ -49,13 +57,16 @@ class MediaService:
             "MEDIAPLANE_MEDIA_SECRET": SECRET,
             "MEDIAPLANE_MEDIA_CPU_BUDGET": str(budget),
             "MEDIAPLANE_MEDIA_STALL_TIMEOUT_S": "2",
+            "MEDIAPLANE_MEDIA_HOST": host,
+            "MEDIAPLANE_MEDIA_RTP_IP": host,
+            **(extra_env or {}),
         }
         log = None if os.environ.get("MP_TEST_MEDIA_LOG") else asyncio.subprocess.DEVNULL
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mediaplane.media", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
-        service = cls(proc, port, data_dir)
+        service = cls(proc, port, data_dir, host)
         async with httpx.AsyncClient(base_url=service.url) as http, asyncio.timeout(20):
             while True:
                 if proc.returncode is not None:

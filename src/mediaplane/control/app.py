@@ -24,9 +24,11 @@ from mediaplane.control.api import (
 from mediaplane.control.egress import EgressService
 from mediaplane.control.injections import InjectionService
 from mediaplane.control.media_client import MediaClient
+from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.metrics import ControlMetrics
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.control.signaling import endpoint
 from mediaplane.control.transcodes import TranscodeService
 from mediaplane.control.webhooks import Webhooks
@@ -39,13 +41,19 @@ from mediaplane.state.store import StateStore
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
+def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> FastAPI:
+    """`sfu_url`: the one SFU (static); None with sfu_discovery=redis (nodes from Redis)."""
     metrics = ControlMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await StateStore.create(redis_url)
-        sfu = await SfuClient.create(sfu_url, settings.secret("sfu_secret"))
+        if settings.sfu_discovery == "redis":
+            sfu = await SfuPool.discover(store, settings.secret("sfu_secret"))
+        elif sfu_url is None:
+            raise ValueError("sfu_url is required unless MEDIAPLANE_SFU_DISCOVERY=redis")
+        else:
+            sfu = SfuPool.static(await SfuClient.create(sfu_url, settings.secret("sfu_secret")))
         hooks = Webhooks(
             settings.webhook_urls,
             settings.secret("webhook_secret"),
@@ -53,13 +61,19 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
         )
-        manager = RoomManager(store, sfu)
+        manager = RoomManager(store, sfu, span_after_peers=settings.room_span_after_peers)
         manager.on_event = hooks.emit
         await manager.start()
-        media = MediaClient(settings.media_url, settings.secret("media_secret"))
+        media: MediaClient
+        if settings.media_discovery == "redis":
+            media = await MediaPool.discover(store, settings.secret("media_secret"))
+        else:
+            media = MediaClient(settings.media_url, settings.secret("media_secret"))
         recs = RecordingService(manager, media, hooks, settings.recordings_dir)
         await recs.start_service()
         metrics.attach(manager, hooks, recs)
+        if isinstance(media, MediaPool):
+            media.on_jobs_failed.append(recs.on_media_jobs_failed)
         egresses = EgressService(manager, media, hooks, settings.recordings_dir)
         await egresses.start_service()
         injects = InjectionService(manager, media, hooks, settings.recordings_dir)
@@ -84,6 +98,8 @@ def create_app(settings: Settings, *, sfu_url: str, redis_url: str) -> FastAPI:
             await hooks.close()
             await media.close()
             await sfu.close()
+            if sfu.is_static:
+                await sfu.default.close()
             await store.close()
 
     app = FastAPI(

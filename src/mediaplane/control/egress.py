@@ -33,7 +33,7 @@ from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavaila
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
-from mediaplane.sfu import SfuError
+from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.state.models import ProducerRecord
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class Track:
 class Active:
     record: EgressRecord
     router_id: str
+    sfu: SfuClient  # the SFU node hosting the room's router
     tracks: dict[str, Track] = field(default_factory=dict)  # producer id -> plumbing
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     watcher: asyncio.Task[None] | None = None
@@ -150,7 +151,6 @@ class EgressService:
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
     ) -> None:
         self.rooms = rooms
-        self.sfu = rooms.sfu
         self.store = rooms.store
         self.media = media
         self.webhooks = webhooks
@@ -252,7 +252,7 @@ class EgressService:
             body["hlsPath"] = name
         else:
             body["rtmpUrl"] = req.rtmp_url
-        active = Active(rec, router_id=room_rec.router_id)
+        active = Active(rec, router_id=room_rec.router_id, sfu=await self.rooms.room_sfu(room))
         self.active[rec.id] = active
         try:
             job = await self.media.create_job(body)
@@ -299,14 +299,17 @@ class EgressService:
         if producer.producer_id in active.tracks or rec.media_job_id is None:
             return
         names = {p.peer_id: p.name for p in await self.store.list_peers(rec.room)}
-        t = await self.sfu.create_plain_transport(
+        t = await active.sfu.create_plain_transport(
             active.router_id, rtcp_mux=False, app_data={"egress": rec.id}
         )
         track = Track(producer.producer_id, t.transport_id)
         active.tracks[producer.producer_id] = track
         try:
-            caps = await self.sfu.get_router_rtp_capabilities(active.router_id)
-            c = await self.sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
+            caps = await active.sfu.get_router_rtp_capabilities(active.router_id)
+            source = await self.rooms.usable_producer(
+                rec.room, active.sfu, producer, active.router_id
+            )
+            c = await active.sfu.consume(t.transport_id, source, caps, paused=True)
             track.consumer_id = c.consumer_id
             label = names.get(producer.peer_id) or producer.identity
             if producer.source == "screen":
@@ -315,29 +318,29 @@ class EgressService:
                 "id": producer.producer_id, "participant": producer.identity,
                 "name": label[:64], "stream": _stream(c.rtp_parameters),
             })  # fmt: skip
-            await self.sfu.connect_plain_transport(
+            await active.sfu.connect_plain_transport(
                 t.transport_id, ip=ep["ip"], port=ep["port"], rtcp_port=ep["rtcpPort"]
             )
-            await self.sfu.resume_consumer(c.consumer_id)
+            await active.sfu.resume_consumer(c.consumer_id)
         except BaseException:
             active.tracks.pop(producer.producer_id, None)
             with contextlib.suppress(SfuError):
-                await self.sfu.close_transport(t.transport_id)
+                await active.sfu.close_transport(t.transport_id)
             raise
         rec.tracks.append(producer.producer_id)
         await self.save(rec)
         if producer.kind == "video":
-            self._spawn(self._key_frames(c.consumer_id))
+            self._spawn(self._key_frames(active.sfu, c.consumer_id))
         log.info(
             "egress=%s room=%s track added producer=%s identity=%s kind=%s",
             rec.id, rec.room, producer.producer_id, producer.identity, producer.kind,
         )  # fmt: skip
 
-    async def _key_frames(self, consumer_id: str) -> None:
+    async def _key_frames(self, sfu: SfuClient, consumer_id: str) -> None:
         # The decoder needs a key frame; the first requests may race the connect.
         for _ in range(4):
             with contextlib.suppress(SfuError):
-                await self.sfu.request_key_frame(consumer_id)
+                await sfu.request_key_frame(consumer_id)
             await asyncio.sleep(0.4)
 
     async def _remove_track(self, active: Active, producer_id: str) -> None:
@@ -349,7 +352,7 @@ class EgressService:
             with contextlib.suppress(Exception):
                 await self.media.remove_input(rec.media_job_id, producer_id)
         with contextlib.suppress(SfuError):
-            await self.sfu.close_transport(track.transport_id)
+            await active.sfu.close_transport(track.transport_id)
         if producer_id in rec.tracks:
             rec.tracks.remove(producer_id)
         await self.save(rec)
@@ -482,7 +485,7 @@ class EgressService:
                 t.cancel()
         for track in list(active.tracks.values()):
             with contextlib.suppress(SfuError):
-                await self.sfu.close_transport(track.transport_id)
+                await active.sfu.close_transport(track.transport_id)
         active.tracks.clear()
         rec.tracks.clear()
         rec.stopped_at = time.time()

@@ -45,7 +45,7 @@ from mediaplane.control.webhooks import Webhooks
 from mediaplane.media.errors import BadRequest as MediaBadRequest
 from mediaplane.media.models import check_source_url
 from mediaplane.media.paths import confine
-from mediaplane.sfu import SfuError
+from mediaplane.sfu import SfuClient, SfuError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ class InjectionRecord(BaseModel):
 class Active:
     record: InjectionRecord
     peer: LocalPeer
+    sfu: SfuClient  # the SFU node hosting the room's router
     transports: dict[str, str] = field(default_factory=dict)  # kind -> plain transport id
     ssrcs: dict[str, int] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -165,7 +166,6 @@ class InjectionService:
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, media_root: Path
     ) -> None:
         self.rooms = rooms
-        self.sfu = rooms.sfu
         self.store = rooms.store
         self.media = media
         self.webhooks = webhooks
@@ -256,14 +256,14 @@ class InjectionService:
             disconnect=self._peer_disconnected(injection_id), kind="ingress",
         )  # fmt: skip
         await self.rooms.join(peer)  # 403 room_full; announces peerJoined
-        active = Active(rec, peer)
+        active = Active(rec, peer, self.rooms.sfu_of(peer))
         self.active[rec.id] = active
         try:
             router_id = self.rooms.room_of(peer).router_id
             body: dict[str, Any] = {"kind": "inject", "loop": req.loop, **job_source}
             kinds: list[Kind] = [k for k in ("audio", "video") if getattr(req, k)]
             for kind in kinds:
-                t = await self.sfu.create_plain_transport(
+                t = await active.sfu.create_plain_transport(
                     router_id, rtcp_mux=True, comedia=True,
                     app_data={"peerId": peer.peer_id, "injection": rec.id},
                 )  # fmt: skip
@@ -392,7 +392,7 @@ class InjectionService:
             await self.rooms.leave(active.peer, reason[:200])
         for transport_id in active.transports.values():  # if the peer never fully joined
             with contextlib.suppress(SfuError):
-                await self.sfu.close_transport(transport_id)
+                await active.sfu.close_transport(transport_id)
         rec.stopped_at = time.time()
         rec.advance("completed" if ok else "failed", reason)
         with contextlib.suppress(Exception):

@@ -80,7 +80,7 @@ class ControlMetrics:
         self.registry.register(self.snapshot)
         hooks.on_emit.append(lambda event: self.events.labels(event).inc())
         hooks.on_attempt.append(self._attempt)
-        rooms.sfu.rpc_observers.append(self._rpc)
+        rooms.pool.add_rpc_observer(self._rpc)
 
     def _attempt(self, event: str, outcome: str, seconds: float) -> None:
         self.webhook_deliveries.labels(event, outcome).inc()
@@ -181,8 +181,8 @@ class _Snapshot(Collector):
         )
         yield _gauge(
             "mediaplane_control_sfu_connected",
-            "1 while the RPC connection to the SFU is up",
-            {(): 1.0 if rooms.sfu.connected else 0.0},
+            "1 while an RPC connection to an SFU node is up",
+            {(): 1.0 if rooms.pool.connected else 0.0},
         )
         yield _gauge(
             "mediaplane_control_redis_up",
@@ -192,7 +192,7 @@ class _Snapshot(Collector):
         sfu_reconnects = CounterMetricFamily(
             "mediaplane_control_sfu_reconnects", "Times the SFU RPC connection was re-established"
         )
-        sfu_reconnects.add_metric([], rooms.sfu.reconnects)
+        sfu_reconnects.add_metric([], rooms.pool.reconnects)
         yield sfu_reconnects
 
 

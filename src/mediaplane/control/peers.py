@@ -31,6 +31,7 @@ class LocalPeer:
     consumers: dict[str, str] = field(default_factory=dict)  # consumer id -> producer id
     rtp_capabilities: Json | None = None
     kind: PeerKind = "participant"
+    router_id: str | None = None  # a router of its room other than the first (spanning)
 
     @property
     def identity(self) -> str:
@@ -43,6 +44,7 @@ class LocalPeer:
             name=self.display_name,
             instance=self.instance,
             kind=self.kind,
+            router_id=self.router_id,
             joined_at=self.joined_at,
         )
 

@@ -20,17 +20,18 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mediaplane.control.errors import Conflict, InvalidState, NotFound
+from mediaplane.control.errors import Conflict, ControlError, InvalidState, NotFound
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
-from mediaplane.sfu import SfuError
+from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.sfu.models import Notification
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Group:
 @dataclass
 class Active:
     record: RecordingRecord
+    sfu: SfuClient  # the SFU node hosting the room's router
     router_id: str = ""
     transports: list[str] = field(default_factory=list)
     transport_of: dict[str, str] = field(default_factory=dict)  # kind -> plain transport id
@@ -138,7 +140,6 @@ class RecordingService:
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
     ) -> None:
         self.rooms = rooms
-        self.sfu = rooms.sfu
         self.store = rooms.store
         self.media = media
         self.webhooks = webhooks
@@ -150,11 +151,14 @@ class RecordingService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start_service(self) -> None:
-        self.sfu.add_listener(self._on_sfu)
+        self.rooms.pool.add_listener(self._on_sfu)
+        self.rooms.pool.on_node_down.append(self._on_node_down)
         self.rooms.room_listeners.append(self._on_room_event)
 
     async def close(self) -> None:
-        self.sfu.remove_listener(self._on_sfu)
+        self.rooms.pool.remove_listener(self._on_sfu)
+        with contextlib.suppress(ValueError):
+            self.rooms.pool.on_node_down.remove(self._on_node_down)
         for group in list(self.groups.values()):
             with contextlib.suppress(Exception):
                 await self._stop_group(group, "server shutting down")
@@ -275,23 +279,25 @@ class RecordingService:
         if room_rec.router_id is None:
             raise InvalidState(f"room {room!r} has no media router")
         router_id = room_rec.router_id
-        caps = await self.sfu.get_router_rtp_capabilities(router_id)
+        sfu = await self.rooms.room_sfu(room)
+        caps = await sfu.get_router_rtp_capabilities(router_id)
         rec = RecordingRecord(
             id=uuid.uuid4().hex[:16], room=room, identity=identity, peer_id=peers[0].peer_id,
             kinds=list(chosen), instance=self.rooms.instance_id, parent_id=parent_id,
         )  # fmt: skip
         rec.history.append(RecTransition(state="starting", at=rec.requested_at, reason="requested"))
-        active = Active(rec, router_id=router_id)
+        active = Active(rec, sfu, router_id=router_id)
         self.active[rec.id] = active
         try:
             streams: dict[str, dict[str, Any]] = {}
             for kind, producer in chosen.items():
-                t = await self.sfu.create_plain_transport(
+                t = await sfu.create_plain_transport(
                     router_id, rtcp_mux=False, app_data={"recording": rec.id}
                 )
                 active.transports.append(t.transport_id)
                 active.transport_of[kind] = t.transport_id
-                c = await self.sfu.consume(t.transport_id, producer.producer_id, caps, paused=True)
+                source = await self.rooms.usable_producer(room, sfu, producer, router_id)
+                c = await sfu.consume(t.transport_id, source, caps, paused=True)
                 active.consumers[c.consumer_id] = kind
                 self._by_consumer[c.consumer_id] = rec.id
                 streams[kind] = {
@@ -310,11 +316,11 @@ class RecordingService:
             rec.file = str(Path(job["output_path"]).resolve().relative_to(self.root.resolve()))
             for kind, s in streams.items():
                 ep = job["rtp"][kind]
-                await self.sfu.connect_plain_transport(
+                await sfu.connect_plain_transport(
                     s["transport"], ip=ep["ip"], port=ep["port"], rtcp_port=ep["rtcpPort"]
                 )
             for s in streams.values():
-                await self.sfu.resume_consumer(s["consumer"])
+                await sfu.resume_consumer(s["consumer"])
             await self.save(rec)
         except BaseException as e:
             await self._teardown(active)
@@ -448,7 +454,7 @@ class RecordingService:
         while time.monotonic() < deadline and rec.state in ("starting", "recording"):
             if video_consumer and time.monotonic() >= next_kf:
                 with contextlib.suppress(SfuError):
-                    await self.sfu.request_key_frame(video_consumer)
+                    await active.sfu.request_key_frame(video_consumer)
                 next_kf = time.monotonic() + 0.5
             job = await self.media.get(rec.media_job_id)
             first = job.get("first_packet_at")
@@ -472,6 +478,22 @@ class RecordingService:
         )
 
     # stopping -------------------------------------------------------------------
+    async def _on_node_down(self, node_id: str) -> None:
+        """The SFU node of a recorded room died: finish (EOS) what was recorded so far."""
+        for active in list(self.active.values()):
+            if active.sfu.closed:  # the pool closed the dead node's client
+                log.warning("recording=%s: SFU node %s is down", active.record.id, node_id)
+                with contextlib.suppress(Conflict, NotFound):
+                    await self.stop(active.record.id, f"SFU node {node_id} is down")
+
+    async def on_media_jobs_failed(self, job_ids: Collection[str], reason: str) -> None:
+        """Jobs lost with their media manager: their recordings end as failed, with why."""
+        for active in list(self.active.values()):
+            if active.record.media_job_id in job_ids:
+                log.warning("recording=%s lost its media job: %s", active.record.id, reason)
+                with contextlib.suppress(Conflict, NotFound):
+                    await self.stop(active.record.id, "its media job was lost")
+
     async def stop(self, rec_id: str, reason: str) -> RecordingRecord:
         if rec_id in self.groups:
             return await self._stop_group(self.groups[rec_id], reason)
@@ -525,7 +547,7 @@ class RecordingService:
             self._by_consumer.pop(consumer_id, None)
         for transport_id in active.transports:
             with contextlib.suppress(SfuError):
-                await self.sfu.close_transport(transport_id)
+                await active.sfu.close_transport(transport_id)
 
     def _on_sfu(self, note: Notification) -> Any:
         if note.notification == "consumer.closed" and note.get("reason") == "producerclose":
@@ -576,9 +598,14 @@ class RecordingService:
         if timer is not None:
             timer.cancel()
         try:
-            caps = await self.sfu.get_router_rtp_capabilities(active.router_id)
-            c = await self.sfu.consume(active.transport_of[kind], producer_id, caps, paused=False)
-        except SfuError as e:
+            caps = await active.sfu.get_router_rtp_capabilities(active.router_id)
+            record = await self.store.get_producer(active.record.room, producer_id)
+            if record is not None:  # on another router of a spanning room: its pipe
+                producer_id = await self.rooms.usable_producer(
+                    active.record.room, active.sfu, record, active.router_id
+                )
+            c = await active.sfu.consume(active.transport_of[kind], producer_id, caps, paused=False)
+        except (SfuError, ControlError) as e:
             log.warning(
                 "recording=%s could not follow the republished %s: %s", active.record.id, kind, e
             )
@@ -589,7 +616,7 @@ class RecordingService:
         if kind == "video":
             for _ in range(3):
                 with contextlib.suppress(SfuError):
-                    await self.sfu.request_key_frame(c.consumer_id)
+                    await active.sfu.request_key_frame(c.consumer_id)
                 await asyncio.sleep(0.3)
         log.info(
             "recording=%s follows the republished %s track %s", active.record.id, kind, producer_id

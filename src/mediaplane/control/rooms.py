@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from mediaplane.control.auth import Grants, Principal, TrackSource
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, RoomFull, Unavailable
 from mediaplane.control.peers import LocalPeer
+from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.sfu import SfuClient, SfuConnectionError, SfuError, SfuRpcError
 from mediaplane.sfu.models import Notification
 from mediaplane.state import keys
@@ -51,6 +52,8 @@ class LocalRoom:
     name: str
     router_id: str
     rtp_capabilities: Json
+    sfu: SfuClient
+    node_id: str
     peers: dict[str, LocalPeer] = field(default_factory=dict)
     speaker_observer: str | None = None
 
@@ -59,15 +62,19 @@ class RoomManager:
     def __init__(
         self,
         store: StateStore,
-        sfu: SfuClient,
+        sfu: SfuClient | SfuPool,
         *,
         instance_id: str | None = None,
         auto_create_rooms: bool = True,
+        span_after_peers: int | None = None,
     ) -> None:
         self.store = store
-        self.sfu = sfu
+        # Where rooms run: one SFU (static) or the nodes registered in Redis.
+        self.pool = sfu if isinstance(sfu, SfuPool) else SfuPool.static(sfu)
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.auto_create_rooms = auto_create_rooms
+        # Participants per router before a room spans another worker (None: never).
+        self.span_after_peers = span_after_peers
         self.rooms: dict[str, LocalRoom] = {}
         self._consumer_owner: dict[str, LocalPeer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -84,7 +91,8 @@ class RoomManager:
 
     # lifecycle ------------------------------------------------------------
     async def start(self) -> None:
-        self.sfu.add_listener(self._on_sfu)
+        self.pool.add_listener(self._on_sfu)
+        self.pool.on_node_down.append(self._on_node_down)
         self._spawn(self._listen_events(), "room-events")
         self._spawn(self._watch_redis(), "redis-watchdog")
 
@@ -98,7 +106,9 @@ class RoomManager:
         if self._closed:
             return
         self._closed = True
-        self.sfu.remove_listener(self._on_sfu)
+        self.pool.remove_listener(self._on_sfu)
+        with contextlib.suppress(ValueError):
+            self.pool.on_node_down.remove(self._on_node_down)
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
                 with contextlib.suppress(Exception):
@@ -107,6 +117,23 @@ class RoomManager:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def sfu(self) -> SfuClient:
+        """A live node's client, for calls not tied to a room (health, server stats)."""
+        return self.pool.default
+
+    def sfu_of(self, peer: LocalPeer) -> SfuClient:
+        """The SFU client of the node hosting this peer's room."""
+        return self.room_of(peer).sfu
+
+    async def room_sfu(self, name: str) -> SfuClient:
+        """The SFU client of the node a room is placed on (any instance's room)."""
+        local = self.rooms.get(name)
+        if local is not None:
+            return local.sfu
+        room = await self.get_room(name)
+        return self.pool.client(room.node_id or (await self.pool.least_loaded()))
 
     def _lock(self, room: str) -> asyncio.Lock:
         return self._room_locks.setdefault(room, asyncio.Lock())
@@ -142,9 +169,11 @@ class RoomManager:
         await self._kick_local(name, None, CLOSE_ROOM_DELETED, "room deleted")
         if task := self._release.pop(name, None):
             task.cancel()
-        if room.router_id:
-            with contextlib.suppress(SfuRpcError):
-                await self.sfu.close_router(room.router_id)
+        if self.pool.alive(room.node_id):
+            for router_id in [room.router_id, *room.extra_routers]:
+                if router_id:
+                    with contextlib.suppress(SfuError):
+                        await self.pool.client(room.node_id).close_router(router_id)
         await self._redis(self.store.delete_room(name))
         self.on_event("room.deleted", {"room": name})
         log.info("room deleted room=%s", name)
@@ -191,8 +220,9 @@ class RoomManager:
         producer = await self._redis(self.store.get_producer(room, producer_id))
         if producer is None or producer.identity != identity:
             raise NotFound(f"{identity!r} has no track {producer_id!r} in room {room!r}")
+        sfu = await self.room_sfu(room)
         await self._sfu(
-            self.sfu.pause_producer(producer_id) if muted else self.sfu.resume_producer(producer_id)
+            sfu.pause_producer(producer_id) if muted else sfu.resume_producer(producer_id)
         )
         producer.paused = muted
         await self._redis(self.store.put_producer(room, producer))
@@ -233,6 +263,7 @@ class RoomManager:
             if await self._redis(self.store.count_peers(name)) >= room.max_participants:
                 raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
             local = await self._local_room(room)
+            caps = await self._assign_router(local, peer)
             await self._redis(self.store.put_peer(name, peer.record()))
             if await self._redis(self.store.count_peers(name)) > room.max_participants:
                 await self._redis(self.store.remove_peer(name, peer.peer_id))
@@ -256,7 +287,7 @@ class RoomManager:
         return {
             "peerId": peer.peer_id,
             "roomId": name,
-            "routerRtpCapabilities": local.rtp_capabilities,
+            "routerRtpCapabilities": caps,
             "peers": [
                 {"peerId": p.peer_id, "identity": p.identity, "displayName": p.name, "kind": p.kind}
                 for p in peers
@@ -268,7 +299,15 @@ class RoomManager:
         local = self.rooms.get(room.name)
         if local is not None:
             return local
-        router = await self._sfu(self.sfu.create_router(room.name))
+        placed = await self._redis(self._place(room.name))
+        if placed is None:
+            raise NotFound(f"room {room.name!r} does not exist")
+        if placed.node_id is None:
+            raise Unavailable("no SFU node is up to host this room")
+        room = placed
+        node_id = placed.node_id
+        sfu = self.pool.client(node_id)
+        router = await self._sfu(sfu.create_router(room.name))
         if room.router_id != router.router_id:
             room.router_id, room.worker_pid, room.empty_since = (
                 router.router_id,
@@ -276,15 +315,73 @@ class RoomManager:
                 None,
             )
             await self._redis(self.store.update_room(room))
-        local = LocalRoom(room.name, router.router_id, router.rtp_capabilities)
+        local = LocalRoom(room.name, router.router_id, router.rtp_capabilities, sfu, node_id)
         with contextlib.suppress(SfuError):
-            local.speaker_observer = await self.sfu.create_active_speaker_observer(router.router_id)
+            local.speaker_observer = await sfu.create_active_speaker_observer(router.router_id)
             for p in await self._redis(self.store.list_producers(room.name)):
                 if p.kind == "audio":
                     with contextlib.suppress(SfuRpcError):
-                        await self.sfu.observer_add_producer(local.speaker_observer, p.producer_id)
+                        await sfu.observer_add_producer(local.speaker_observer, p.producer_id)
         self.rooms[room.name] = local
+        log.info("room placed room=%s node=%s router=%s", room.name, node_id, router.router_id)
         return local
+
+    async def _assign_router(self, local: LocalRoom, peer: LocalPeer) -> Json:
+        """The router a joining participant uses; its RTP capabilities.
+
+        A room spans workers when its routers hold `span_after_peers` participants
+        each: the next router is `router.create` of `{room}~{n}` (the SFU puts it on
+        its least-loaded worker, and every instance asking for that key gets the
+        same router). Producers reach other routers by pipeToRouter on consume.
+        """
+        peer.router_id = None
+        if self.span_after_peers is None or peer.kind != "participant":
+            return local.rtp_capabilities
+        room = await self.get_room(local.name)
+        counts: dict[str | None, int] = {}
+        for p in await self._redis(self.store.list_peers(local.name)):
+            if p.kind == "participant" and p.peer_id != peer.peer_id:
+                counts[p.router_id] = counts.get(p.router_id, 0) + 1
+        if counts.get(None, 0) < self.span_after_peers:
+            return local.rtp_capabilities
+        for router_id in room.extra_routers:
+            if counts.get(router_id, 0) < self.span_after_peers:
+                peer.router_id = router_id
+                return local.rtp_capabilities
+        key = f"{local.name}~{len(room.extra_routers) + 1}"
+        router = await self._sfu(local.sfu.create_router(key))
+        room.extra_routers[router.router_id] = router.worker_pid
+        await self._redis(self.store.update_room(room))
+        log.info(
+            "room=%s spans router=%s worker=%d (%d routers)",
+            local.name, router.router_id, router.worker_pid, len(room.extra_routers) + 1,
+        )  # fmt: skip
+        peer.router_id = router.router_id
+        return router.rtp_capabilities
+
+    async def usable_producer(
+        self, room: str, sfu: SfuClient, producer: ProducerRecord, router_id: str
+    ) -> str:
+        """The id under which `producer` can be consumed on `router_id` (piped if needed)."""
+        record = await self.get_room(room)
+        source = producer.router_id or record.router_id
+        if source is None or source == router_id:
+            return producer.producer_id
+        piped = await self._redis(self.store.get_pipe(room, producer.producer_id, router_id))
+        if piped is not None:
+            return piped
+        info = await self._sfu(sfu.pipe_producer(producer.producer_id, router_id))
+        kept = await self._redis(
+            self.store.put_pipe(room, producer.producer_id, router_id, info.producer_id)
+        )
+        if kept != info.producer_id:  # another instance piped it first
+            with contextlib.suppress(SfuError):
+                await sfu.close_producer(info.producer_id)
+        log.info(
+            "producer=%s piped into router=%s as %s room=%s",
+            producer.producer_id, router_id, kept, room,
+        )  # fmt: skip
+        return kept
 
     async def leave(self, peer: LocalPeer, reason: str) -> None:
         """Remove a peer: close its SFU objects, tell the others. Idempotent."""
@@ -295,10 +392,11 @@ class RoomManager:
             self._consumer_owner.pop(consumer_id, None)
         for transport_id in list(peer.transports):
             with contextlib.suppress(SfuError):
-                await self.sfu.close_transport(transport_id)
+                await local.sfu.close_transport(transport_id)
         with contextlib.suppress(*REDIS_ERRORS):
             for producer_id in list(peer.producers):
                 await self.store.remove_producer(peer.room, producer_id)
+                await self.store.remove_pipes(peer.room, producer_id)
                 await self._publish(
                     peer.room,
                     {"type": "producerClosed", "producerId": producer_id, "peerId": peer.peer_id},
@@ -324,11 +422,11 @@ class RoomManager:
     def _drop_local_room(self, local: LocalRoom) -> None:
         self.rooms.pop(local.name, None)
         if local.speaker_observer:
-            observer = local.speaker_observer
+            observer, sfu = local.speaker_observer, local.sfu
 
             async def close_observer() -> None:
                 with contextlib.suppress(SfuError):
-                    await self.sfu.request("observer.close", {"observerId": observer})
+                    await sfu.request("observer.close", {"observerId": observer})
 
             self._spawn(close_observer(), "observer-close")
 
@@ -348,12 +446,16 @@ class RoomManager:
                     room = await self.store.get_room(name)
                     if room is None or await self.store.count_peers(name) > 0 or name in self.rooms:
                         return
-                    if room.router_id:
-                        with contextlib.suppress(SfuRpcError):
-                            await self.sfu.close_router(room.router_id)
-                        log.info("router released room=%s router=%s", name, room.router_id)
-                    room.router_id, room.worker_pid = None, None
+                    if self.pool.alive(room.node_id):
+                        for router_id in [room.router_id, *room.extra_routers]:
+                            if router_id:
+                                with contextlib.suppress(SfuError):
+                                    await self.pool.client(room.node_id).close_router(router_id)
+                                log.info("router released room=%s router=%s", name, router_id)
+                    room.router_id, room.worker_pid, room.extra_routers = None, None, {}
                     await self.store.update_room(room)
+                    # An empty room no longer counts against its node's load.
+                    await self.store.place_room(name, lambda _r: None)
             except REDIS_ERRORS as e:
                 log.warning("router release of room=%s skipped: %s", name, e)
             finally:
@@ -371,8 +473,9 @@ class RoomManager:
     async def create_transport(self, peer: LocalPeer, direction: str) -> Json:
         local = self.room_of(peer)
         info = await self._sfu(
-            self.sfu.create_webrtc_transport(
-                local.router_id, app_data={"peerId": peer.peer_id, "direction": direction}
+            local.sfu.create_webrtc_transport(
+                peer.router_id or local.router_id,
+                app_data={"peerId": peer.peer_id, "direction": direction},
             )
         )
         peer.transports[info.transport_id] = direction
@@ -391,7 +494,7 @@ class RoomManager:
         if peer.owns_transport(transport_id) != "send":
             raise InvalidState("produce needs a send transport")
         info = await self._sfu(
-            self.sfu.produce(
+            local.sfu.produce(
                 transport_id,
                 kind,
                 rtp_parameters,
@@ -401,13 +504,13 @@ class RoomManager:
         )
         record = ProducerRecord(
             producer_id=info.producer_id, peer_id=peer.peer_id, identity=peer.identity,
-            kind=info.kind, source=source, paused=paused,
+            kind=info.kind, source=source, paused=paused, router_id=peer.router_id,
         )  # fmt: skip
         peer.producers[info.producer_id] = record
         await self._redis(self.store.put_producer(peer.room, record))
-        if kind == "audio" and local.speaker_observer:
+        if kind == "audio" and local.speaker_observer and peer.router_id is None:
             with contextlib.suppress(SfuRpcError):
-                await self.sfu.observer_add_producer(local.speaker_observer, info.producer_id)
+                await local.sfu.observer_add_producer(local.speaker_observer, info.producer_id)
         await self._publish(
             peer.room, {"type": "newProducer", **_producer_event(record)}, origin=peer.peer_id
         )
@@ -424,7 +527,7 @@ class RoomManager:
     async def consume(
         self, peer: LocalPeer, transport_id: str, producer_id: str, rtp_capabilities: Json
     ) -> Json:
-        self.room_of(peer)
+        local = self.room_of(peer)
         if peer.owns_transport(transport_id) != "recv":
             raise InvalidState("consume needs a recv transport")
         producer = await self._redis(self.store.get_producer(peer.room, producer_id))
@@ -432,10 +535,13 @@ class RoomManager:
             raise NotFound(f"producer {producer_id} is not in this room")
         if producer.peer_id == peer.peer_id:
             raise InvalidState("a peer does not consume its own producer")
+        source_id = await self.usable_producer(
+            peer.room, local.sfu, producer, peer.router_id or local.router_id
+        )
         info = await self._sfu(
-            self.sfu.consume(
+            local.sfu.consume(
                 transport_id,
-                producer_id,
+                source_id,
                 rtp_capabilities,
                 paused=True,
                 app_data={"peerId": peer.peer_id},
@@ -445,7 +551,10 @@ class RoomManager:
         self._consumer_owner[info.consumer_id] = peer
         self.counts[f"consume.{info.kind}"] += 1
         out = info.model_dump(by_alias=True)
-        out.update({"peerId": producer.peer_id, "source": producer.source})
+        # The room's producer id, also when a pipe of it is what is consumed.
+        out.update(
+            {"producerId": producer_id, "peerId": producer.peer_id, "source": producer.source}
+        )
         return out
 
     def owned_consumer(self, peer: LocalPeer, consumer_id: str) -> str:
@@ -461,10 +570,9 @@ class RoomManager:
 
     async def set_producer_paused(self, peer: LocalPeer, producer_id: str, paused: bool) -> None:
         record = self.owned_producer(peer, producer_id)
+        sfu = self.sfu_of(peer)
         await self._sfu(
-            self.sfu.pause_producer(producer_id)
-            if paused
-            else self.sfu.resume_producer(producer_id)
+            sfu.pause_producer(producer_id) if paused else sfu.resume_producer(producer_id)
         )
         record.paused = paused
         await self._redis(self.store.put_producer(peer.room, record))
@@ -477,9 +585,10 @@ class RoomManager:
 
     async def close_producer(self, peer: LocalPeer, producer_id: str) -> None:
         self.owned_producer(peer, producer_id)
-        await self._sfu(self.sfu.close_producer(producer_id))
+        await self._sfu(self.sfu_of(peer).close_producer(producer_id))
         peer.producers.pop(producer_id, None)
         await self._redis(self.store.remove_producer(peer.room, producer_id))
+        await self._redis(self.store.remove_pipes(peer.room, producer_id))
         await self._publish(
             peer.room,
             {"type": "producerClosed", "producerId": producer_id, "peerId": peer.peer_id},
@@ -561,7 +670,7 @@ class RoomManager:
             and not from_here
         ):
             with contextlib.suppress(SfuError):
-                await self.sfu.observer_add_producer(
+                await local.sfu.observer_add_producer(
                     local.speaker_observer, str(event["producerId"])
                 )
         if kind not in (
@@ -620,18 +729,26 @@ class RoomManager:
         if kind == "consumer.closed":
             peer = self._consumer_owner.pop(str(note.get("consumerId")), None)
             if peer is not None:
-                peer.consumers.pop(str(note.get("consumerId")), None)
+                # peer.consumers names the room's producer (not a pipe of it).
+                producer_id = peer.consumers.pop(str(note.get("consumerId")), None)
                 await peer.send_event(
                     "consumerClosed",
-                    {"consumerId": note.get("consumerId"), "producerId": note.get("producerId")},
+                    {
+                        "consumerId": note.get("consumerId"),
+                        "producerId": producer_id or note.get("producerId"),
+                    },
                 )
         elif kind in ("consumer.producerPause", "consumer.producerResume"):
             peer = self._consumer_owner.get(str(note.get("consumerId")))
             if peer is not None:
                 event = "consumerPaused" if kind.endswith("Pause") else "consumerResumed"
+                producer_id = peer.consumers.get(str(note.get("consumerId")))
                 await peer.send_event(
                     event,
-                    {"consumerId": note.get("consumerId"), "producerId": note.get("producerId")},
+                    {
+                        "consumerId": note.get("consumerId"),
+                        "producerId": producer_id or note.get("producerId"),
+                    },
                 )
         elif kind == "consumer.score":
             peer = self._consumer_owner.get(str(note.get("consumerId")))
@@ -655,15 +772,35 @@ class RoomManager:
                         "activeSpeaker", {"peerId": owner.peer_id, "producerId": producer_id}
                     )
         elif kind == "worker.died":
-            for room in note.get("roomIds") or []:
-                await self._rejoin_room(str(room), "the media server restarted")
+            # `{room}~{n}` is a further router of a spanning room: the room rejoins whole.
+            for room in {str(r).split("~")[0] for r in note.get("roomIds") or []}:
+                await self._rejoin_room(room, "the media server restarted")
 
     async def _all_producers(self, room: str) -> list[ProducerRecord]:
         with contextlib.suppress(*REDIS_ERRORS):
             return await self.store.list_producers(room)
         return []
 
-    async def _rejoin_room(self, room: str, reason: str) -> None:
+    async def _place(self, name: str) -> RoomRecord | None:
+        """Keep the room on its node while that is alive, else the least-loaded live one."""
+        candidate = await self.pool.least_loaded()
+        return await self.store.place_room(
+            name, lambda r: r.node_id if self.pool.alive(r.node_id) else candidate
+        )
+
+    async def _on_node_down(self, node_id: str) -> None:
+        """An SFU node's heartbeat stopped: its rooms move, their peers rejoin there."""
+        for local in [r for r in self.rooms.values() if r.node_id == node_id]:
+            target: str | None = None
+            try:
+                placed = await self._place(local.name)
+                target = placed.node_id if placed is not None else None
+            except REDIS_ERRORS as e:
+                log.warning("room=%s not re-placed after node=%s down: %s", local.name, node_id, e)
+            log.warning("room=%s moves from node=%s to node=%s", local.name, node_id, target)
+            await self._rejoin_room(local.name, f"SFU node {node_id} is down", node=target)
+
+    async def _rejoin_room(self, room: str, reason: str, *, node: str | None = None) -> None:
         """The room's router is gone: every local peer must join again."""
         local = self.rooms.pop(room, None)
         if local is None:
@@ -673,13 +810,17 @@ class RoomManager:
             with contextlib.suppress(*REDIS_ERRORS):
                 for producer_id in peer.producers:
                     await self.store.remove_producer(room, producer_id)
+                    await self.store.remove_pipes(room, producer_id)
                 await self.store.remove_peer(room, peer.peer_id)
             for consumer_id in peer.consumers:
                 self._consumer_owner.pop(consumer_id, None)
             peer.transports.clear()
             peer.producers.clear()
             peer.consumers.clear()
-            await peer.send_event("rejoin", {"reason": reason})
+            data: Json = {"reason": reason}
+            if node is not None:
+                data["node"] = node
+            await peer.send_event("rejoin", data)
 
     # redis ---------------------------------------------------------------------
     async def _redis(self, coro: Awaitable[T]) -> T:
@@ -713,12 +854,22 @@ class RoomManager:
                 run_id = run_id or "lost"
             await asyncio.sleep(0.5)
 
+    async def _pin_room(self, local: LocalRoom) -> None:
+        """Write a room back on the node and router it runs on here (after a Redis loss)."""
+        room = await self.store.get_room(local.name) or RoomRecord(name=local.name)
+        if room.node_id != local.node_id:
+            room.node_id = None  # placed (and counted on its node) just below
+        await self.store.put_room(room)
+        node = local.node_id
+        placed = await self.store.place_room(local.name, lambda _r: node)
+        if placed is not None and placed.router_id != local.router_id:
+            placed.router_id = local.router_id
+            await self.store.put_room(placed)
+
     async def resync(self) -> None:
         """Write this instance's rooms, peers and producers back into Redis."""
         for local in list(self.rooms.values()):
-            room = await self.store.get_room(local.name) or RoomRecord(name=local.name)
-            room.router_id = local.router_id
-            await self.store.put_room(room)
+            await self._pin_room(local)
             for peer in local.peers.values():
                 await self.store.put_peer(local.name, peer.record())
                 for record in peer.producers.values():

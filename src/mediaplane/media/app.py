@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from mediaplane.media import api
 from mediaplane.media.manager import JobManager
 from mediaplane.media.metrics import MediaMetrics
+from mediaplane.media.registry import ManagerRegistrar
 from mediaplane.observability.metrics import HttpMetrics, metrics_router
 from mediaplane.settings import Settings
+from mediaplane.state.store import StateStore
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -24,9 +26,23 @@ def create_app(settings: Settings) -> FastAPI:
         await manager.start()
         app.state.manager = manager
         app.state.secret = settings.secret("media_secret")
+        registrar: ManagerRegistrar | None = None
+        store: StateStore | None = None
+        if settings.media_discovery == "redis":
+            if not settings.redis_url:
+                raise RuntimeError("MEDIAPLANE_MEDIA_DISCOVERY=redis needs MEDIAPLANE_REDIS_URL")
+            store = await StateStore.create(settings.redis_url)
+            registrar = ManagerRegistrar(store, manager, settings)
+            await registrar.beat()
+            registrar.start()
         try:
             yield
         finally:
+            # Deregister first: no new job is placed here while the running ones finish.
+            if registrar is not None:
+                await registrar.stop()
+            if store is not None:
+                await store.close()
             await manager.close()
 
     app = FastAPI(

@@ -202,8 +202,13 @@ class JobManager:
         return "no data was written"
 
     # creating jobs --------------------------------------------------------------
+    def load(self) -> tuple[float, list[str]]:
+        """(cost units in use, ids of the jobs not yet ended): what the heartbeat reports."""
+        running = [j for j in self.jobs.values() if not j.terminal]
+        return sum(j.cost for j in running), [j.id for j in running]
+
     def _admit(self, cost: float) -> None:
-        used = sum(j.cost for j in self.jobs.values() if not j.terminal)
+        used, _ = self.load()
         budget = self.settings.media_cpu_budget
         if used + cost > budget:
             raise OverBudget(

@@ -460,6 +460,11 @@ class SfuClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def closed(self) -> bool:
+        """close() was called: this client makes no more requests."""
+        return self._closed
+
     async def wait_connected(self, timeout: float) -> None:
         async with asyncio.timeout(timeout):
             await self._connected.wait()

@@ -36,6 +36,12 @@ def room_events(name: str) -> str:
     return f"{PREFIX}:room:{name}:events"
 
 
+def room_pipes(name: str) -> str:
+    """hash: `{producer id}>{router id}` -> id of that producer piped into that router
+    (a room spanning several routers, one per worker, joined by pipeToRouter)."""
+    return f"{PREFIX}:room:{name}:pipes"
+
+
 def room_lock(name: str) -> str:
     """string with TTL: held while one instance places or releases a room's router."""
     return f"{PREFIX}:room:{name}:lock"
@@ -49,3 +55,48 @@ def instance(instance_id: str) -> str:
 def control_events() -> str:
     """pub/sub channel: system-wide events (SFU worker died, instance up/down)."""
     return f"{PREFIX}:events"
+
+
+def sfu_nodes() -> str:
+    """set: ids of SFU nodes that registered and were not yet found down."""
+    return f"{PREFIX}:sfu:nodes"
+
+
+def sfu_node(node_id: str) -> str:
+    """string with TTL: SfuNodeRecord JSON, the node's heartbeat (RPC URL and load)."""
+    return f"{PREFIX}:sfu:node:{node_id}"
+
+
+def sfu_node_rooms(node_id: str) -> str:
+    """set: rooms placed on an SFU node (the placement count of the least-loaded choice)."""
+    return f"{PREFIX}:sfu:node:{node_id}:rooms"
+
+
+def sfu_nodes_down() -> str:
+    """sorted set: SFU node ids found down, scored by when (written by the first instance)."""
+    return f"{PREFIX}:sfu:nodes:down"
+
+
+def media_managers() -> str:
+    """set: ids of media managers that registered and were not yet found down."""
+    return f"{PREFIX}:media:managers"
+
+
+def media_manager(manager_id: str) -> str:
+    """string with TTL: MediaManagerRecord JSON, the manager's heartbeat (URL, capacity, load)."""
+    return f"{PREFIX}:media:manager:{manager_id}"
+
+
+def media_manager_jobs(manager_id: str) -> str:
+    """set: ids of the jobs the control plane placed on a media manager."""
+    return f"{PREFIX}:media:manager:{manager_id}:jobs"
+
+
+def media_managers_down() -> str:
+    """sorted set: media manager ids found down, scored by when."""
+    return f"{PREFIX}:media:managers:down"
+
+
+def media_job(job_id: str) -> str:
+    """string: MediaJobPlacement JSON, which manager runs a job (and why it failed if it died)."""
+    return f"{PREFIX}:media:job:{job_id}"

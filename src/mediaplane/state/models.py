@@ -37,6 +37,10 @@ class RoomRecord(BaseModel):
     router_id: str | None = None
     worker_pid: int | None = None
     empty_since: float | None = None
+    node_id: str | None = None  # the SFU node hosting the router (multi-node placement)
+    # A room too large for one worker: more routers (router id -> worker pid) on other
+    # workers of the same node, joined to the first by pipeToRouter.
+    extra_routers: dict[str, int] = Field(default_factory=dict)
 
 
 class PeerRecord(BaseModel):
@@ -47,6 +51,7 @@ class PeerRecord(BaseModel):
     name: str = ""
     instance: str
     kind: PeerKind = "participant"
+    router_id: str | None = None  # None: the room's first router
     joined_at: float = Field(default_factory=now)
     state: Literal["joined", "disconnected"] = "joined"
     disconnected_at: float | None = None
@@ -61,4 +66,54 @@ class ProducerRecord(BaseModel):
     kind: Literal["audio", "video"]
     source: TrackSource
     paused: bool = False
+    router_id: str | None = None  # None: the room's first router
     created_at: float = Field(default_factory=now)
+
+
+class SfuNodeRecord(BaseModel):
+    """An SFU node's heartbeat: where to reach it and how loaded it is."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    node_id: SafeId
+    url: str = Field(description="ws:// URL of the node's RPC")
+    pid: int = 0
+    workers: int = 0
+    routers: int = 0
+    transports: int = 0
+    producers: int = 0
+    consumers: int = 0
+    started_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+
+class MediaManagerRecord(BaseModel):
+    """A media manager's heartbeat: where to reach it, its CPU budget and what is in use."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    manager_id: SafeId
+    url: str
+    capacity: float = Field(description="cost units (MEDIAPLANE_MEDIA_CPU_BUDGET)")
+    used: float = 0.0
+    running: list[str] = Field(default_factory=list, description="ids of jobs not yet ended")
+    started_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+    @property
+    def free(self) -> float:
+        return self.capacity - self.used
+
+
+class MediaJobPlacement(BaseModel):
+    """Which media manager a job runs on; `failed` once that manager vanished."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    manager_id: str
+    kind: str = ""
+    state: Literal["placed", "failed"] = "placed"
+    error: str | None = None
+    placed_at: float = Field(default_factory=now)
+    failed_at: float | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 import socket
 from pathlib import Path
@@ -18,14 +19,24 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 
 
 class RedisServer:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, data_dir: Path) -> None:
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        port: int,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        password: str | None = None,
+    ) -> None:
+        self.host = host
+        self.password = password
         self._proc = proc
         self.port = port
         self.data_dir = data_dir
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     @property
     def pid(self) -> int:
@@ -33,16 +44,24 @@ class RedisServer:
 
     @classmethod
     async def start(
-        cls, data_dir: Path, *, port: int | None = None, persist: bool = True
+        cls,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        persist: bool = True,
+        bind: str = "127.0.0.1",
     ) -> RedisServer:
+        """`bind`: one address. Off loopback (tests bind a private netns bridge) the
+        server gets a random password (`requirepass`, in `url`): protected mode stays on."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is missing: apt-get install redis-server")
-        port = port or free_tcp_port()
+        port = port or free_tcp_port(bind)
+        password = None if bind in ("127.0.0.1", "::1") else secrets.token_hex(16)
         data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             binary,
-            "--bind", "127.0.0.1",
+            "--bind", bind,
             "--port", str(port),
             "--dir", str(data_dir),
             "--protected-mode", "yes",
@@ -51,6 +70,8 @@ class RedisServer:
         ]  # fmt: skip
         # AOF keeps state across a restart of the private server.
         argv += ["--appendonly", "yes"] if persist else ["--appendonly", "no", "--save", ""]
+        if password:
+            argv += ["--requirepass", password]
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdout=asyncio.subprocess.DEVNULL,
@@ -58,12 +79,14 @@ class RedisServer:
             # Its own session: a Ctrl-C in the terminal reaches us, and we stop it last.
             start_new_session=True,
         )
-        server = cls(proc, port, data_dir)
+        server = cls(proc, port, data_dir, bind, password)
         await server._wait_ready()
         return server
 
     async def _wait_ready(self, timeout: float = 10.0) -> None:
-        client = aioredis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = aioredis.Redis(
+            host=self.host, port=self.port, password=self.password, socket_connect_timeout=0.5
+        )
         try:
             async with asyncio.timeout(timeout):
                 while True:

@@ -40,6 +40,8 @@ class RoomOut(BaseModel):
     num_participants: int | None = None
     router_id: str | None = None
     worker_pid: int | None = None
+    node_id: str | None = None  # the SFU node hosting the room (`static` with one SFU)
+    extra_routers: dict[str, int] = {}  # router id -> worker pid, when the room spans workers
 
     @classmethod
     def of(cls, room: RoomRecord, participants: int | None = None) -> RoomOut:

@@ -47,6 +47,26 @@ async def system(principal: PrincipalDep, rooms: RoomsDep, request: Request) -> 
     return out
 
 
+@router.get("/api/sfu/nodes")
+async def sfu_nodes(principal: PrincipalDep, rooms: RoomsDep) -> dict[str, Any]:
+    """SFU nodes this instance uses, their load and rooms placed, and nodes found down."""
+    principal.require("room_list")
+    pool = rooms.pool
+    ids = sorted(pool.clients)
+    counts = await rooms.store.sfu_node_room_counts(ids) if ids else {}
+    nodes = [
+        {
+            **pool.nodes[n].model_dump(),
+            "rooms": counts.get(n, 0),
+            "connected": pool.clients[n].connected,
+        }
+        for n in ids
+        if n in pool.nodes
+    ]
+    down = [] if pool.is_static else await rooms.store.sfu_nodes_down()
+    return {"mode": "static" if pool.is_static else "redis", "nodes": nodes, "down": down}
+
+
 @router.get("/api/media/jobs")
 async def media_jobs(principal: PrincipalDep, request: Request) -> list[dict[str, Any]]:
     """The media manager's jobs with their states and reasons (grant: room_list)."""
@@ -68,7 +88,8 @@ async def track_stats(
         raise NotFound(f"{identity!r} publishes nothing in {room!r}")
     out = []
     for p in producers:
-        stats = await rooms.sfu.get_stats("producer", p.producer_id)
+        sfu = await rooms.room_sfu(room)
+        stats = await sfu.get_stats("producer", p.producer_id)
         out.append({
             "producerId": p.producer_id, "kind": p.kind, "source": p.source, "paused": p.paused,
             "bitrate": sum(int(s.get("bitrate", 0)) for s in stats),

@@ -206,18 +206,16 @@ class PeerSession:
 
     async def connect_transport(self, data: p.ConnectTransportData) -> Json:
         peer = self.joined()
+        sfu = self.rooms.sfu_of(peer)
         peer.owns_transport(data.transport_id)
-        await self.rooms._sfu(
-            self.rooms.sfu.connect_transport(data.transport_id, data.dtls_parameters)
-        )
+        await self.rooms._sfu(sfu.connect_transport(data.transport_id, data.dtls_parameters))
         return {}
 
     async def restart_ice(self, data: p.TransportIdData) -> Json:
         peer = self.joined()
+        sfu = self.rooms.sfu_of(peer)
         peer.owns_transport(data.transport_id)
-        return {
-            "iceParameters": await self.rooms._sfu(self.rooms.sfu.restart_ice(data.transport_id))
-        }
+        return {"iceParameters": await self.rooms._sfu(sfu.restart_ice(data.transport_id))}
 
     async def produce(self, data: p.ProduceData) -> Json:
         peer = self.joined()
@@ -243,32 +241,32 @@ class PeerSession:
 
     async def resume_consumer(self, data: p.ConsumerIdData) -> Json:
         peer = self.joined()
+        sfu = self.rooms.sfu_of(peer)
         await self.rooms._sfu(
-            self.rooms.sfu.resume_consumer(self.rooms.owned_consumer(peer, data.consumer_id))
+            sfu.resume_consumer(self.rooms.owned_consumer(peer, data.consumer_id))
         )
         return {}
 
     async def pause_consumer(self, data: p.ConsumerIdData) -> Json:
         peer = self.joined()
-        await self.rooms._sfu(
-            self.rooms.sfu.pause_consumer(self.rooms.owned_consumer(peer, data.consumer_id))
-        )
+        sfu = self.rooms.sfu_of(peer)
+        await self.rooms._sfu(sfu.pause_consumer(self.rooms.owned_consumer(peer, data.consumer_id)))
         return {}
 
     async def set_preferred_layers(self, data: p.PreferredLayersData) -> Json:
         peer = self.joined()
+        sfu = self.rooms.sfu_of(peer)
         consumer_id = self.rooms.owned_consumer(peer, data.consumer_id)
         await self.rooms._sfu(
-            self.rooms.sfu.set_preferred_layers(
-                consumer_id, data.spatial_layer, data.temporal_layer
-            )
+            sfu.set_preferred_layers(consumer_id, data.spatial_layer, data.temporal_layer)
         )
         return {}
 
     async def request_key_frame(self, data: p.ConsumerIdData) -> Json:
         peer = self.joined()
+        sfu = self.rooms.sfu_of(peer)
         await self.rooms._sfu(
-            self.rooms.sfu.request_key_frame(self.rooms.owned_consumer(peer, data.consumer_id))
+            sfu.request_key_frame(self.rooms.owned_consumer(peer, data.consumer_id))
         )
         return {}
 
@@ -286,15 +284,14 @@ class PeerSession:
 
     async def get_stats(self, data: p.EmptyData) -> Json:
         peer = self.joined()
+        sfu = self.rooms.sfu_of(peer)
         out: Json = {"transports": {}, "producers": {}, "consumers": {}}
         for tid in peer.transports:
-            out["transports"][tid] = await self.rooms._sfu(
-                self.rooms.sfu.get_stats("transport", tid)
-            )
+            out["transports"][tid] = await self.rooms._sfu(sfu.get_stats("transport", tid))
         for pid in peer.producers:
-            out["producers"][pid] = await self.rooms._sfu(self.rooms.sfu.get_stats("producer", pid))
+            out["producers"][pid] = await self.rooms._sfu(sfu.get_stats("producer", pid))
         for cid in peer.consumers:
-            out["consumers"][cid] = await self.rooms._sfu(self.rooms.sfu.get_stats("consumer", cid))
+            out["consumers"][cid] = await self.rooms._sfu(sfu.get_stats("consumer", cid))
         return out
 
     async def leave(self, data: p.EmptyData) -> Json:

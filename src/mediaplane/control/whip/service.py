@@ -61,13 +61,13 @@ class WhipService:
 
     # lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        self.rooms.sfu.add_listener(self._on_sfu)
+        self.rooms.pool.add_listener(self._on_sfu)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self.rooms.sfu.remove_listener(self._on_sfu)
+        self.rooms.pool.remove_listener(self._on_sfu)
         for session in list(self.sessions.values()):
             with contextlib.suppress(Exception):
                 await self._end(session, "server shutting down")
@@ -102,7 +102,7 @@ class WhipService:
             transport = await self.rooms.create_transport(peer, "send")
             session = self._register(session_id, "whip", peer, offer, transport)
             await self.rooms._sfu(
-                self.rooms.sfu.connect_transport(session.transport_id, offer.mediasoup_dtls())
+                session.sfu.connect_transport(session.transport_id, offer.mediasoup_dtls())
             )
             for plan in plans:
                 if plan.kind is None or plan.rtp_parameters is None:
@@ -157,12 +157,10 @@ class WhipService:
             # The session's own router speaks the offer's payload types; the
             # participant's producers are piped into it.
             router = await self.rooms._sfu(
-                self.rooms.sfu.create_router_with_codecs(
-                    local.router_id, f"whep:{session_id}", codecs
-                )
+                local.sfu.create_router_with_codecs(local.router_id, f"whep:{session_id}", codecs)
             )
             info = await self.rooms._sfu(
-                self.rooms.sfu.create_webrtc_transport(
+                local.sfu.create_webrtc_transport(
                     router.router_id, app_data={"peerId": peer.peer_id, "direction": "recv"}
                 )
             )
@@ -172,7 +170,7 @@ class WhipService:
             session.router_id = router.router_id
             self._by_router[router.router_id] = session
             await self.rooms._sfu(
-                self.rooms.sfu.connect_transport(session.transport_id, offer.mediasoup_dtls())
+                session.sfu.connect_transport(session.transport_id, offer.mediasoup_dtls())
             )
             plans: list[sdp.PlayPlan] = []
             used: set[str] = set()
@@ -188,10 +186,8 @@ class WhipService:
                 keep_mid = m.rtp.muxId == str(len(used))
                 rtp_caps = sdp.receive_capabilities(m, router.rtp_capabilities, keep_mid=keep_mid)
                 try:
-                    piped = await self.rooms.sfu.pipe_producer(
-                        producer.producer_id, router.router_id
-                    )
-                    consumer = await self.rooms.sfu.consume(
+                    piped = await session.sfu.pipe_producer(producer.producer_id, router.router_id)
+                    consumer = await session.sfu.consume(
                         session.transport_id, piped.producer_id, rtp_caps, paused=True,
                         app_data={"peerId": peer.peer_id},
                     )  # fmt: skip
@@ -213,7 +209,7 @@ class WhipService:
                 )
             answer = sdp.play_answer(offer, plans, transport, stream_id=f"{room}-{identity}")
             for consumer_id in list(peer.consumers):
-                await self.rooms._sfu(self.rooms.sfu.resume_consumer(consumer_id))
+                await self.rooms._sfu(session.sfu.resume_consumer(consumer_id))
         except BaseException:
             await self._abort(session_id, peer, "the offer was refused")
             raise
@@ -246,7 +242,7 @@ class WhipService:
             return session, None
         if not frag.pwd:
             raise sdp.BadSdp("an ICE restart needs a=ice-pwd with the new a=ice-ufrag")
-        ice = await self.rooms._sfu(self.rooms.sfu.restart_ice(session.transport_id))
+        ice = await self.rooms._sfu(session.sfu.restart_ice(session.transport_id))
         session.transport["iceParameters"] = ice
         session.client_ufrag = frag.ufrag
         session.etag = new_etag()
@@ -278,7 +274,10 @@ class WhipService:
     def _register(
         self, session_id: str, kind: Kind, peer: LocalPeer, offer: sdp.Offer, transport: Json
     ) -> MediaSession:
-        session = MediaSession(session_id, kind, peer, offer, transport, client_ufrag=offer.ufrag)
+        sfu = self.rooms.sfu_of(peer)
+        session = MediaSession(
+            session_id, kind, peer, offer, transport, sfu, client_ufrag=offer.ufrag
+        )
         self.sessions[session_id] = session
         self._by_transport[session.transport_id] = session
         return session
@@ -315,7 +314,7 @@ class WhipService:
             if session.router_id is not None:
                 self._by_router.pop(session.router_id, None)
                 with contextlib.suppress(SfuError):
-                    await self.rooms.sfu.close_router(session.router_id)
+                    await session.sfu.close_router(session.router_id)
         finally:
             log.info(
                 "%s ended after %.1f s: %s",
@@ -364,7 +363,7 @@ class WhipService:
             )
             for consumer_id in session.video_consumers:
                 with contextlib.suppress(SfuError):
-                    await self.rooms.sfu.request_key_frame(consumer_id)
+                    await session.sfu.request_key_frame(consumer_id)
         elif dtls in ("failed", "closed"):
             await self._end(session, f"DTLS {dtls}")
         elif ice == "disconnected":

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from mediaplane.control.peers import LocalPeer
 from mediaplane.control.whip.sdp import Offer
+from mediaplane.sfu import SfuClient
 
 Json = dict[str, Any]
 Kind = Literal["whip", "whep"]
@@ -33,6 +34,7 @@ class MediaSession:
     peer: LocalPeer
     offer: Offer
     transport: Json
+    sfu: SfuClient  # the SFU node hosting the room's router
     etag: str = field(default_factory=new_etag)
     created: float = field(default_factory=time.monotonic)
     connected: asyncio.Event = field(default_factory=asyncio.Event)

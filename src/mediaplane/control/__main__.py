@@ -1,0 +1,31 @@
+"""`python -m mediaplane.control`: run one control-plane instance on its own.
+
+Redis is required (MEDIAPLANE_REDIS_URL). With MEDIAPLANE_SFU_DISCOVERY=redis
+the instance uses the SFU nodes registered there; otherwise the one SFU at
+MEDIAPLANE_SFU_HOST:MEDIAPLANE_SFU_PORT.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from mediaplane.control.app import create_app
+from mediaplane.settings import Settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    if not settings.redis_url:
+        raise SystemExit("MEDIAPLANE_REDIS_URL is required for a control-plane instance")
+    sfu_url = None
+    if settings.sfu_discovery == "static":
+        sfu_url = f"ws://{settings.sfu_host}:{settings.sfu_port}/rpc"
+    app = create_app(settings, sfu_url=sfu_url, redis_url=settings.redis_url)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
