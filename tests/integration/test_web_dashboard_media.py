@@ -4,12 +4,15 @@ an MP4 downloaded through the page and decoded, an RTMP egress to a closed port 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
@@ -36,6 +39,24 @@ async def sign_in(chromium: Browser, stack: Stack, errors: list[str]) -> Page:
     await page.get_by_label("Admin token").fill(admin(stack.settings))
     await page.get_by_role("button", name="Sign in").click()
     return page
+
+
+async def fetch_hls(playlist_url: str) -> tuple[int, bytes]:
+    """Poll the playlist (no header, the token is in the link) until it lists two
+    segments; return their count and the segments concatenated."""
+    async with httpx.AsyncClient(timeout=30) as player, asyncio.timeout(30):
+        while True:
+            playlist = await player.get(playlist_url)
+            uris = [x for x in playlist.text.splitlines() if x and not x.startswith("#")]
+            if playlist.status_code == 200 and len(uris) >= 2:
+                break
+            await asyncio.sleep(0.5)
+        ts = b""
+        for uri in uris:
+            seg = await player.get(urljoin(playlist_url, uri))
+            assert seg.status_code == 200, seg.text
+            ts += seg.content
+    return len(uris), ts
 
 
 def row(table: Locator, text: str) -> Locator:
@@ -111,12 +132,38 @@ async def test_dashboard_egress_and_injection(
         out = tmp_path / "composite.mp4"
         await (await info.value).save_as(out)
 
+        # HLS: the row gets a playlist link with a token that may only read this room.
+        await egress.get_by_label("Output").select_option(value="hls")
+        await egress.get_by_role("button", name="Start egress").click()
+        hls_row = listed.locator("tbody tr").filter(
+            has=page.get_by_role("cell", name="HLS", exact=True)
+        )
+        await expect(hls_row.locator("[data-state=active]")).to_have_count(1, timeout=20000)
+        await hls_row.get_by_role("button", name=re.compile(r"^HLS link")).click()
+        link = hls_row.get_by_role("link", name=re.compile(r"^HLS playlist"))
+        await expect(link).to_have_count(1, timeout=5000)
+        href = await link.get_attribute("href")
+        assert href and "access_token=" in href, href
+        segments, ts = await fetch_hls(href)
+        viewer = parse_qs(urlsplit(href).query)["access_token"][0]
+        async with stack.http(viewer) as http:
+            refused = await http.post(f"/api/rooms/{room}/egress", json={})
+        assert refused.status_code == 403, refused.text
+        await hls_row.get_by_role("button", name=re.compile(r"^Stop egress")).click()
+        await expect(hls_row.locator("[data-state=completed]")).to_have_count(1, timeout=20000)
+
         await injections.get_by_role("button", name=re.compile(r"^Stop injection inject-")).click()
         await expect(injections.locator("[data-state=completed]")).to_have_count(1, timeout=15000)
         await expect(row(people, "inject-")).to_have_count(0, timeout=10000)
     finally:
         await leave(pub)
 
+    hls = tmp_path / "hls.ts"
+    hls.write_bytes(ts)
+    hls_streams = {s.codec_type: s for s in probe_streams(hls)}
+    assert (hls_streams["video"].codec_name, hls_streams["audio"].codec_name) == ("h264", "aac")
+    hls_pcm = decode_audio(hls)
+    hls_share = band_energy_ratio(hls_pcm, 48000, PEOPLE["alice"][0])
     streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
     assert (streams["video"].codec_name, streams["audio"].codec_name) == ("h264", "aac")
     pcm = decode_audio(out)
@@ -129,13 +176,15 @@ async def test_dashboard_egress_and_injection(
     log.info(
         "measured: dashboard: injection active %.2f s after the click, egress active %.2f s "
         "after the click; mp4 %.2f s audio, %s video frames, tone shares %s; closed RTMP port: "
-        "%r; bad URL: %r",
+        "%r; bad URL: %r; HLS via the page's link: %d segments, %.2f s, alice tone share %.3f",
         t_inject, t_active, seconds, streams["video"].frames,
         {k: round(v, 3) for k, v in shares.items()}, failed_text[:80], bad_text[:80],
+        segments, len(hls_pcm) / 48000, hls_share,
     )  # fmt: skip
     assert seconds > 2.0, seconds
     assert (streams["video"].frames or 0) > 20, streams["video"]
     assert shares["alice"] > 0.05 and shares["injection"] > 0.05, shares
+    assert len(hls_pcm) / 48000 > 1.0 and hls_share > 0.05, (len(hls_pcm), hls_share)
     # Chromium logs the deliberate bad request's 422; any other console error is a fault.
     assert [e for e in errors if "status of 422" not in e] == [], errors
     assert len(errors) == 1, errors
