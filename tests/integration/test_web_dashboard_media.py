@@ -83,6 +83,11 @@ async def test_dashboard_egress_and_injection(
         await inject.get_by_label("Media").fill(f"inject/{room}.mp4")
         await inject.get_by_label("Name").fill("Bars <b>&amp;</b>")
         await inject.get_by_label("Loop").check()
+        await inject.get_by_label("Name").focus()
+        # The page refreshes every 2 s: the form keeps what was typed and the focus.
+        await page.wait_for_timeout(2500)
+        await expect(inject.get_by_label("Name")).to_be_focused()
+        await expect(inject.get_by_label("Media")).to_have_value(f"inject/{room}.mp4")
         t0 = time.monotonic()
         await inject.get_by_role("button", name="Play into room").click()
         injections = block.get_by_role("table", name=f"Injections of {room}")
@@ -94,6 +99,9 @@ async def test_dashboard_egress_and_injection(
 
         # A room composite to an MP4 file.
         egress = block.get_by_role("form", name=f"Start egress in {room}")
+        sources = egress.get_by_label("Source").locator("option")
+        await expect(sources).to_have_count(3, timeout=5000)  # the room, alice, the injection
+        await expect(sources.filter(has_text="(alice)")).to_have_count(1)
         await egress.get_by_label("Source").select_option(label="Whole room (composite)")
         await egress.get_by_label("Output").select_option(label="File, MP4 (H264 + AAC)")
         await egress.get_by_label("Size").select_option(value="640x360")
