@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediaplane.state.redis_server import free_tcp_port
 from tests.support.gst import GstProcess, tile_sender
 from tests.support.media import OPUS, VP8, MediaService, wait_job
 from tests.support.mediacheck import (
@@ -115,3 +116,18 @@ async def test_composite_follows_tracks_and_mixes_all(media: MediaService) -> No
         duration, streams["video"].frames or 0, seen3, seen2,
         {k: round(v, 2) for k, v in shares.items()},
     )  # fmt: skip
+
+
+async def test_input_to_a_failed_composite_says_why(media: MediaService) -> None:
+    """An RTMP composite whose server refuses fails on its own; an input added after that
+    is refused with the job's reason (the control plane shows it as the egress error)."""
+    closed = f"rtmp://127.0.0.1:{free_tcp_port()}/live/x"
+    body = {"kind": "composite", "rtmpUrl": closed, "width": 320, "height": 240, "fps": 15}
+    async with media.client() as http:
+        r = await http.post("/jobs", json=body)
+        assert r.status_code == 202, r.text
+        job = await wait_job(http, r.json()["id"], lambda j: j["state"] == "failed")
+        r = await http.post(f"/jobs/{job['id']}/inputs", json=_inputs("alice")[0])
+    assert r.status_code == 409, r.text
+    assert "refused" in r.text.lower(), r.text
+    log.info("measured: input to a failed composite: %s", r.text[:200])

@@ -1,5 +1,5 @@
-// The admin dashboard: rooms, participants and tracks, recordings, jobs,
-// webhook deliveries and system health, over the REST API with an admin token.
+// The admin dashboard: rooms, participants and tracks, egress and injections per room,
+// recordings, jobs, webhook deliveries and system health, over the REST API with an admin token.
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem('mediaplane-admin-token') ?? '';
 
@@ -37,9 +37,178 @@ function act(label, fn) {
 
 const kbps = (b) => `${Math.round((b ?? 0) / 1000)} kbit/s`;
 
+// A room's block is built once and kept: its forms keep what the user typed (and the
+// focus) across refreshes; only its header, tables and the source list are redrawn.
+const roomViews = new Map();
+const hlsLinks = new Map(); // egress id -> playlist URL with a room-scoped viewer token
+const ACTIVE = ['starting', 'active', 'stopping'];
+const path = (...parts) => parts.map(encodeURIComponent).join('/');
+const secs = (s) => (s ? `${s.toFixed(1)} s` : '');
+
+function submitter(form, label, fn) {
+  const error = el('p', { role: 'alert', class: 'form-error' });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.textContent = '';
+    try { await fn(); $('status').textContent = `${label}: done`; await refresh(); }
+    catch (e) { error.textContent = e.message; $('status').textContent = `${label}: ${e.message}`; }
+  });
+  return error;
+}
+
+function egressForm(room) {
+  const source = el('select', { name: 'source' }, el('option', { value: '' }, 'Whole room (composite)'));
+  const output = el('select', { name: 'output' },
+    el('option', { value: 'file:mp4' }, 'File, MP4 (H264 + AAC)'),
+    el('option', { value: 'file:webm' }, 'File, WebM (VP8 + Opus)'),
+    el('option', { value: 'file:mkv' }, 'File, MKV (H264 + Opus)'),
+    el('option', { value: 'rtmp' }, 'RTMP'),
+    el('option', { value: 'hls' }, 'HLS'));
+  const size = el('select', { name: 'size' },
+    el('option', { value: '1280x720' }, '1280 × 720'),
+    el('option', { value: '640x360' }, '640 × 360'),
+    el('option', { value: '1920x1080' }, '1920 × 1080'));
+  const rtmpUrl = el('input', { name: 'rtmpUrl', type: 'url', placeholder: 'rtmp://host/app/stream-key', autocomplete: 'off' });
+  const rtmpLabel = el('label', { hidden: '' }, 'RTMP URL', rtmpUrl);
+  output.addEventListener('change', () => {
+    rtmpLabel.hidden = output.value !== 'rtmp';
+    rtmpUrl.required = output.value === 'rtmp';
+  });
+  const form = el('form', { class: 'inline', 'aria-label': `Start egress in ${room}` },
+    el('label', {}, 'Source', source), el('label', {}, 'Output', output), rtmpLabel,
+    el('label', {}, 'Size', size), el('button', { type: 'submit' }, 'Start egress'));
+  form.append(submitter(form, `Start egress in ${room}`, () => {
+    const [kind, format] = output.value.split(':');
+    const [width, height] = size.value.split('x').map(Number);
+    const body = { output: kind, width, height };
+    if (format) body.format = format;
+    if (kind === 'rtmp') body.rtmpUrl = rtmpUrl.value.trim();
+    if (source.value) Object.assign(body, { source: 'participant', identity: source.value });
+    return api(`/api/rooms/${path(room)}/egress`, { method: 'POST', body: JSON.stringify(body) });
+  }));
+  return { form, source };
+}
+
+function injectionForm(room) {
+  const source = el('input', { name: 'source', required: '', autocomplete: 'off',
+    placeholder: 'media/intro.mp4 or https://…, rtmp://…, rtsp://…' });
+  const name = el('input', { name: 'name', autocomplete: 'off', maxlength: '64', placeholder: 'Intro' });
+  const loop = el('input', { name: 'loop', type: 'checkbox' });
+  const form = el('form', { class: 'inline', 'aria-label': `Play media into ${room}` },
+    el('label', {}, 'Media (path under the media root, or URL)', source), el('label', {}, 'Name', name),
+    el('label', { class: 'check' }, loop, 'Loop'), el('button', { type: 'submit' }, 'Play into room'));
+  form.append(submitter(form, `Play media into ${room}`, () => {
+    const body = { source: source.value.trim(), loop: loop.checked };
+    if (name.value.trim()) body.name = name.value.trim();
+    return api(`/api/rooms/${path(room)}/injections`, { method: 'POST', body: JSON.stringify(body) });
+  }));
+  return form;
+}
+
+function roomView(room) {
+  let view = roomViews.get(room);
+  if (view) return view;
+  const egress = egressForm(room);
+  view = {
+    heading: el('h3', {}), recordRoom: el('span'), people: el('div'), egressList: el('div'),
+    injectionList: el('div'), sourceSelect: egress.source, sources: '',
+  };
+  view.article = el('article', { 'aria-label': `Room ${room}` }, view.heading, view.recordRoom, view.people,
+    el('section', { 'aria-label': `Egress of ${room}` }, el('h4', {}, 'Egress (stream out / room composite)'),
+      egress.form, view.egressList),
+    el('section', { 'aria-label': `Injections of ${room}` }, el('h4', {}, 'Play media into the room'),
+      injectionForm(room), view.injectionList));
+  roomViews.set(room, view);
+  return view;
+}
+
+function updateSources(view, people) {
+  // Rebuilt only when the participants change, so an open select is left alone.
+  const key = people.map((p) => p.identity).join('\n');
+  if (key === view.sources) return;
+  view.sources = key;
+  const select = view.sourceSelect;
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '' }, 'Whole room (composite)'),
+    ...people.map((p) => el('option', { value: p.identity }, `Participant ${p.name || p.identity} (${p.identity})`)));
+  select.value = people.some((p) => p.identity === chosen) ? chosen : '';
+}
+
+async function download(eg) {
+  const r = await fetch(`/api/rooms/${path(eg.room, 'egress', eg.id, 'file')}`, { headers: { authorization: `Bearer ${token}` } });
+  if (!r.ok) {
+    const body = await r.json().catch(() => ({}));
+    throw new Error(body.error?.message ?? `download failed: ${r.status}`);
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = el('a', { href: url, download: eg.file.split('/').pop() });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+async function hlsLink(eg) {
+  // HLS players cannot send headers: the link carries a token that may only read this room.
+  const minted = await api('/api/tokens', { method: 'POST', body: JSON.stringify({
+    identity: `hls-${eg.id.slice(0, 8)}`, grants: { room: eg.room, can_publish: false,
+      can_subscribe: false, can_publish_data: false }, ttl_s: 3600 }) });
+  const url = new URL(`/api/rooms/${path(eg.room, 'egress', eg.id, 'hls', 'playlist.m3u8')}`, location.href);
+  url.searchParams.set('access_token', minted.token);
+  hlsLinks.set(eg.id, url.href);
+}
+
+function egressTarget(eg) {
+  if (eg.output === 'file') return `file ${eg.format ?? ''}${eg.file ? `: ${eg.file.split('/').pop()}` : ''}`;
+  if (eg.output === 'rtmp') return `RTMP ${eg.rtmp_target ?? ''}`;
+  return 'HLS';
+}
+
+function egressTable(room, list) {
+  return table(['Egress', 'Source', 'Output', 'State', 'Duration', 'Size', 'Error', ''], list.map((eg) => {
+    const live = ACTIVE.includes(eg.state);
+    const hls = hlsLinks.get(eg.id);
+    return [eg.id.slice(0, 8), eg.source === 'room' ? 'whole room' : eg.identity, egressTarget(eg),
+      el('span', { 'data-state': eg.state }, eg.state),
+      secs(eg.duration_s ?? (eg.started_at && live ? Date.now() / 1000 - eg.started_at : 0)),
+      eg.size_bytes ? `${Math.round(eg.size_bytes / 1024)} KiB` : '',
+      el('span', { class: 'error' }, eg.error ?? ''),
+      el('span', {},
+        live && eg.state !== 'stopping' ? act(`Stop egress ${eg.id.slice(0, 8)}`, () =>
+          api(`/api/rooms/${path(room, 'egress', eg.id, 'stop')}`, { method: 'POST' })) : null,
+        eg.output === 'file' && eg.state === 'completed' && eg.file ? act(`Download egress ${eg.id.slice(0, 8)}`, () => download(eg)) : null,
+        eg.output === 'hls' && eg.state !== 'failed' && !hls ? act(`HLS link ${eg.id.slice(0, 8)}`, () => hlsLink(eg)) : null,
+        hls ? el('a', { href: hls, target: '_blank', rel: 'noopener' }, `HLS playlist ${eg.id.slice(0, 8)}`) : null)];
+  }), `Egress of ${room}`);
+}
+
+function injectionTable(room, list) {
+  return table(['Participant', 'Name', 'Source', 'State', 'Played', 'Error', ''], list.map((inj) => [
+    inj.identity, inj.name, `${inj.source}${inj.loop ? ' (loop)' : ''}`,
+    el('span', { 'data-state': inj.state }, inj.state),
+    `${secs(inj.played_s)}${inj.loops ? `, ${inj.loops} loop${inj.loops > 1 ? 's' : ''}` : ''}`,
+    el('span', { class: 'error' }, inj.error ?? ''),
+    ACTIVE.includes(inj.state) && inj.state !== 'stopping' ? act(`Stop injection ${inj.identity}`, () =>
+      api(`/api/rooms/${path(room, 'injections', inj.id, 'stop')}`, { method: 'POST' })) : ''],
+  ), `Injections of ${room}`);
+}
+
+function byRoom(list) {
+  const out = new Map();
+  for (const x of list.slice().reverse()) { // newest first, the last 10 of each room
+    const rows = out.get(x.room) ?? [];
+    if (rows.length < 10) rows.push(x);
+    out.set(x.room, rows);
+  }
+  return out;
+}
+
 async function renderRooms() {
-  const rooms = await api('/api/rooms');
-  const blocks = [];
+  const [rooms, egress, injections] = await Promise.all([
+    api('/api/rooms'), api('/api/egress'), api('/api/injections')]);
+  const egressByRoom = byRoom(egress);
+  const injectionsByRoom = byRoom(injections);
+  const articles = [];
   for (const room of rooms) {
     const people = await api(`/api/rooms/${room.name}/participants`);
     const rows = [];
@@ -57,13 +226,22 @@ async function renderRooms() {
           { method: 'POST', body: JSON.stringify({ identity: p.identity }) })),
         act(`Remove ${p.identity}`, () => api(`/api/rooms/${room.name}/participants/${p.identity}`, { method: 'DELETE' })))]);
     }
-    blocks.push(el('article', { 'aria-label': `Room ${room.name}` },
-      el('h3', {}, `${room.name} (${people.length} / ${room.max_participants})`),
-      act(`Record room ${room.name}`, () => api(`/api/rooms/${room.name}/recordings`,
-        { method: 'POST', body: JSON.stringify({ mode: 'room' }) })),
-      table(['Name', 'Identity', 'Tracks', 'Actions'], rows, `Participants of ${room.name}`)));
+    const view = roomView(room.name);
+    view.heading.textContent = `${room.name} (${people.length} / ${room.max_participants})`;
+    view.recordRoom.replaceChildren(act(`Record room ${room.name}`, () => api(`/api/rooms/${room.name}/recordings`,
+      { method: 'POST', body: JSON.stringify({ mode: 'room' }) })));
+    view.people.replaceChildren(table(['Name', 'Identity', 'Tracks', 'Actions'], rows, `Participants of ${room.name}`));
+    updateSources(view, people);
+    const eg = egressByRoom.get(room.name) ?? [];
+    view.egressList.replaceChildren(eg.length ? egressTable(room.name, eg) : el('p', {}, 'No egress.'));
+    const inj = injectionsByRoom.get(room.name) ?? [];
+    view.injectionList.replaceChildren(inj.length ? injectionTable(room.name, inj) : el('p', {}, 'No injections.'));
+    articles.push(view.article);
   }
-  $('rooms').replaceChildren(...(blocks.length ? blocks : [el('p', {}, 'No rooms.')]));
+  for (const name of roomViews.keys()) if (!rooms.some((r) => r.name === name)) roomViews.delete(name);
+  const box = $('rooms');
+  const same = articles.length === box.children.length && articles.every((a, i) => box.children[i] === a);
+  if (!same) box.replaceChildren(...(articles.length ? articles : [el('p', {}, 'No rooms.')]));
 }
 
 async function play(rec) {
@@ -86,69 +264,6 @@ async function renderRecordings() {
           api(`/api/rooms/${r.room}/recordings/${r.id}/stop`, { method: 'POST' })) : null,
         r.state === 'completed' && r.file ? act(`Play ${r.identity}`, () => play(r)) : null)]), 'Recordings'));
 }
-
-async function download(path, name) {
-  const r = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
-  if (!r.ok) throw new Error(`download failed: ${r.status}`);
-  const link = el('a', { href: URL.createObjectURL(await r.blob()), download: name }, `Download ${name}`);
-  $('player').replaceChildren(link);
-  link.click();
-}
-
-const live = (state) => ['starting', 'active'].includes(state);
-
-async function renderEgress() {
-  const list = (await api('/api/egress')).slice(-20).reverse();
-  $('egresses').replaceChildren(table(['Room', 'Source', 'Output', 'State', 'Error', ''],
-    list.map((e) => {
-      const base = `/api/rooms/${e.room}/egress/${e.id}`;
-      const target = e.output === 'rtmp' ? e.rtmp_target : e.output === 'file' ? e.format : 'HLS';
-      return [e.room, e.source === 'room' ? 'room composite' : e.identity, `${e.output} ${target ?? ''}`,
-        el('span', { 'data-state': e.state }, e.state), e.error ?? '',
-        el('span', {},
-          live(e.state) ? act(`Stop egress ${e.id}`, () => api(`${base}/stop`, { method: 'POST' })) : null,
-          e.state === 'completed' && e.file ? act(`Download egress ${e.id}`, () =>
-            download(`${base}/file`, e.file.split('/').pop())) : null,
-          e.hls_folder ? el('a', { href: `${base}/hls/playlist.m3u8?access_token=${encodeURIComponent(token)}` },
-            `HLS playlist ${e.id}`) : null)];
-    }), 'Egresses'));
-}
-
-async function renderInjections() {
-  const list = (await api('/api/injections')).slice(-20).reverse();
-  $('injections').replaceChildren(table(['Room', 'Participant', 'Source', 'State', 'Played', 'Error', ''],
-    list.map((i) => [i.room, `${i.name} (${i.identity})`, `${i.source}${i.loop ? ' (loop)' : ''}`,
-      el('span', { 'data-state': i.state }, i.state),
-      i.played_s ? `${i.played_s.toFixed(1)} s` : '', i.error ?? '',
-      live(i.state) ? act(`Stop injection ${i.id}`, () =>
-        api(`/api/rooms/${i.room}/injections/${i.id}/stop`, { method: 'POST' })) : '']), 'Injections'));
-}
-
-function submit(form, label, request) {
-  $(form).addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    try {
-      const rec = await request();
-      $('status').textContent = `${label}: ${rec.state}${rec.error ? ` (${rec.error})` : ''}`;
-      await refresh();
-    } catch (e) { $('status').textContent = `${label}: ${e.message}`; }
-  });
-}
-
-submit('egress-form', 'Start egress', () => {
-  const body = { source: $('eg-source').value, output: $('eg-output').value, format: $('eg-format').value };
-  if (body.source === 'participant') body.identity = $('eg-identity').value.trim();
-  if (body.output === 'rtmp') body.rtmpUrl = $('eg-rtmp').value.trim();
-  return api(`/api/rooms/${encodeURIComponent($('eg-room').value.trim())}/egress`,
-    { method: 'POST', body: JSON.stringify(body) });
-});
-
-submit('inject-form', 'Start injection', () => {
-  const body = { source: $('in-source').value.trim(), loop: $('in-loop').checked };
-  if ($('in-name').value.trim()) body.name = $('in-name').value.trim();
-  return api(`/api/rooms/${encodeURIComponent($('in-room').value.trim())}/injections`,
-    { method: 'POST', body: JSON.stringify(body) });
-});
 
 async function renderJobs() {
   const jobs = (await api('/api/media/jobs')).slice(-20).reverse();
@@ -173,8 +288,7 @@ async function renderSystem() {
 }
 
 async function refresh() {
-  await Promise.all([renderSystem(), renderRooms(), renderRecordings(), renderEgress(),
-    renderInjections(), renderJobs(), renderHooks()]);
+  await Promise.all([renderSystem(), renderRooms(), renderRecordings(), renderJobs(), renderHooks()]);
 }
 
 async function start() {

@@ -443,7 +443,9 @@ class JobManager:
         if job.kind != "composite":
             raise BadRequest(f"job {job_id} is a {job.kind} job, not a composite")
         if job.terminal or worker is None or job.state == "stopping":
-            raise Conflict(f"job {job_id} is {job.state}")
+            # With the job's error: a composite that failed on its own (an RTMP server that
+            # refused) before its first input must say why, not only that it failed.
+            raise Conflict(f"job {job_id} is {job.state}: {job.error or ''}".rstrip(": "))
         if (job_id, input_id) in self._commands:
             raise Conflict(f"a change of input {input_id!r} is under way")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
