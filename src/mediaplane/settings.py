@@ -22,6 +22,12 @@ DEV_DEFAULTS = {DEV_SFU_SECRET, DEV_MEDIA_SECRET, DEV_API_SECRET, DEV_WEBHOOK_SE
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Our HTTP servers keep an idle connection this long: longer than our clients keep
+# one (httpx: 5 s), so a client never reuses a connection the server is closing at that
+# moment ("Server disconnected without sending a response").
+SERVER_KEEP_ALIVE_S = 75
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_", extra="ignore")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 import uvicorn
 
-from mediaplane.settings import Settings
+from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
 
@@ -107,6 +107,7 @@ class System:
             port=self.settings.port,
             log_level="info",
             lifespan="on",
+            timeout_keep_alive=SERVER_KEEP_ALIVE_S,
             log_config=None,  # uvicorn's loggers go to the root handler (text or JSON)
         )
         self.control = uvicorn.Server(config)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from mediaplane.control.auth import Grants, mint_token
-from mediaplane.settings import Settings
+from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 from mediaplane.state.redis_server import free_tcp_port
 
 
@@ -36,7 +36,12 @@ class ControlInstance:
         port = port or free_tcp_port()
         app = create_app(settings, sfu_url=sfu_url, redis_url=redis_url)
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=SERVER_KEEP_ALIVE_S,
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())

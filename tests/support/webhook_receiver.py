@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from mediaplane.settings import SERVER_KEEP_ALIVE_S
 from mediaplane.state.redis_server import free_tcp_port
 
 
@@ -57,7 +58,13 @@ class WebhookReceiver:
         self.port = free_tcp_port()
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+            )
         )
         self._task = asyncio.create_task(self._server.serve())
         # uvicorn offers no event for "listening"; poll its flag.

@@ -12,7 +12,7 @@ import logging
 import uvicorn
 
 from mediaplane.control.app import create_app
-from mediaplane.settings import Settings
+from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 
 
 def main() -> None:
@@ -24,7 +24,13 @@ def main() -> None:
     if settings.sfu_discovery == "static":
         sfu_url = f"ws://{settings.sfu_host}:{settings.sfu_port}/rpc"
     app = create_app(settings, sfu_url=sfu_url, redis_url=settings.redis_url)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+    )
 
 
 if __name__ == "__main__":

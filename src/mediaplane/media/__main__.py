@@ -6,7 +6,7 @@ import uvicorn
 
 from mediaplane.media.app import create_app
 from mediaplane.observability.logs import setup_logging
-from mediaplane.settings import Settings
+from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 
 
 def main() -> None:
@@ -17,6 +17,7 @@ def main() -> None:
         host=settings.media_host,
         port=settings.media_port,
         log_level=settings.log_level.lower(),
+        timeout_keep_alive=SERVER_KEEP_ALIVE_S,
         log_config=None,  # uvicorn's loggers go to the root handler set up above
     )
 
