@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
 from mediaplane.control.media_client import MediaClient, MediaManagerError
+from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.sfu import SfuClient, SfuError
@@ -71,9 +72,7 @@ class EgressRequest(BaseModel):
     audio_only: bool = False
 
 
-class EgressRecord(BaseModel):
-    id: str
-    room: str
+class EgressRecord(StoredRecord):
     source: Literal["room", "participant"]
     identity: str | None = None
     output: Literal["file", "rtmp", "hls"]
@@ -152,6 +151,7 @@ class EgressService:
     ) -> None:
         self.rooms = rooms
         self.store = rooms.store
+        self.records = RecordStore(rooms.store.redis, EgressRecord, "egress", key, INDEX)
         self.media = media
         self.webhooks = webhooks
         self.root = recordings_root
@@ -178,36 +178,19 @@ class EgressService:
 
     # storage ----------------------------------------------------------------------
     async def save(self, rec: EgressRecord) -> None:
-        async with self.store.redis.pipeline(transaction=True) as p:
-            p.set(key(rec.id), rec.model_dump_json())
-            p.zadd(INDEX, {rec.id: rec.requested_at})
-            await p.execute()
+        await self.records.save(rec)
 
     async def load(self, egress_id: str) -> EgressRecord | None:
-        raw = await self.store.redis.get(key(egress_id))
-        return EgressRecord.model_validate_json(raw) if raw else None
+        return await self.records.load(egress_id)
 
     async def get(self, room: str, egress_id: str) -> EgressRecord:
-        rec = await self.load(egress_id)
-        if rec is None or rec.room != room:
-            raise NotFound(f"no egress {egress_id!r} in room {room!r}")
-        return rec
+        return await self.records.get(room, egress_id)
 
     async def list_all(self, room: str | None = None) -> list[EgressRecord]:
-        out = []
-        for egress_id in await self.store.redis.zrange(INDEX, 0, -1):
-            rec = await self.load(str(egress_id))
-            if rec is not None and (room is None or rec.room == room):
-                out.append(rec)
-        return out
+        return await self.records.list(room)
 
     def file_path(self, rec: EgressRecord) -> Path:
-        if rec.file is None:
-            raise NotFound(f"egress {rec.id} has no file")
-        path = (self.root / rec.file).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
-            raise NotFound(f"the file of egress {rec.id} is not there (yet)")
-        return path
+        return confined_file(self.root, rec.file, f"egress {rec.id}")
 
     def hls_file(self, rec: EgressRecord, name: str) -> Path:
         if rec.hls_folder is None:

@@ -40,6 +40,7 @@ from mediaplane.control.auth import Grants, Principal
 from mediaplane.control.errors import BadRequest, Conflict, ControlError, NotFound
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.peers import LocalPeer
+from mediaplane.control.records import RecordStore, StoredRecord
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.media.errors import BadRequest as MediaBadRequest
@@ -86,9 +87,7 @@ class InjectionRequest(BaseModel):
     loop: bool = False
 
 
-class InjectionRecord(BaseModel):
-    id: str
-    room: str
+class InjectionRecord(StoredRecord):
     identity: str  # inject-<id>: the participant others see
     name: str
     peer_id: str
@@ -167,6 +166,7 @@ class InjectionService:
     ) -> None:
         self.rooms = rooms
         self.store = rooms.store
+        self.records = RecordStore(rooms.store.redis, InjectionRecord, "injection", key, INDEX)
         self.media = media
         self.webhooks = webhooks
         self.root = media_root
@@ -192,28 +192,16 @@ class InjectionService:
 
     # storage ----------------------------------------------------------------------------
     async def save(self, rec: InjectionRecord) -> None:
-        async with self.store.redis.pipeline(transaction=True) as p:
-            p.set(key(rec.id), rec.model_dump_json())
-            p.zadd(INDEX, {rec.id: rec.requested_at})
-            await p.execute()
+        await self.records.save(rec)
 
     async def load(self, injection_id: str) -> InjectionRecord | None:
-        raw = await self.store.redis.get(key(injection_id))
-        return InjectionRecord.model_validate_json(raw) if raw else None
+        return await self.records.load(injection_id)
 
     async def get(self, room: str, injection_id: str) -> InjectionRecord:
-        rec = await self.load(injection_id)
-        if rec is None or rec.room != room:
-            raise NotFound(f"no injection {injection_id!r} in room {room!r}")
-        return rec
+        return await self.records.get(room, injection_id)
 
     async def list_all(self, room: str | None = None) -> list[InjectionRecord]:
-        out = []
-        for injection_id in await self.store.redis.zrange(INDEX, 0, -1):
-            rec = await self.load(str(injection_id))
-            if rec is not None and (room is None or rec.room == room):
-                out.append(rec)
-        return out
+        return await self.records.list(room)
 
     # the source -------------------------------------------------------------------------
     def _source(self, source: str) -> tuple[SourceType, dict[str, str], str]:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import Conflict, ControlError, InvalidState, NotFound
 from mediaplane.control.media_client import MediaClient
+from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.sfu import SfuClient, SfuError
@@ -58,9 +59,7 @@ class RecTransition(BaseModel):
     reason: str = ""
 
 
-class RecordingRecord(BaseModel):
-    id: str
-    room: str
+class RecordingRecord(StoredRecord):
     identity: str
     peer_id: str
     kinds: list[Literal["audio", "video"]]
@@ -141,6 +140,7 @@ class RecordingService:
     ) -> None:
         self.rooms = rooms
         self.store = rooms.store
+        self.records = RecordStore(rooms.store.redis, RecordingRecord, "recording", key, INDEX)
         self.media = media
         self.webhooks = webhooks
         self.root = recordings_root
@@ -171,14 +171,10 @@ class RecordingService:
 
     # storage --------------------------------------------------------------------
     async def save(self, rec: RecordingRecord) -> None:
-        async with self.store.redis.pipeline(transaction=True) as p:
-            p.set(key(rec.id), rec.model_dump_json())
-            p.zadd(INDEX, {rec.id: rec.requested_at})
-            await p.execute()
+        await self.records.save(rec)
 
     async def load(self, rec_id: str) -> RecordingRecord | None:
-        raw = await self.store.redis.get(key(rec_id))
-        return RecordingRecord.model_validate_json(raw) if raw else None
+        return await self.records.load(rec_id)
 
     async def _finish(self, rec: RecordingRecord, ok: bool, reason: str) -> None:
         """End a recording: its final state, stored, told to the webhooks and the room."""
@@ -197,10 +193,7 @@ class RecordingService:
             })  # fmt: skip
 
     async def get(self, room: str, rec_id: str) -> RecordingRecord:
-        rec = await self.load(rec_id)
-        if rec is None or rec.room != room:
-            raise NotFound(f"no recording {rec_id!r} in room {room!r}")
-        return rec
+        return await self.records.get(room, rec_id)
 
     async def list(
         self,
@@ -210,27 +203,15 @@ class RecordingService:
         since: float | None = None,
         until: float | None = None,
     ) -> list[RecordingRecord]:
-        ids = await self.store.redis.zrangebyscore(INDEX, since or "-inf", until or "+inf")
-        out = []
-        for rec_id in ids:
-            rec = await self.load(str(rec_id))
-            if rec is None:
-                continue
-            if (
-                (room is None or rec.room == room)
-                and (identity is None or rec.identity == identity)
-                and (state is None or rec.state == state)
-            ):
-                out.append(rec)
-        return out
+        return [
+            rec
+            for rec in await self.records.list(room, since, until)
+            if (identity is None or rec.identity == identity)
+            and (state is None or rec.state == state)
+        ]
 
     def file_path(self, rec: RecordingRecord) -> Path:
-        if rec.file is None:
-            raise NotFound(f"recording {rec.id} has no file")
-        path = (self.root / rec.file).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
-            raise NotFound(f"the file of recording {rec.id} is gone")
-        return path
+        return confined_file(self.root, rec.file, f"recording {rec.id}")
 
     async def delete(self, room: str, rec_id: str) -> None:
         rec = await self.get(room, rec_id)
@@ -239,10 +220,7 @@ class RecordingService:
         if rec.file:
             with contextlib.suppress(FileNotFoundError, NotFound):
                 self.file_path(rec).unlink()
-        async with self.store.redis.pipeline(transaction=True) as p:
-            p.delete(key(rec_id))
-            p.zrem(INDEX, rec_id)
-            await p.execute()
+        await self.records.delete(rec_id)
         log.info("recording=%s deleted", rec_id)
 
     # starting -------------------------------------------------------------------
