@@ -334,5 +334,57 @@ def record_list(
     _out(as_json, items, lambda: views.recordings(items))
 
 
+# loadtest -------------------------------------------------------------------------
+@app.command()
+def loadtest(
+    transport: str = typer.Option("rtp", help="rtp (plain RTP on the SFU) or webrtc (aiortc)"),
+    rooms: int = typer.Option(1, help="rooms"),
+    publishers: int = typer.Option(1, help="audio publishers per room"),
+    subscribers: int = typer.Option(10, help="receive-only participants per room"),
+    mesh: bool = typer.Option(False, "--mesh", help="publishers also receive each other"),
+    duration: float = typer.Option(10.0, help="seconds measured after everyone joined"),
+    late_ms: float = typer.Option(200.0, help="a packet later than this counts as lost"),
+    concurrency: int = typer.Option(20, help="joins in flight at once"),
+    sfu_url: str | None = typer.Option(None, help="SFU RPC URL (rtp; default from settings)"),
+    url: str | None = UrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """N publishers and M subscribers per room against a running system: join latency,
+    packet loss, jitter, CPU. Exit 1 when loss reaches 1 % or a join fails."""
+    from pydantic import ValidationError
+
+    from mediaplane.loadtest.models import LoadSpec
+    from mediaplane.loadtest.report import table
+    from mediaplane.loadtest.run import run_loadtest
+
+    try:
+        spec = LoadSpec(
+            transport=transport,
+            rooms=rooms,
+            publishers=publishers,
+            subscribers=subscribers,
+            publishers_subscribe=mesh,
+            duration_s=duration,
+            late_after_ms=late_ms,
+            join_concurrency=concurrency,
+        )
+    except ValidationError as e:
+        raise typer.BadParameter(str(e)) from None
+    with console.status("load test ...") as spinner:
+        try:
+            report = asyncio.run(
+                run_loadtest(spec, Settings(), url=url, sfu_url=sfu_url, progress=spinner.update)
+            )
+        except OperatorError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(e.exit_code) from None
+    if as_json:
+        console.print_json(report.model_dump_json())
+    else:
+        console.print(table(report))
+    if not report.passed():
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
