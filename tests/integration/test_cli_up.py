@@ -7,23 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from mediaplane.peer import MediasoupPeer, PatternVideoTrack, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
-from mediaplane.state.redis_server import free_tcp_port
+from tests.support.cli_system import Running, running_system
 from tests.support.control import participant
 from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
 
@@ -41,64 +36,10 @@ async def _decode_errors(path: Path) -> str:
     return err.decode(errors="replace").strip()
 
 
-@dataclass
-class Running:
-    proc: asyncio.subprocess.Process
-    env: dict[str, str]
-    url: str
-    data_dir: Path
-    out: Path
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mediaplane.cli", *args],
-            env=self.env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-
-    def output(self) -> str:
-        return self.out.read_text(errors="replace")
-
-
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    port = free_tcp_port()
-    env = {
-        **os.environ,
-        "MEDIAPLANE_ENV": "test",
-        "MEDIAPLANE_DATA_DIR": str(tmp_path / "data"),
-        "MEDIAPLANE_PORT": str(port),
-        "MEDIAPLANE_SFU_PORT": str(free_tcp_port()),
-        "MEDIAPLANE_MEDIA_PORT": str(free_tcp_port()),
-        "MEDIAPLANE_SFU_NUM_WORKERS": "1",
-        "MEDIAPLANE_URL": f"http://127.0.0.1:{port}",
-        "COLUMNS": "200",
-    }
-    env.pop("MEDIAPLANE_REDIS_URL", None)
-    out = tmp_path / "up.out"
-    with out.open("wb") as sink:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mediaplane.cli", "up", env=env, stdout=sink, stderr=sink
-        )
-    run = Running(proc, env, f"http://127.0.0.1:{port}", tmp_path / "data", out)
-    try:
-        async with httpx.AsyncClient() as http, asyncio.timeout(90):
-            while True:
-                assert proc.returncode is None, run.output()
-                try:
-                    if (await http.get(f"{run.url}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.3)
+    async with running_system(tmp_path) as run:
         yield run
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), 90)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) -> None:
