@@ -33,7 +33,10 @@ async def _decode_errors(path: Path) -> str:
     )  # fmt: skip
     _, err = await proc.communicate()
     assert proc.returncode == 0, err
-    return err.decode(errors="replace").strip()
+    # the demuxer's and decoders' complaints; the null muxer's notes on the
+    # recorder's timestamps (repeated video dts at the start) are not about damage
+    lines = err.decode(errors="replace").splitlines()
+    return "\n".join(line for line in lines if not line.startswith("[null @"))
 
 
 @pytest.fixture
@@ -45,10 +48,10 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
 async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) -> None:
     settings = Settings(env="test")
     room = "cli-demo"
-    made = running.cli("rooms", "create", room, "--metadata", "from the CLI", "--json")
+    made = await running.acli("rooms", "create", room, "--metadata", "from the CLI", "--json")
     assert made.returncode == 0, made.stderr + made.stdout
     assert json.loads(made.stdout)["name"] == room
-    dup = running.cli("rooms", "create", room)
+    dup = await running.acli("rooms", "create", room)
     assert dup.returncode == 1 and "409" in dup.stdout and "exists" in dup.stdout, dup.stdout
 
     ws = f"ws://127.0.0.1:{running.env['MEDIAPLANE_PORT']}/ws/rooms/{room}"
@@ -58,18 +61,18 @@ async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) 
     await peer.publish(ToneTrack(freq=440.0))
     await peer.publish(PatternVideoTrack())
     try:
-        people = json.loads(running.cli("rooms", "participants", room, "--json").stdout)
+        people = json.loads((await running.acli("rooms", "participants", room, "--json")).stdout)
         assert [p["identity"] for p in people] == ["alice"]
         assert sorted(t["kind"] for t in people[0]["tracks"]) == ["audio", "video"]
-        status = running.cli("status")
+        status = await running.acli("status")
         assert status.returncode == 0, status.stdout
         assert "cli-demo" in status.stdout and "worker" in status.stdout
 
-        started = running.cli("record", "start", room, "--identity", "alice", "--json")
+        started = await running.acli("record", "start", room, "--identity", "alice", "--json")
         assert started.returncode == 0, started.stdout + started.stderr
         rec: dict[str, Any] = json.loads(started.stdout)
         assert rec["state"] == "recording", rec
-        listed = json.loads(running.cli("record", "list", "--room", room, "--json").stdout)
+        listed = json.loads((await running.acli("record", "list", "--room", room, "--json")).stdout)
         assert [r["id"] for r in listed] == [rec["id"]]
 
         await asyncio.sleep(6.0)  # the recording under test
@@ -91,8 +94,9 @@ async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) 
     errors = await _decode_errors(path)
     pcm = decode_audio(path)
     decoded = len(pcm) / 48000
-    # the file's timeline starts at its first written packet's running time
-    # (after the first key frame); its end is where the recorder got EOS
+    # the file's timeline starts at its first written packet's running time; its end
+    # is where the recorder got EOS (CLI calls run off the loop: the publisher here
+    # keeps sending while they do)
     audio_start = streams["audio"].start_time or 0.0
     timeline_end = audio_start + decoded
     freq = dominant_frequency(pcm[24000:-24000], 48000)
@@ -101,10 +105,10 @@ async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) 
         "for %.3f s between its first packet and SIGINT; %.1f Hz; %s video frames",
         stopped_in, decoded, audio_start, timeline_end, span, freq, streams["video"].frames,
     )  # fmt: skip
-    assert errors == "", errors  # every packet decodes: no torn block at the end
+    assert errors == "", errors  # every packet demuxes and decodes: no torn block at the end
     # not cut: the content runs up to the signal (the recorder got EOS after it)
     assert abs(timeline_end - span) <= 0.5, (timeline_end, span)
-    assert decoded >= span - 1.0, (decoded, span)
+    assert abs(decoded - span) <= 0.5, (decoded, span)
     assert abs(freq - 440.0) <= 5.0
     assert streams["video"].frames is not None and streams["video"].frames >= 5 * 10
     assert stopped_in < 60

@@ -31,6 +31,10 @@ class Running:
             env=self.env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
+    async def acli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`cli` off the event loop: in-process peers keep sending meanwhile."""
+        return await asyncio.to_thread(self.cli, *args)
+
     def output(self) -> str:
         return self.out.read_text(errors="replace")
 
