@@ -7,16 +7,43 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
 
 log = logging.getLogger(__name__)
+
+# (step, detail): "redis", "sfu", "media", "control" as each starts; detail says where.
+StepCallback = Callable[[str, str], None]
+SHUTDOWN_REASON = "server shutting down"
+
+
+class ControlServer(uvicorn.Server):
+    """uvicorn without its own SIGINT/SIGTERM handlers: whoever runs the system owns
+    the signals and decides the order of the shutdown (media work first)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class FinishedWork:
+    """A recording or egress that was running when the system was asked to stop."""
+
+    kind: str  # "recording" or "egress"
+    id: str
+    room: str
+    state: str
+    detail: str
 
 
 @dataclass
@@ -29,15 +56,20 @@ class System:
     media: asyncio.subprocess.Process | None = None
     control: uvicorn.Server | None = None
     control_task: asyncio.Task[None] | None = None
+    app: FastAPI | None = None
     started: list[str] = field(default_factory=list)
+    on_step: StepCallback | None = None
+    log_level: str = "info"  # the control plane's uvicorn (its access log at info)
 
     @property
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.port}"
 
     @classmethod
-    async def start(cls, settings: Settings) -> System:
-        system = cls(settings)
+    async def start(
+        cls, settings: Settings, on_step: StepCallback | None = None, log_level: str = "info"
+    ) -> System:
+        system = cls(settings, on_step=on_step, log_level=log_level)
         try:
             await system._start()
         except BaseException:
@@ -45,23 +77,35 @@ class System:
             raise
         return system
 
+    def _step(self, step: str, detail: str) -> None:
+        if self.on_step is not None:
+            self.on_step(step, detail)
+
+    def _done(self, line: str) -> None:
+        self.started.append(line)
+        name, _, where = line.partition(" ")
+        self._step(f"{name} up", where)
+
     async def _start(self) -> None:
         s = self.settings
         if s.redis_url:
             self.redis_url = s.redis_url
+            self._done(f"redis {self.redis_url} (external)")
         else:
+            self._step("redis", f"starting a private redis-server in {s.data_dir / 'redis'}")
             self.redis = await RedisServer.start(s.data_dir / "redis")
             self.redis_url = self.redis.url
-            self.started.append(f"redis-server (private) {self.redis_url}")
+            self._done(f"redis {self.redis_url} (private redis-server)")
+        self._step("sfu", f"starting the SFU (mediasoup) on {s.sfu_host}:{s.sfu_port}")
         self.sfu = await SfuProcess.start(s)
-        self.started.append(f"SFU {self.sfu.url} workers={self.sfu.worker_pids}")
         self.sfu_client = await SfuClient.create(self.sfu.url, self.sfu.secret)
+        self._done(f"sfu {self.sfu.url} (workers {self.sfu.worker_pids})")
+        self._step("media", f"starting the media manager on {s.media_host}:{s.media_port}")
         await self._start_media()
-        self.started.append(
-            f"media-manager http://{s.media_host}:{s.media_port} (recordings in {s.recordings_dir})"
-        )
+        self._done(f"media-manager {s.media_url} (recordings in {s.recordings_dir})")
+        self._step("control", f"starting the control plane on {s.host}:{s.port}")
         await self._start_control()
-        self.started.append(f"control-plane {self.url} (REST, signaling, OpenAPI at /docs)")
+        self._done(f"control-plane {self.url} (REST, signaling, OpenAPI at /docs)")
 
     async def _start_media(self) -> None:
         """The media manager runs as its own process: a crash there never takes us down."""
@@ -100,17 +144,20 @@ class System:
         from mediaplane.control.app import create_app
 
         assert self.sfu is not None
-        app = create_app(self.settings, sfu_url=self.sfu.url, redis_url=self.redis_url)
+        self.app = create_app(self.settings, sfu_url=self.sfu.url, redis_url=self.redis_url)
         config = uvicorn.Config(
-            app,
+            self.app,
             host=self.settings.host,
             port=self.settings.port,
-            log_level="info",
+            log_level=self.log_level,
             lifespan="on",
             timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+            # open WebSockets are told to close; after this they are cut, then the
+            # app's shutdown (recordings, egresses, injections) runs in full
+            timeout_graceful_shutdown=5,
             log_config=None,  # uvicorn's loggers go to the root handler (text or JSON)
         )
-        self.control = uvicorn.Server(config)
+        self.control = ControlServer(config)
         self.control_task = asyncio.create_task(self.control.serve(), name="control-plane")
         async with asyncio.timeout(20):
             while not self.control.started:
@@ -127,12 +174,54 @@ class System:
             "sfu_workers": [w.model_dump() for w in info.workers] if info else [],
         }
 
+    async def finish_media_work(self) -> list[FinishedWork]:
+        """Stop every running recording and egress the way a REST stop does (EOS,
+        the file finalized, the record completed), before anything else goes down."""
+        if self.app is None or self.control_task is None or self.control_task.done():
+            return []
+        state: Any = self.app.state
+        recs = getattr(state, "recordings", None)
+        egresses = getattr(state, "egress", None)
+        jobs: list[tuple[str, str, Any]] = []
+        if recs is not None:
+            tops = list(recs.groups) + [
+                rec_id
+                for rec_id, active in recs.active.items()
+                if (active.record.parent_id or "") not in recs.groups
+            ]
+            jobs += [("recording", rec_id, recs.stop_any) for rec_id in dict.fromkeys(tops)]
+        if egresses is not None:
+            jobs += [("egress", egress_id, egresses.stop) for egress_id in list(egresses.active)]
+
+        async def one(kind: str, item_id: str, stop: Any) -> FinishedWork:
+            self._step("finish", f"stopping {kind} {item_id}")
+            try:
+                rec = await stop(item_id, SHUTDOWN_REASON)
+            except Exception as e:  # it may have ended on its own meanwhile
+                log.warning("%s=%s stop at shutdown: %s", kind, item_id, e)
+                return FinishedWork(kind, item_id, "", "unknown", str(e))
+            detail = rec.history[-1].reason if rec.history else ""
+            duration = getattr(rec, "duration_s", None)
+            if duration is not None:
+                detail = f"{duration:.1f} s; {detail}"
+            log.info("%s=%s room=%s %s at shutdown", kind, item_id, rec.room, rec.state)
+            return FinishedWork(kind, item_id, rec.room, rec.state, detail)
+
+        return list(await asyncio.gather(*(one(k, i, f) for k, i, f in jobs)))
+
     async def stop(self) -> None:
         if self.control is not None and self.control_task is not None:
+            self._step("stop", "control plane")
             self.control.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self.control_task, 15)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.control_task), 60)
+            except TimeoutError:
+                log.error("the control plane did not stop within 60 s; cancelling it")
+                self.control_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.control_task
         if self.media is not None and self.media.returncode is None:
+            self._step("stop", "media manager")
             # SIGTERM: uvicorn shuts down and the manager finishes its recordings by EOS.
             self.media.terminate()
             try:
@@ -143,8 +232,10 @@ class System:
         if self.sfu_client is not None:
             await self.sfu_client.close()
         if self.sfu is not None:
+            self._step("stop", "SFU")
             await self.sfu.stop()
         if self.redis is not None:
+            self._step("stop", "redis")
             await self.redis.stop()
 
     async def wait(self) -> None:

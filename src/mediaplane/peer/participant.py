@@ -155,6 +155,23 @@ class MediasoupPeer:
             "recv": self._recv_pc.connectionState if self._recv_pc else None,
         }
 
+    async def inbound_rtp_stats(self) -> list[dict[str, Any]]:
+        """aiortc's inbound-rtp stats of every received track: ssrc, kind,
+        packetsReceived, packetsLost, jitter (in RTP clock units)."""
+        out: list[dict[str, Any]] = []
+        if self._recv_pc is None:
+            return out
+        for transceiver in self._recv_pc.getTransceivers():
+            report = await transceiver.receiver.getStats()
+            for stat in report.values():
+                if getattr(stat, "type", "") == "inbound-rtp":
+                    out.append({
+                        "ssrc": stat.ssrc, "kind": stat.kind,
+                        "packetsReceived": stat.packetsReceived,
+                        "packetsLost": stat.packetsLost, "jitter": stat.jitter,
+                    })  # fmt: skip
+        return out
+
     async def close(self) -> None:
         """Close both peer connections. Idempotent."""
         for pc in (self._send_pc, self._recv_pc):
