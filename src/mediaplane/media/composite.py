@@ -125,12 +125,19 @@ class Composite:
                 "compositor", background=1, latency=MIX_LATENCY_NS
             )  # background black
             composed = make("capsfilter", caps=caps(f"video/x-raw,{size},framerate={r.fps}/1"))
+            # The bed only keeps the mix running on the clock when nobody shows video: a
+            # tiny invisible frame (alpha 0 is skipped), the background colour fills.
+            bed_caps = make(
+                "capsfilter",
+                caps=caps(f"video/x-raw,format=I420,width=16,height=16,framerate={r.fps}/1"),
+            )
             w.chain(
                 make("videotestsrc", is_live=True, pattern=2),  # black
-                make("capsfilter", caps=caps(f"video/x-raw,{size},framerate={r.fps}/1")),
+                bed_caps,
                 self.compositor,
                 composed,
             )
+            bed_caps.get_static_pad("src").get_peer().set_property("alpha", 0.0)
             link(composed, out.video_in)
             # The active speaker's frame: a solid tile under the speaker's video.
             frame_src = make("videotestsrc", is_live=True, pattern=17, foreground_color=0xFFFFC800)
