@@ -75,6 +75,12 @@ async def test_recording_transcoded_to_mp4(stack: Stack, tmp_path: Path) -> None
                 headers={"Authorization": f"Bearer {viewer}"},
             )
             assert denied.status_code == 403
+            # Deleting the recording deletes its transcodes, files included.
+            transcoded = stack.media.root / t["file"]
+            assert transcoded.is_file(), transcoded
+            assert (await http.delete(rec_url)).status_code == 204
+            assert not transcoded.exists()
+            assert (await http.get(t_url)).status_code == 404
     finally:
         await leave(pub)
 

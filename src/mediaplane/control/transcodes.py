@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mediaplane.control.errors import InvalidState, NotFound, Unavailable
+from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.recordings import RecordingRecord, RecordingService
+from mediaplane.control.records import confined_file
 from mediaplane.control.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -165,10 +166,18 @@ class TranscodeService:
         ids = await self.redis.zrange(recording_index(rec.id), 0, -1)
         return [await self.get(room, rec_id, str(i)) for i in ids]
 
+    async def delete_of(self, room: str, rec_id: str) -> None:
+        """Delete a recording's transcodes (files and records); 409 while one runs."""
+        done = await self.list(room, rec_id)
+        running = [t.id for t in done if t.state == "running"]
+        if running:
+            raise Conflict(f"transcode {running[0]} of recording {rec_id} is running")
+        for t in done:
+            if t.file is not None:
+                with contextlib.suppress(NotFound, FileNotFoundError):
+                    self.file_path(t).unlink()
+            await self.redis.delete(key(t.id))
+        await self.redis.delete(recording_index(rec_id))
+
     def file_path(self, t: TranscodeRecord) -> Path:
-        if t.file is None:
-            raise NotFound(f"transcode {t.id} has no file ({t.state})")
-        path = (self.root / t.file).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
-            raise NotFound(f"the file of transcode {t.id} is gone")
-        return path
+        return confined_file(self.root, t.file, f"transcode {t.id} ({t.state})")

@@ -121,10 +121,15 @@ async def download(
 
 @router.delete("/api/rooms/{room}/recordings/{rec_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_recording(
-    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
+    request: Request,
+    principal: PrincipalDep,
+    service: Recordings,
+    rec_id: str,
+    room: str = RoomName,
 ) -> None:
-    """Delete the file and the record (grant: room_record or room_admin)."""
+    """Delete the file, its transcodes and the record (grant: room_record or room_admin)."""
     principal.require_record(room)
+    await transcodes(request).delete_of(room, rec_id)  # 409 while one runs
     await service.delete(room, rec_id)
 
 
