@@ -84,6 +84,26 @@ class MediaService:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        self.kill_orphan_workers()
+
+    def kill_orphan_workers(self) -> int:
+        """Workers outlive a killed manager by design (a restart finishes their files);
+        a test that killed its manager and never restarted it leaves them: kill them."""
+        killed = 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"mediaplane.media.worker" in argv and any(
+                a.startswith(str(self.data_dir).encode() + b"/") for a in argv
+            ):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    killed += 1
+        return killed
 
     async def kill(self) -> None:
         self.proc.kill()
