@@ -25,16 +25,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from mediaplane.control.errors import Unavailable
 from mediaplane.control.media_client import MediaClient, MediaManagerError
+from mediaplane.control.registry_watch import REDIS_ERRORS, watch_registry
 from mediaplane.state import keys
 from mediaplane.state.models import MediaJobPlacement, MediaManagerRecord
 from mediaplane.state.store import StateStore
 
 log = logging.getLogger(__name__)
-REDIS_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
 TERMINAL = ("completed", "failed")
 JobsFailed = Callable[[list[str], str], Awaitable[None]]
 
@@ -64,7 +62,9 @@ class MediaPool(MediaClient):
         pool = cls(store, secret, poll_s=poll_s)
         with contextlib.suppress(*REDIS_ERRORS):
             await pool.refresh()
-        pool._task = asyncio.create_task(pool._watch(), name="media-pool")
+        pool._task = asyncio.create_task(
+            watch_registry("media pool", pool.refresh, pool.poll_s), name="media-pool"
+        )
         return pool
 
     async def close(self) -> None:
@@ -161,16 +161,6 @@ class MediaPool(MediaClient):
             raise Unavailable(f"shared state (Redis) is unavailable: {e}") from None
 
     # the registry watcher ------------------------------------------------------------
-    async def _watch(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except REDIS_ERRORS as e:
-                log.warning("media pool: registry unreadable (%s)", e)
-            except Exception:
-                log.exception("media pool: refresh failed")
-            await asyncio.sleep(self.poll_s)
-
     async def refresh(self) -> None:
         alive, stale = await self.store.media_managers()
         for manager_id in stale:

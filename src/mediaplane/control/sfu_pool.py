@@ -23,9 +23,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
-
 from mediaplane.control.errors import Unavailable
+from mediaplane.control.registry_watch import watch_registry
 from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.sfu.client import Listener
 from mediaplane.state import keys
@@ -34,7 +33,6 @@ from mediaplane.state.store import StateStore
 
 log = logging.getLogger(__name__)
 STATIC_NODE = "static"
-REDIS_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
 NodeDown = Callable[[str], Awaitable[None]]
 RpcObserver = Callable[[str, float, str], None]  # method, seconds, outcome
 
@@ -67,7 +65,9 @@ class SfuPool:
     ) -> SfuPool:
         """A pool fed by the registry; waits up to `wait_s` for a first live node."""
         pool = cls(store, secret, poll_s=poll_s)
-        pool._task = asyncio.create_task(pool._watch(), name="sfu-pool")
+        pool._task = asyncio.create_task(
+            watch_registry("sfu pool", pool.refresh, pool.poll_s), name="sfu-pool"
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pool.ready.wait(), wait_s)
         if not pool.ready.is_set():
@@ -137,17 +137,6 @@ class SfuPool:
             client.remove_listener(listener)
 
     # the registry watcher --------------------------------------------------------
-    async def _watch(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except REDIS_ERRORS as e:
-                # No verdict without Redis: a node is never dropped for our own outage.
-                log.warning("sfu pool: registry unreadable (%s)", e)
-            except Exception:
-                log.exception("sfu pool: refresh failed")
-            await asyncio.sleep(self.poll_s)
-
     async def refresh(self) -> None:
         assert self.store is not None
         alive, stale = await self.store.sfu_nodes()
