@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mediaplane.control.injections import classify, default_name, redact
+from mediaplane.control.injections import classify, default_name
+from mediaplane.control.urls import redact
 from mediaplane.media.models import check_source_url
 
 

@@ -25,7 +25,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -33,6 +32,8 @@ from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavaila
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.tasks import OwnedTasks
+from mediaplane.control.urls import redact_stream_key
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.state.models import ProducerRecord
@@ -138,13 +139,6 @@ def _stream(consumer_rtp: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _redact(url: str) -> str:
-    """rtmp://host/app/<key> -> rtmp://host/app/…: the stream key is a secret."""
-    parts = urlsplit(url)
-    path = parts.path.rsplit("/", 1)[0] if parts.path.count("/") > 1 else parts.path
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{path}/…"
-
-
 class EgressService:
     def __init__(
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
@@ -157,7 +151,7 @@ class EgressService:
         self.root = recordings_root
         self.active: dict[str, Active] = {}
         self.empty_grace_s = EMPTY_GRACE_S
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = OwnedTasks()
 
     async def start_service(self) -> None:
         self.rooms.room_listeners.append(self._on_room_event)
@@ -166,15 +160,7 @@ class EgressService:
         for egress_id in list(self.active):
             with contextlib.suppress(Exception):
                 await self.stop(egress_id, "server shutting down")
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self.tasks.cancel()
 
     # storage ----------------------------------------------------------------------
     async def save(self, rec: EgressRecord) -> None:
@@ -217,7 +203,7 @@ class EgressService:
             id=uuid.uuid4().hex[:16], room=room, source=req.source,
             identity=req.identity if req.source == "participant" else None,
             output=req.output, format=req.format if req.output == "file" else None,
-            rtmp_target=_redact(req.rtmp_url) if req.rtmp_url else None,
+            rtmp_target=redact_stream_key(req.rtmp_url) if req.rtmp_url else None,
             width=req.width, height=req.height, fps=req.fps, audio_only=req.audio_only,
             instance=self.rooms.instance_id,
         )  # fmt: skip
@@ -264,7 +250,7 @@ class EgressService:
                     await self.media.stop(rec.media_job_id)  # 409 when it ended already
             await self._finish(active, False, f"start failed: {e}")
             return rec
-        active.watcher = self._spawn(self._watch(active))
+        active.watcher = self.tasks.spawn(self._watch(active))
         self.webhooks.emit("egress.started", rec.model_dump(mode="json"))
         return rec
 
@@ -313,7 +299,7 @@ class EgressService:
         rec.tracks.append(producer.producer_id)
         await self.save(rec)
         if producer.kind == "video":
-            self._spawn(self._key_frames(active.sfu, c.consumer_id))
+            self.tasks.spawn(self._key_frames(active.sfu, c.consumer_id))
         log.info(
             "egress=%s room=%s track added producer=%s identity=%s kind=%s",
             rec.id, rec.room, producer.producer_id, producer.identity, producer.kind,
@@ -359,16 +345,16 @@ class EgressService:
                         "source": event.get("source") or "camera",
                     }
                 )  # fmt: skip
-                self._spawn(self._follow_add(active, producer))
+                self.tasks.spawn(self._follow_add(active, producer))
             elif kind == "producerClosed" and event.get("producerId") in active.tracks:
-                self._spawn(self._follow_remove(active, str(event["producerId"])))
+                self.tasks.spawn(self._follow_remove(active, str(event["producerId"])))
             elif kind == "peerLeft":
-                self._spawn(self._after_leave(active, str(event.get("peerId"))))
+                self.tasks.spawn(self._after_leave(active, str(event.get("peerId"))))
             elif kind == "peerJoined" and active.empty_timer is not None:
                 active.empty_timer.cancel()
                 active.empty_timer = None
             elif kind == "roomDeleted":
-                self._spawn(self._stop_quietly(rec.id, "the room was deleted"))
+                self.tasks.spawn(self._stop_quietly(rec.id, "the room was deleted"))
 
     async def _follow_add(self, active: Active, producer: ProducerRecord) -> None:
         async with active.lock:
@@ -391,7 +377,7 @@ class EgressService:
             if not any(p.identity == rec.identity for p in peers):
                 await self._stop_quietly(rec.id, "the participant left")
         elif not peers and active.empty_timer is None:
-            active.empty_timer = self._spawn(self._empty(active))
+            active.empty_timer = self.tasks.spawn(self._empty(active))
         del peer_id
 
     async def _empty(self, active: Active) -> None:

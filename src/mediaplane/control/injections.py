@@ -42,6 +42,8 @@ from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.peers import LocalPeer
 from mediaplane.control.records import RecordStore, StoredRecord
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.tasks import OwnedTasks
+from mediaplane.control.urls import redact
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.media.errors import BadRequest as MediaBadRequest
 from mediaplane.media.models import check_source_url
@@ -144,15 +146,6 @@ def classify(source: str) -> SourceType:
     return "http"
 
 
-def redact(url: str) -> str:
-    """The URL as stored and shown: no user:password, no query (tokens live there)."""
-    p = urlsplit(url)
-    host = p.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{p.scheme}://{host}{f':{p.port}' if p.port else ''}{p.path}"
-
-
 def default_name(source: str, source_type: SourceType) -> str:
     if source_type == "file":
         return PurePosixPath(source).stem[:64] or "media"
@@ -171,7 +164,7 @@ class InjectionService:
         self.webhooks = webhooks
         self.root = media_root
         self.active: dict[str, Active] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = OwnedTasks()
 
     async def start_service(self) -> None:
         """Nothing to subscribe to: room events reach the injection's peer like any peer's."""
@@ -180,15 +173,7 @@ class InjectionService:
         for injection_id in list(self.active):
             with contextlib.suppress(Exception):
                 await self.stop(injection_id, "server shutting down")
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self.tasks.cancel()
 
     # storage ----------------------------------------------------------------------------
     async def save(self, rec: InjectionRecord) -> None:
@@ -271,7 +256,7 @@ class InjectionService:
             reason = e.message if isinstance(e, ControlError) else repr(e)
             await self._finish(active, False, f"start failed: {reason}")
             raise
-        active.watcher = self._spawn(self._watch(active))
+        active.watcher = self.tasks.spawn(self._watch(active))
         log.info(
             "injection=%s room=%s started job=%s source=%s (%s) loop=%s",
             rec.id, room, rec.media_job_id, shown, source_type, req.loop,
@@ -393,14 +378,16 @@ class InjectionService:
     def _peer_events(self, injection_id: str) -> Any:
         async def on_event(name: str, data: dict[str, Any]) -> None:
             if name == "rejoin":  # the room's router is gone (an SFU worker died)
-                self._spawn(self._end_quietly(injection_id, f"media server lost: {data}", False))
+                self.tasks.spawn(
+                    self._end_quietly(injection_id, f"media server lost: {data}", False)
+                )
 
         return on_event
 
     def _peer_disconnected(self, injection_id: str) -> Any:
         async def on_disconnect(code: int, reason: str) -> None:
             # Removed by an admin (4003), room deleted (4004): the peer has left already.
-            self._spawn(self._end_quietly(injection_id, f"{reason} ({code})", True))
+            self.tasks.spawn(self._end_quietly(injection_id, f"{reason} ({code})", True))
 
         return on_disconnect
 

@@ -31,6 +31,7 @@ from mediaplane.control.errors import Conflict, ControlError, InvalidState, NotF
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.sfu.models import Notification
@@ -148,7 +149,7 @@ class RecordingService:
         self.groups: dict[str, Group] = {}
         self.republish_grace_s = REPUBLISH_GRACE_S
         self._by_consumer: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = OwnedTasks()
 
     async def start_service(self) -> None:
         self.rooms.pool.add_listener(self._on_sfu)
@@ -165,9 +166,7 @@ class RecordingService:
         for rec_id in list(self.active):
             with contextlib.suppress(Exception):
                 await self.stop(rec_id, "server shutting down")
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.cancel()
 
     # storage --------------------------------------------------------------------
     async def save(self, rec: RecordingRecord) -> None:
@@ -305,7 +304,7 @@ class RecordingService:
             self.active.pop(rec.id, None)
             await self._finish(rec, False, f"start failed: {e}")
             raise
-        active.watcher = self._spawn(
+        active.watcher = self.tasks.spawn(
             self._watch_start(active, streams.get("video", {}).get("consumer"))
         )
         return rec
@@ -417,12 +416,6 @@ class RecordingService:
             await self._finish(parent, True, f"{reason}; {done} file(s) completed")
         return parent
 
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def _watch_start(self, active: Active, video_consumer: str | None) -> None:
         """Key frames until the recorder has video; the first packet marks the start."""
         rec = active.record
@@ -514,7 +507,7 @@ class RecordingService:
                 and group.record.mode == "participant"
                 and not any(a.record.parent_id == group.record.id for a in self.active.values())
             ):
-                self._spawn(self._stop_group(group, reason))
+                self.tasks.spawn(self._stop_group(group, reason))
             return rec
 
     async def _teardown(self, active: Active) -> None:
@@ -534,7 +527,7 @@ class RecordingService:
             active = self.active.get(rec_id) if rec_id else None
             if active is not None:
                 kind = active.consumers.pop(consumer_id, "")
-                active.detached[kind] = self._spawn(self._grace(active, kind))
+                active.detached[kind] = self.tasks.spawn(self._grace(active, kind))
                 log.info("recording=%s %s track ended; waiting %.0f s for a republish",
                          active.record.id, kind, self.republish_grace_s)  # fmt: skip
         return None
@@ -555,13 +548,13 @@ class RecordingService:
                     and group.record.mode == "room"
                     and identity not in group.pending
                 ):
-                    group.pending[identity] = self._spawn(self._follow(group, identity))
+                    group.pending[identity] = self.tasks.spawn(self._follow(group, identity))
         for active in list(self.active.values()):
             rec = active.record
             if rec.room != room:
                 continue
             if kind == "peerLeft" and event.get("peerId") == rec.peer_id:
-                self._spawn(self._stop_quietly(rec.id, "the participant left"))
+                self.tasks.spawn(self._stop_quietly(rec.id, "the participant left"))
             elif (
                 kind == "newProducer"
                 and event.get("peerId") == rec.peer_id
@@ -587,7 +580,7 @@ class RecordingService:
             log.warning(
                 "recording=%s could not follow the republished %s: %s", active.record.id, kind, e
             )
-            active.detached[kind] = self._spawn(self._grace(active, kind))
+            active.detached[kind] = self.tasks.spawn(self._grace(active, kind))
             return
         active.consumers[c.consumer_id] = kind
         self._by_consumer[c.consumer_id] = active.record.id

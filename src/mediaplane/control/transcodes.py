@@ -24,6 +24,7 @@ from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavaila
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.recordings import RecordingRecord, RecordingService
 from mediaplane.control.records import confined_file
+from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,10 @@ class TranscodeService:
         self.media = media
         self.webhooks = webhooks
         self.root = recordings.root
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = OwnedTasks()
 
     async def close(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.cancel()
 
     async def save(self, t: TranscodeRecord) -> None:
         async with self.redis.pipeline(transaction=True) as p:
@@ -106,9 +105,7 @@ class TranscodeService:
             t.id, room, rec_id, t.media_job_id, fmt,
         )  # fmt: skip
         if t.state == "running":
-            task = asyncio.create_task(self._watch(t), name=f"transcode {t.id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.tasks.spawn(self._watch(t), f"transcode {t.id}")
         else:
             self._announce(t)
         return t

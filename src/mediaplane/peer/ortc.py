@@ -68,7 +68,8 @@ def router_header_extensions(media: MediaDescription, router_caps: Json) -> list
     return [h for h in media.rtp.headerExtensions if h.uri in uris]
 
 
-def _codec_json(codec: RTCRtpCodecParameters) -> Json:
+def codec_to_json(codec: RTCRtpCodecParameters) -> Json:
+    """One codec of aiortc's SDP model as mediasoup's RtpCodecParameters JSON."""
     out: Json = {
         "mimeType": codec.mimeType,
         "payloadType": codec.payloadType,
@@ -95,7 +96,7 @@ def sending_rtp_parameters(media: MediaDescription, router_caps: Json) -> Json:
             encoding["rtx"] = {"ssrc": int(group.items[1])}
     return {
         "mid": media.rtp.muxId,
-        "codecs": [_codec_json(c) for c in codecs],
+        "codecs": [codec_to_json(c) for c in codecs],
         "headerExtensions": [
             {"uri": h.uri, "id": h.id} for h in router_header_extensions(media, router_caps)
         ],

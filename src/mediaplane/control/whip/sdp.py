@@ -31,7 +31,7 @@ from aiortc.sdp import (
 )
 
 from mediaplane.control.errors import ControlError
-from mediaplane.peer.ortc import codec_from_json
+from mediaplane.peer.ortc import codec_from_json, codec_to_json
 
 Json = dict[str, Any]
 MAX_SDP_BYTES = 64 * 1024
@@ -203,21 +203,6 @@ def _extensions(media: MediaDescription, router_caps: Json, *, sending: bool) ->
     return [h for h in media.rtp.headerExtensions if h.uri in uris]
 
 
-def _codec_json(codec: RTCRtpCodecParameters) -> Json:
-    out: Json = {
-        "mimeType": codec.mimeType,
-        "payloadType": codec.payloadType,
-        "clockRate": codec.clockRate,
-        "parameters": dict(codec.parameters),
-        "rtcpFeedback": [
-            {"type": fb.type, "parameter": fb.parameter or ""} for fb in codec.rtcpFeedback
-        ],
-    }
-    if codec.mimeType.lower().startswith("audio/"):
-        out["channels"] = codec.channels or 1
-    return out
-
-
 # WHIP: the client sends -------------------------------------------------------------
 @dataclass
 class PublishPlan:
@@ -259,7 +244,7 @@ def plan_publish(offer: Offer, router_caps: Json) -> list[PublishPlan]:
         cname = next((s.cname for s in m.ssrc if s.cname), None) or f"whip-{m.rtp.muxId}"
         rtp_parameters = {
             "mid": str(m.rtp.muxId),
-            "codecs": [_codec_json(c) for c in codecs],
+            "codecs": [codec_to_json(c) for c in codecs],
             "headerExtensions": [{"uri": h.uri, "id": h.id} for h in exts],
             "encodings": [encoding],
             "rtcp": {"cname": cname, "reducedSize": True},

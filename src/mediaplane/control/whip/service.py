@@ -28,6 +28,7 @@ from mediaplane.control.auth import PermissionDenied, Principal
 from mediaplane.control.errors import Conflict, ControlError, NotFound
 from mediaplane.control.peers import LocalPeer
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.whip import sdp
 from mediaplane.control.whip.session import Kind, MediaSession, SessionPeerEvents, new_etag
 from mediaplane.sfu import SfuError, SfuRpcError
@@ -52,7 +53,7 @@ class WhipService:
         self.sessions: dict[str, MediaSession] = {}
         self._by_transport: dict[str, MediaSession] = {}
         self._by_router: dict[str, MediaSession] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = OwnedTasks()
         self._watchdogs: dict[str, asyncio.Task[None]] = {}
         # Sessions ended lately (id -> kind, identity, when): a client that closes its
         # peer connection before its DELETE (DTLS close first) still gets 200 for it.
@@ -71,16 +72,7 @@ class WhipService:
         for session in list(self.sessions.values()):
             with contextlib.suppress(Exception):
                 await self._end(session, "server shutting down")
-        tasks = list(self._tasks) + list(self._watchdogs.values())
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self.tasks.cancel()
 
     # WHIP --------------------------------------------------------------------------
     async def publish(
@@ -293,7 +285,7 @@ class WhipService:
     def _end_later(self, session_id: str, reason: str) -> None:
         session = self.sessions.get(session_id)
         if session is not None and not session.ended:
-            self._spawn(self._end(session, reason), f"end {session_id}")
+            self.tasks.spawn(self._end(session, reason), f"end {session_id}")
 
     async def _end(self, session: MediaSession, reason: str) -> None:
         if session.ended:
@@ -336,8 +328,8 @@ class WhipService:
                 self._watchdogs.pop(session.session_id, None)
                 await self._end(session, f"not connected within {self.connect_timeout_s:g} s")
 
-        self._watchdogs[session.session_id] = asyncio.create_task(
-            watchdog(), name=f"whip-watchdog {session.session_id}"
+        self._watchdogs[session.session_id] = self.tasks.spawn(
+            watchdog(), f"whip-watchdog {session.session_id}"
         )
 
     def _on_sfu(self, note: Notification) -> Any:
@@ -367,7 +359,7 @@ class WhipService:
         elif dtls in ("failed", "closed"):
             await self._end(session, f"DTLS {dtls}")
         elif ice == "disconnected":
-            self._spawn(self._grace(session), f"ice-grace {session.session_id}")
+            self.tasks.spawn(self._grace(session), f"ice-grace {session.session_id}")
         elif ice in ("connected", "completed"):
             session.ice_lost_at = None
 
