@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
-from mediaplane.control.media_client import MediaClient, MediaManagerError
+from mediaplane.control.media_client import MediaClient, MediaManagerError, consumer_stream
 from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
@@ -128,15 +128,6 @@ class Active:
     watcher: asyncio.Task[None] | None = None
     empty_timer: asyncio.Task[None] | None = None
     stopping: bool = False
-
-
-def _stream(consumer_rtp: dict[str, Any]) -> dict[str, Any]:
-    codec, enc = consumer_rtp["codecs"][0], consumer_rtp["encodings"][0]
-    out = {"mimeType": codec["mimeType"], "payloadType": codec["payloadType"],
-           "clockRate": codec["clockRate"], "ssrc": enc["ssrc"]}  # fmt: skip
-    if codec.get("channels"):
-        out["channels"] = codec["channels"]
-    return out
 
 
 class EgressService:
@@ -285,7 +276,7 @@ class EgressService:
                 label += " (screen)"
             ep = await self.media.add_input(rec.media_job_id, {
                 "id": producer.producer_id, "participant": producer.identity,
-                "name": label[:64], "stream": _stream(c.rtp_parameters),
+                "name": label[:64], "stream": consumer_stream(c.rtp_parameters),
             })  # fmt: skip
             await active.sfu.connect_plain_transport(
                 t.transport_id, ip=ep["ip"], port=ep["port"], rtcp_port=ep["rtcpPort"]

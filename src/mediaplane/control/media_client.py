@@ -20,6 +20,16 @@ class MediaManagerError(ControlError):
 PASSED_ON = {400: "bad_request", 409: "conflict", 429: "over_budget", 507: "insufficient_storage"}
 
 
+def consumer_stream(consumer_rtp: dict[str, Any]) -> dict[str, Any]:
+    """An SFU consumer's rtpParameters as the media manager's stream description."""
+    codec, enc = consumer_rtp["codecs"][0], consumer_rtp["encodings"][0]
+    out = {"mimeType": codec["mimeType"], "payloadType": codec["payloadType"],
+           "clockRate": codec["clockRate"], "ssrc": enc["ssrc"]}  # fmt: skip
+    if codec.get("channels"):
+        out["channels"] = codec["channels"]
+    return out
+
+
 class MediaClient:
     def __init__(self, base_url: str, secret: str, *, timeout: float = 60.0) -> None:
         self._http = httpx.AsyncClient(

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import Conflict, ControlError, InvalidState, NotFound
-from mediaplane.control.media_client import MediaClient
+from mediaplane.control.media_client import MediaClient, consumer_stream
 from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
@@ -124,15 +124,6 @@ class Active:
     detached: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # kind -> grace timer
     watcher: asyncio.Task[None] | None = None
     stopping: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _stream(consumer_rtp: dict[str, Any]) -> dict[str, Any]:
-    codec, enc = consumer_rtp["codecs"][0], consumer_rtp["encodings"][0]
-    out = {"mimeType": codec["mimeType"], "payloadType": codec["payloadType"],
-           "clockRate": codec["clockRate"], "ssrc": enc["ssrc"]}  # fmt: skip
-    if codec.get("channels"):
-        out["channels"] = codec["channels"]
-    return out
 
 
 class RecordingService:
@@ -280,7 +271,7 @@ class RecordingService:
                 streams[kind] = {
                     "transport": t.transport_id,
                     "consumer": c.consumer_id,
-                    "rtp": _stream(c.rtp_parameters),
+                    "rtp": consumer_stream(c.rtp_parameters),
                 }
                 rec.codecs[kind] = streams[kind]["rtp"]["mimeType"]
             name = f"{parent_id}/{identity}-{rec.id}" if parent_id else f"{identity}-{rec.id}"
