@@ -24,6 +24,9 @@ apt_packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   python3-gst-1.0 gir1.2-gstreamer-1.0 ffmpeg
+  # textoverlay (names on composite tiles) is Debian's gstreamer1.0-x, only a
+  # recommend of the others, so --no-install-recommends would leave it out
+  gstreamer1.0-x fonts-dejavu-core
   # the RTSP server the injection tests pull from (tests/support/rtsp_server.py)
   gir1.2-gst-rtsp-server-1.0
   # the RTMP server the stream-out tests publish to (a private one per test, on loopback)

@@ -129,16 +129,18 @@ health = APIRouter()
 
 class Health(BaseModel):
     status: str
-    missing_elements: list[str]
+    missing_elements: dict[str, list[str]]  # job kind -> elements not installed
     running_jobs: int
     reconciled: list[str]
 
 
 @health.get("/healthz", response_model=Health)
 async def healthz(m: Manager) -> JSONResponse:
-    ok = not m.missing
+    # Without recording the manager is of no use; other kinds are refused one by one.
+    ok = "record" not in m.missing
+    status = "ok" if not m.missing else f"missing GStreamer elements for {', '.join(m.missing)}"
     body = Health(
-        status="ok" if ok else "missing GStreamer elements",
+        status=status,
         missing_elements=m.missing,
         running_jobs=sum(1 for j in m.jobs.values() if not j.terminal),
         reconciled=m.reconciled,

@@ -45,16 +45,26 @@ from mediaplane.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REQUIRED_ELEMENTS = [
-    "udpsrc", "rtpbin", "rtpopusdepay", "opusparse", "oggmux", "rtpvp8depay", "rtpvp9depay",
-    "rtph264depay", "h264parse", "matroskamux", "webmmux", "filesink", "queue",
-]  # fmt: skip
-OPTIONAL_ELEMENTS = {
-    "stream": ["x264enc", "avenc_aac", "flvmux", "rtmpsink", "hlssink2", "opusdec", "vp8dec"],
-    "inject": ["uridecodebin", "opusenc", "rtpopuspay", "vp8enc", "rtpvp8pay", "udpsink"],
-    "transcode": ["decodebin", "opusenc", "vp8enc", "x264enc", "avenc_aac", "mp4mux"],
-    "composite": ["compositor", "audiomixer", "textoverlay", "level", "x264enc", "rtmp2sink"],
-}
+# Every GStreamer element a job kind builds (tests/unit/test_media_elements.py
+# checks that the worker code makes no element missing from here). A kind whose
+# elements are not all installed is refused with 503 naming them; the others run.
+_RTP_IN = ["udpsrc", "rtpbin", "queue", "rtpopusdepay", "rtpvp8depay", "rtpvp9depay",
+           "rtph264depay", "opusparse", "h264parse"]  # fmt: skip
+_DECODE = ["opusdec", "vp8dec", "vp9dec", "avdec_h264", "audioconvert", "audioresample",
+           "videoconvert", "capsfilter"]  # fmt: skip
+_ENCODE_OUT = ["x264enc", "avenc_aac", "aacparse", "flvmux", "rtmp2sink", "hlssink2",
+               "matroskamux", "webmmux", "mp4mux", "opusenc", "vp8enc", "filesink"]  # fmt: skip
+ELEMENTS_BY_KIND: dict[str, list[str]] = {
+    "record": [*_RTP_IN, "oggmux", "matroskamux", "webmmux", "filesink"],
+    "stream": [*_RTP_IN, *_DECODE, *_ENCODE_OUT],
+    "inject": ["uridecodebin", "audioconvert", "audioresample", "videoconvert", "capsfilter",
+               "queue", "opusenc", "rtpopuspay", "vp8enc", "rtpvp8pay", "udpsink", "fakesink"],
+    "transcode": ["filesrc", "decodebin", "queue", "audioconvert", "audioresample",
+                  "videoconvert", "opusenc", "vp8enc", "x264enc", "avenc_aac", "aacparse",
+                  "h264parse", "oggmux", "webmmux", "mp4mux", "matroskamux", "filesink"],
+    "composite": [*_RTP_IN, *_DECODE, *_ENCODE_OUT, "compositor", "audiomixer", "textoverlay",
+                  "level", "audiotestsrc", "videotestsrc"],
+}  # fmt: skip
 JobRequestModel = (
     RecordRequest | StreamRequest | InjectRequest | TranscodeRequest | CompositeRequest
 )
@@ -104,7 +114,7 @@ class JobManager:
         self._final_paths: dict[str, Path] = {}
         self._commands: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._watchdog: asyncio.Task[None] | None = None
-        self.missing: list[str] = []
+        self.missing: dict[str, list[str]] = {}  # job kind -> its elements not installed
         self.reconciled: list[str] = []
         # Called with each job that moved to a new state (metrics).
         self.on_transition: list[Callable[[Job], None]] = []
@@ -113,13 +123,15 @@ class JobManager:
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.missing = missing_elements(REQUIRED_ELEMENTS)
-        if self.missing:
-            log.error(
-                "GStreamer elements missing: %s (apt-get install gstreamer1.0-plugins-good "
-                "gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)",
-                ", ".join(self.missing),
-            )
+        for kind, names in ELEMENTS_BY_KIND.items():
+            if absent := missing_elements(names):
+                self.missing[kind] = absent
+                log.error(
+                    "GStreamer elements missing for %s jobs: %s (./mediaplane up installs "
+                    "them; see scripts/bootstrap.sh)",
+                    kind,
+                    ", ".join(absent),
+                )
         await self.reconcile()
         self._watchdog = asyncio.create_task(self._watch_stalls(), name="stall-watchdog")
 
@@ -241,10 +253,12 @@ class JobManager:
         return folder
 
     async def create(self, req: JobRequestModel) -> Job:
-        if self.missing:
+        if absent := self.missing.get(req.kind):
             from mediaplane.media.errors import Unavailable
 
-            raise Unavailable(f"GStreamer elements missing: {', '.join(self.missing)}")
+            raise Unavailable(
+                f"GStreamer elements missing for {req.kind} jobs: {', '.join(absent)}"
+            )
         cost = job_cost(req)
         self._admit(cost)
         job_id = uuid.uuid4().hex[:16]

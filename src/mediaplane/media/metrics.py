@@ -24,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mediaplane.media.manager import JobManager
+from mediaplane.media.manager import ELEMENTS_BY_KIND, JobManager
 from mediaplane.media.models import Job, JobKind, JobState
 
 KINDS: tuple[str, ...] = get_args(JobKind)
@@ -135,9 +135,12 @@ class _Snapshot(Collector):
         workers.add_metric([], len(m.workers))
         yield workers
         up = GaugeMetricFamily(
-            "mediaplane_media_gstreamer_ok", "1 when every required GStreamer element is present"
+            "mediaplane_media_gstreamer_ok",
+            "1 when every GStreamer element of the job kind is present",
+            labels=["kind"],
         )
-        up.add_metric([], 0.0 if m.missing else 1.0)
+        for kind in ELEMENTS_BY_KIND:
+            up.add_metric([kind], 0.0 if kind in m.missing else 1.0)
         yield up
 
 
