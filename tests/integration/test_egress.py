@@ -218,11 +218,16 @@ async def test_egress_refusals(stack: Stack) -> None:
                 ({"source": "participant", "identity": "nobody"}, 404),
                 ({"width": 7}, 422),
                 ({"format": "avi"}, 422),
+                ({"output": "rtmp", "rtmpUrl": "rtmp://h:99999/live/k"}, 422),
+                ({"output": "rtmp", "rtmpUrl": "rtmp:///live/k"}, 422),
+                # 1080p60 costs 190 units, over the media manager's budget of 100.
+                ({"width": 1920, "height": 1080, "fps": 60}, 429),
             ]
             for body, code in cases:
                 r = await http.post(url, json=body)
                 assert r.status_code == code, (body, r.status_code, r.text)
                 assert r.json()["error"]["message"], r.text
+            assert (await http.get(url)).json() == []  # no refusal left an egress behind
             assert (await http.post("/api/rooms/nope-x/egress", json={})).status_code == 404
             assert (await http.get(f"{url}/0123456789abcdef")).status_code == 404
             assert (await http.post(f"{url}/0123456789abcdef/stop")).status_code == 404

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -325,6 +326,10 @@ async def test_injection_refusals(stack: Stack) -> None:
     room = f"inj-{uuid.uuid4().hex[:6]}"
     make_av_file(stack.media.root / "inject" / f"{room}.mp4", seconds=2.0)
     (stack.media.root.parent / "secret.mp4").write_bytes(b"not for injection")
+    # Another room's recording and egress output, and one of this room's own.
+    for rel in (f"rooms/x{room}/rec.mp4", f"egress/x{room}/out.mp4", f"rooms/{room}/own.mp4"):
+        (stack.media.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(stack.media.root / "inject" / f"{room}.mp4", stack.media.root / rel)
     viewer = await join(stack, room)
     try:
         async with stack.http() as http:
@@ -339,6 +344,10 @@ async def test_injection_refusals(stack: Stack) -> None:
                 ({"source": "gopher://127.0.0.1/x"}, 400),
                 ({"source": "http://"}, 400),
                 ({"source": "http://127.0.0.1/a b.mp4"}, 400),
+                ({"source": "rtmp://h:99999/live/k"}, 400),
+                ({"source": f"rooms/x{room}/rec.mp4"}, 403),
+                ({"source": f"egress/x{room}/out.mp4"}, 403),
+                ({"source": f"inject/../rooms/x{room}/rec.mp4"}, 400),
                 ({"source": f"inject/{room}.mp4", "audio": False, "video": False}, 422),
                 ({"source": ""}, 422),
                 ({"source": f"inject/{room}.mp4", "extra": 1}, 422),
@@ -376,6 +385,13 @@ async def test_injection_refusals(stack: Stack) -> None:
             listed = (await http.get("/api/injections", params={"room": room})).json()
             assert sorted(x["state"] for x in listed) == ["failed"] * 3, listed
             assert all("127.0.0.1" in x["source"] for x in listed), listed
+            # The room's own recording may be replayed into it.
+            own = await http.post(url, json={"source": f"rooms/{room}/own.mp4", "video": False})
+            assert own.status_code == 201, own.text
+            stopped = await http.post(f"{url}/{own.json()['id']}/stop")
+            assert stopped.status_code == 200 and stopped.json()["state"] == "completed", (
+                stopped.text
+            )
         async with httpx.AsyncClient(base_url=stack.control.http) as anon:
             assert (await anon.post(url, json={"source": "a.mp4"})).status_code == 401
         plain = participant(stack.settings, "mallory", room)

@@ -213,9 +213,11 @@ class EgressService:
         else:
             body["rtmpUrl"] = req.rtmp_url
         active = Active(rec, router_id=room_rec.router_id, sfu=await self.rooms.room_sfu(room))
+        # A refusal here (429 over budget or no manager up, 507 no disk, 400) is the
+        # caller's answer, and no egress exists.
+        job = await self.media.create_job(body)
         self.active[rec.id] = active
         try:
-            job = await self.media.create_job(body)
             rec.media_job_id = job["id"]
             if job["state"] == "failed":
                 raise InvalidState(f"the media job failed to start: {job.get('error')}")

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from mediaplane.control.auth import Grants, Principal
+from mediaplane.control.auth import Grants, PermissionDenied, Principal
 from mediaplane.control.errors import BadRequest, Conflict, ControlError, NotFound
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.peers import LocalPeer
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 InjectionState = Literal["starting", "active", "stopping", "completed", "failed"]
 SourceType = Literal["file", "http", "hls", "rtmp", "rtsp"]
+ROOM_OUTPUT_TREES = ("rooms", "egress")  # <tree>/<room>/...: what a room's media work writes
 Kind = Literal["audio", "video"]
 ORDER = {"starting": 0, "active": 1, "stopping": 2, "completed": 3, "failed": 3}
 INDEX = "mp:injections"  # sorted set: injection id by requested_at
@@ -189,8 +190,12 @@ class InjectionService:
         return await self.records.list(room)
 
     # the source -------------------------------------------------------------------------
-    def _source(self, source: str) -> tuple[SourceType, dict[str, str], str]:
-        """(type, the media job's source field, what the record shows); 400 when refused."""
+    def _source(self, room: str, source: str) -> tuple[SourceType, dict[str, str], str]:
+        """(type, the media job's source field, what the record shows); 400 when refused.
+
+        A file is any file under the media root except another room's outputs
+        (recordings and transcodes under rooms/<room>/, egress under egress/<room>/):
+        a room's admin may replay the room's own, not another room's (403)."""
         if "://" in source or source.lower().startswith(("file:", "ftp:", "data:")):
             try:
                 check_source_url(source)
@@ -198,15 +203,18 @@ class InjectionService:
                 raise BadRequest(f"source: {e}") from None
             return classify(source), {"sourceUrl": source}, redact(source)
         try:
-            confine(self.root, source, must_exist=True)
+            path = confine(self.root, source, must_exist=True)
         except MediaBadRequest as e:
             raise BadRequest(f"source: {e.message}") from None
+        parts = path.relative_to(self.root.resolve()).parts
+        if parts[0] in ROOM_OUTPUT_TREES and (len(parts) < 3 or parts[1] != room):
+            raise PermissionDenied(f"source: {source!r} is another room's output, not {room!r}'s")
         return "file", {"sourcePath": source}, source
 
     # starting ---------------------------------------------------------------------------
     async def start(self, room: str, req: InjectionRequest) -> InjectionRecord:
         await self.rooms.get_room(room)  # 404 before anything is made
-        source_type, job_source, shown = self._source(req.source)
+        source_type, job_source, shown = self._source(room, req.source)
         injection_id = uuid.uuid4().hex[:16]
         identity = f"inject-{injection_id}"
         name = req.name or default_name(shown, source_type)

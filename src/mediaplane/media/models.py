@@ -60,12 +60,29 @@ class RecordRequest(Strict):
         return self
 
 
-def check_rtmp_url(v: str) -> str:
-    if not v.startswith(("rtmp://", "rtmps://")):
-        raise ValueError("rtmpUrl must be an rtmp:// or rtmps:// URL")
-    if any(c.isspace() or ord(c) < 32 for c in v):
-        raise ValueError("rtmpUrl must not contain spaces or control characters")
+def check_url(v: str, field: str, schemes: tuple[str, ...]) -> str:
+    """A URL GStreamer may open: one of `schemes`, a host, a valid port, nothing odd."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError(f"{field} must not contain spaces or control characters")
+    try:
+        parts = urlsplit(v)
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"{field} is not a valid URL: {e}") from None
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(
+            f"{field} scheme {parts.scheme or '(none)'!r} is not allowed; use "
+            + " or ".join(f"{s}://" for s in schemes)
+        )
+    if not parts.hostname:
+        raise ValueError(f"{field} must name a host")
+    if port == 0:
+        raise ValueError(f"{field} port must be 1-65535")
     return v
+
+
+def check_rtmp_url(v: str) -> str:
+    return check_url(v, "rtmpUrl", ("rtmp", "rtmps"))
 
 
 RtmpUrl = Annotated[str, Field(max_length=1024), AfterValidator(check_rtmp_url)]
@@ -86,6 +103,10 @@ class StreamRequest(Strict):
             raise ValueError("give exactly one of rtmpUrl or hlsPath")
         if self.audio is None and self.video is None:
             raise ValueError("a stream needs audio, video or both")
+        if self.audio is not None and self.audio.kind != "audio":
+            raise ValueError("audio must be an audio codec")
+        if self.video is not None and self.video.kind != "video":
+            raise ValueError("video must be a video codec")
         return self
 
 
@@ -107,23 +128,7 @@ def check_source_url(v: str) -> str:
     Nothing else: file:// would bypass the media root, and other schemes
     would let a client make GStreamer open arbitrary sources.
     """
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in v):
-        raise ValueError("sourceUrl must not contain spaces or control characters")
-    try:
-        parts = urlsplit(v)
-        port = parts.port
-    except ValueError as e:
-        raise ValueError(f"sourceUrl is not a valid URL: {e}") from None
-    if parts.scheme.lower() not in SOURCE_SCHEMES:
-        raise ValueError(
-            f"sourceUrl scheme {parts.scheme or '(none)'!r} is not allowed; use one of "
-            + ", ".join(f"{s}://" for s in SOURCE_SCHEMES)
-        )
-    if not parts.hostname:
-        raise ValueError("sourceUrl must name a host")
-    if port == 0:
-        raise ValueError("sourceUrl port must be 1-65535")
-    return v
+    return check_url(v, "sourceUrl", SOURCE_SCHEMES)
 
 
 SourceUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_source_url)]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Request
 from mediaplane.control.deps import PrincipalDep, RoomsDep
 from mediaplane.control.errors import NotFound
 from mediaplane.control.recordings import RecordingService
+from mediaplane.control.urls import redact_urls
 
 router = APIRouter(tags=["system"])
 
@@ -69,9 +70,12 @@ async def sfu_nodes(principal: PrincipalDep, rooms: RoomsDep) -> dict[str, Any]:
 
 @router.get("/api/media/jobs")
 async def media_jobs(principal: PrincipalDep, request: Request) -> list[dict[str, Any]]:
-    """The media manager's jobs with their states and reasons (grant: room_list)."""
+    """The media manager's jobs with their states and reasons (grant: room_list).
+
+    Their requests carry stream keys and source credentials: every URL is redacted."""
     principal.require("room_list")
-    return await _recordings(request).media.jobs()
+    jobs: list[dict[str, Any]] = redact_urls(await _recordings(request).media.jobs())
+    return jobs
 
 
 @router.get("/api/rooms/{room}/participants/{identity}/stats")
