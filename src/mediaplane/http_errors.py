@@ -3,15 +3,21 @@ FastAPI's own errors (validation, HTTP exceptions) share across our services."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 
-def error_reply(status: int, code: str, message: str) -> JSONResponse:
+def error_reply(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """`{"error": {"code", "message"}}` with `status` (401 also says how to authenticate)."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
@@ -26,4 +32,5 @@ def install_common(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, e: HTTPException) -> JSONResponse:
-        return error_reply(e.status_code, "http_error", str(e.detail))
+        # Keep the exception's headers: a 405 must say Allow (RFC 9110 15.5.6).
+        return error_reply(e.status_code, "http_error", str(e.detail), e.headers)

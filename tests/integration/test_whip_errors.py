@@ -192,6 +192,25 @@ async def test_patch_delete_and_cors(settings: Settings, control: ControlInstanc
         assert restart.headers["content-type"].startswith("application/trickle-ice-sdpfrag")
         assert "a=ice-ufrag:" in restart.text and "a=candidate:" in restart.text
         assert restart.headers["etag"] != whip.etag
+        # A retried restart (same fragment, If-Match "*") restarts again: new credentials.
+        again = await whip.patch(frag.format(u="newufrag", p="y" * 22), if_match="*")
+        assert again.status_code == 200, again.text
+
+        def server_ufrag(text: str) -> str:
+            return next(ln for ln in text.splitlines() if ln.startswith("a=ice-ufrag:"))
+
+        answer_ufrag = server_ufrag(whip.answer)
+        assert len({answer_ufrag, server_ufrag(restart.text), server_ufrag(again.text)}) == 3
+        assert again.headers["etag"] != restart.headers["etag"]
+        # The old ETag is stale now.
+        old = await whip.patch(frag.format(u="newufrag", p="y" * 22), if_match=whip.etag)
+        assert old.status_code == 412, old.text
+        # Methods the session does not have: 405 with Allow.
+        async with httpx.AsyncClient() as http:
+            for method in ("GET", "PUT", "POST"):
+                r = await http.request(method, whip.resource, headers=auth(whip.token))
+                assert r.status_code == 405, (method, r.status_code, r.text)
+                assert "PATCH" in r.headers.get("allow", ""), (method, r.headers)
 
         async with httpx.AsyncClient() as http:
             other = await http.delete(

@@ -8,6 +8,7 @@ from urllib.parse import urljoin
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpsender import RTCRtpSender
 
 
 class WhipError(Exception):
@@ -46,9 +47,13 @@ class AiortcWhipClient:
         self.answer = r.text
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
 
-    async def publish(self, *tracks: MediaStreamTrack) -> None:
+    async def publish(self, *tracks: MediaStreamTrack, video_codec: str | None = None) -> None:
+        """Send `tracks`; `video_codec` (e.g. "video/H264", what OBS offers) limits the offer."""
         for track in tracks:
-            self.pc.addTransceiver(track, direction="sendonly")
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            if video_codec and track.kind == "video":
+                caps = RTCRtpSender.getCapabilities("video").codecs
+                transceiver.setCodecPreferences([c for c in caps if c.mimeType == video_codec])
         await self._negotiate()
 
     async def play(self, *kinds: str) -> dict[str, MediaStreamTrack]:

@@ -58,3 +58,20 @@ def test_payload_types_survive_rtx_allocation() -> None:
 def test_empty_or_foreign_offers_are_refused(text: str) -> None:
     with pytest.raises(sdp.BadSdp):
         sdp.check_offer(text)
+
+
+def test_h264_codec_json_has_numbers_where_mediasoup_compares_them() -> None:
+    """OBS's H.264: mediasoup matches packetization-mode by value (1, not '1')."""
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from mediaplane.peer.ortc import codec_to_json
+
+    codec = RTCRtpCodecParameters(
+        mimeType="video/H264", clockRate=90000, payloadType=102,
+        parameters={"packetization-mode": "1", "level-asymmetry-allowed": "1",
+                    "profile-level-id": "640032"},
+    )  # fmt: skip
+    params = codec_to_json(codec)["parameters"]
+    assert params == {
+        "packetization-mode": 1, "level-asymmetry-allowed": 1, "profile-level-id": "640032",
+    }  # fmt: skip

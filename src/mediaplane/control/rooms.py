@@ -295,6 +295,22 @@ class RoomManager:
             "producers": [_producer_event(p) for p in producers],
         }
 
+    async def capabilities(self, name: str) -> Json:
+        """The RTP capabilities a joining participant gets, to check an offer before
+        joining (a refused offer must not replace a live session of the same identity).
+        Places the room when it has no router here; `forget_if_empty` undoes that."""
+        async with self._lock(name):
+            return (await self._local_room(await self.get_room(name))).rtp_capabilities
+
+    async def forget_if_empty(self, name: str) -> None:
+        """After `capabilities` with no join: release the room if nobody is in it."""
+        local = self.rooms.get(name)
+        if local is not None and not local.peers:
+            self._drop_local_room(local)
+            with contextlib.suppress(*REDIS_ERRORS):
+                if await self.store.count_peers(name) == 0:
+                    self._schedule_release(name)
+
     async def _local_room(self, room: RoomRecord) -> LocalRoom:
         local = self.rooms.get(room.name)
         if local is not None:

@@ -68,13 +68,21 @@ def router_header_extensions(media: MediaDescription, router_caps: Json) -> list
     return [h for h in media.rtp.headerExtensions if h.uri in uris]
 
 
+def _fmtp_value(key: str, value: Any) -> Any:
+    """An fmtp value as mediasoup(-client) has it: numbers as numbers (mediasoup compares
+    H264's packetization-mode by value: '1' is not 1); profile-level-id stays a string."""
+    if key != "profile-level-id" and isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
 def codec_to_json(codec: RTCRtpCodecParameters) -> Json:
     """One codec of aiortc's SDP model as mediasoup's RtpCodecParameters JSON."""
     out: Json = {
         "mimeType": codec.mimeType,
         "payloadType": codec.payloadType,
         "clockRate": codec.clockRate,
-        "parameters": dict(codec.parameters),
+        "parameters": {k: _fmtp_value(k, v) for k, v in codec.parameters.items()},
         "rtcpFeedback": [
             {"type": fb.type, "parameter": fb.parameter or ""} for fb in codec.rtcpFeedback
         ],

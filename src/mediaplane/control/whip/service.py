@@ -83,14 +83,19 @@ class WhipService:
         if not principal.grants.can_publish:
             raise PermissionDenied("token does not grant can_publish")
         offer = sdp.check_offer(offer_sdp)
-        await self.rooms.get_room(room)
-        session_id, peer = self._new_peer(room, principal)
-        await self.rooms.join(peer)
+        # Everything that can refuse the offer runs before the join, which would
+        # replace a live session of the same identity (a bad retry must not end it).
         try:
-            plans = sdp.plan_publish(offer, self.rooms.room_of(peer).rtp_capabilities)
+            plans = sdp.plan_publish(offer, await self.rooms.capabilities(room))
             for plan in plans:
                 if plan.kind is not None and not principal.grants.may_publish(plan.kind):
                     raise PermissionDenied(f"token does not grant publishing {plan.kind}")
+        except Exception:
+            await self.rooms.forget_if_empty(room)
+            raise
+        session_id, peer = self._new_peer(room, principal)
+        await self.rooms.join(peer)
+        try:
             transport = await self.rooms.create_transport(peer, "send")
             session = self._register(session_id, "whip", peer, offer, transport)
             await self.rooms._sfu(
@@ -141,11 +146,16 @@ class WhipService:
             for p in await self.rooms._redis(self.rooms.store.list_producers(room))
             if p.identity == identity
         ]
+        # As for WHIP: refuse the offer before the join can replace a session.
+        try:
+            codecs = sdp.whep_media_codecs(offer, await self.rooms.capabilities(room))
+        except Exception:
+            await self.rooms.forget_if_empty(room)
+            raise
         session_id, peer = self._new_peer(room, principal)
         await self.rooms.join(peer)
         try:
             local = self.rooms.room_of(peer)
-            codecs = sdp.whep_media_codecs(offer, local.rtp_capabilities)
             # The session's own router speaks the offer's payload types; the
             # participant's producers are piped into it.
             router = await self.rooms._sfu(
@@ -227,7 +237,12 @@ class WhipService:
         frag = sdp.parse_fragment(fragment)
         if if_match is not None and if_match.strip() not in ("*", session.etag):
             raise PreconditionFailed(f"If-Match {if_match} does not match the session's ETag")
-        if frag.ufrag is None or frag.ufrag == session.client_ufrag:
+        # RFC 9725 4.3.2: If-Match "*" asks for an ICE restart; so does a new ufrag from a
+        # client that sends no If-Match (some do). A retried restart restarts again, so the
+        # client gets credentials it can use even if the first reply was lost.
+        ufrag = frag.ufrag
+        wants_restart = (if_match or "").strip() == "*" and ufrag is not None
+        if ufrag is None or (not wants_restart and ufrag == session.client_ufrag):
             # mediasoup is ICE-lite: it learns the client's addresses from its checks,
             # so trickled candidates need no action.
             log.debug("%s trickled %d candidates", session.describe(), frag.candidates)
@@ -236,7 +251,7 @@ class WhipService:
             raise sdp.BadSdp("an ICE restart needs a=ice-pwd with the new a=ice-ufrag")
         ice = await self.rooms._sfu(session.sfu.restart_ice(session.transport_id))
         session.transport["iceParameters"] = ice
-        session.client_ufrag = frag.ufrag
+        session.client_ufrag = ufrag
         session.etag = new_etag()
         log.info("%s ICE restarted", session.describe())
         return session, sdp.restart_fragment(session.offer, session.transport)
