@@ -24,6 +24,7 @@ from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
+from tests.integration.test_metrics import scrape
 from tests.support.control import ControlInstance, admin, participant
 from tests.support.media import SECRET, MediaService
 from tests.support.mediacheck import decode_audio, dominant_frequency
@@ -143,6 +144,15 @@ async def test_jobs_placed_on_managers_with_room_and_a_vanished_manager_fails_it
         assert job_c["state"] == "failed" and owner_a in job_c["error"], job_c
         health = (await http.get("/api/system")).json()["media"]
         assert owner_a in health["down"], health
+        m = await scrape(http, "")
+        assert m.get("mediaplane_control_media_managers", state="up") == 1, m.samples
+        assert m.get("mediaplane_control_media_managers", state="down") == 1, m.samples
+        assert m.get("mediaplane_control_media_jobs_refused_total") == 1, m.samples
+        survivor_id = "mm-b" if owner_a == "mm-a" else "mm-a"
+        capacity = m.get("mediaplane_control_media_manager_units", manager=survivor_id,
+                         what="capacity")  # fmt: skip
+        used = m.get("mediaplane_control_media_manager_units", manager=survivor_id, what="used")
+        assert capacity == 1.5 and used == 1.0, (capacity, used)  # bob's audio recording
         assert [m["manager_id"] for m in health["managers"]] != [owner_a]
 
         # alice's file, finished by the vanished manager, is still served and decodes.

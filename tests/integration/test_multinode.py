@@ -69,6 +69,7 @@ class Cluster:
     media: MediaService
     nodes: list[NodeProc]
     controls: list[asyncio.subprocess.Process]
+    logs: Path  # control-{i}.log and node-{i}.log: the services' stderr
 
     def http(self, i: int) -> str:
         return f"http://{self.lan.ip(i)}:{CONTROL_PORT}"
@@ -105,6 +106,7 @@ def _env(
         "MEDIAPLANE_PORT": str(CONTROL_PORT),
         "MEDIASOUP_WORKER_BIN": str(worker_binary(settings)),
         "PYTHONUNBUFFERED": "1",
+        "MEDIAPLANE_LOG_FORMAT": "json",
         **extra,
     }
 
@@ -170,7 +172,7 @@ async def cluster(settings: Settings, tmp_path: Path) -> AsyncIterator[Cluster]:
             nodes.append(await _start_node(settings, lan, i, redis.url, tmp_path))
         for i in range(2):
             controls.append(await _start_control(settings, lan, i, redis.url, tmp_path, media))
-        yield Cluster(lan, redis, media, nodes, controls)
+        yield Cluster(lan, redis, media, nodes, controls, tmp_path)
     finally:
         for proc in controls:
             with contextlib.suppress(ProcessLookupError):
@@ -340,6 +342,19 @@ async def test_rooms_spread_and_a_dead_node_moves_its_peers(
         sigs.append(sig)
         await sig.request("join")
         assert await _room_node(http_a, late) == survivor.node_id
+
+        # The instances log JSON lines with the ids as fields (MEDIAPLANE_LOG_FORMAT=json).
+        lines = [
+            json.loads(ln)
+            for ln in (cluster.logs / "control-0.log").read_text().splitlines()
+            if ln.startswith("{")
+        ]
+        joined = [x for x in lines if x.get("room") == late and x["msg"].startswith("peer joined")]
+        assert joined and joined[0]["service"] == "control" and joined[0]["peer"], lines[-5:]
+        node_lines = (cluster.logs / f"node-{survivor.ns_index}.log").read_text().splitlines()
+        assert any(
+            json.loads(ln).get("service") == "sfu-node" for ln in node_lines if ln[:1] == "{"
+        )
     finally:
         for p in peers:
             await p.close()

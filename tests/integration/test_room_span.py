@@ -21,6 +21,7 @@ from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
+from mediaplane.state.store import StateStore
 from tests.support.control import ControlInstance, admin, participant
 from tests.support.media import SECRET, MediaService
 from tests.support.mediacheck import collect_track_audio, decode_audio, dominant_frequency
@@ -71,6 +72,18 @@ async def test_a_large_room_spans_workers_with_pipe_to_router(
         producer3 = await peers["s3"].publish(ToneTrack(660.0))
         _, back = await peers["s1"].subscribe(producer3)
         got["s3->s1"] = await _tone(back)
+
+        # The peers really sit on two routers, and media crossed through pipes both ways.
+        store = await StateStore.create(redis_server.url)
+        try:
+            on = {p.identity: p.router_id for p in await store.list_peers(room)}
+            second_router = next(iter(record["extra_routers"]))
+            assert on == {"pub": None, "s1": None, "s2": second_router, "s3": second_router}, on
+            assert await store.get_pipe(room, producer, second_router), "pub not piped to router 2"
+            assert await store.get_pipe(room, producer3, record["router_id"]), "s3 not piped back"
+            assert await store.get_pipe(room, producer, record["router_id"]) is None
+        finally:
+            await store.close()
         log.info(
             "measured: routers on workers %d and %d; tones received %s",
             record["worker_pid"], second_worker, {k: round(v, 1) for k, v in got.items()},

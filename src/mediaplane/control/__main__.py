@@ -7,17 +7,16 @@ MEDIAPLANE_SFU_HOST:MEDIAPLANE_SFU_PORT.
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from mediaplane.control.app import create_app
+from mediaplane.observability.logs import setup_logging
 from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    setup_logging("control", settings.log_format, settings.log_level)
     if not settings.redis_url:
         raise SystemExit("MEDIAPLANE_REDIS_URL is required for a control-plane instance")
     sfu_url = None
@@ -28,7 +27,8 @@ def main() -> None:
         app,
         host=settings.host,
         port=settings.port,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn logs through the root handler (text or JSON)
         timeout_keep_alive=SERVER_KEEP_ALIVE_S,
     )
 

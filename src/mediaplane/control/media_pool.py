@@ -55,6 +55,7 @@ class MediaPool(MediaClient):
         self.managers: dict[str, MediaManagerRecord] = {}
         self._urls: dict[str, str] = {}
         self.on_jobs_failed: list[JobsFailed] = []
+        self.refused = 0  # jobs answered 429: no manager had room (metrics)
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -81,6 +82,7 @@ class MediaPool(MediaClient):
     async def _place(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         order = sorted(self.clients, key=lambda m: (-self.managers[m].free, m))
         if not order:
+            self.refused += 1
             raise NoCapacity("no media manager is up to take the job")
         refusals = []
         for manager_id in order:
@@ -101,6 +103,7 @@ class MediaPool(MediaClient):
             job["manager"] = manager_id
             log.info("media job=%s placed on manager=%s", placement.job_id, manager_id)
             return job
+        self.refused += 1
         raise NoCapacity("no media manager has room for the job: " + "; ".join(refusals))
 
     async def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
@@ -100,6 +101,8 @@ class ControlMetrics:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
                 names = [r.name for r in await store.list_rooms()]
                 counts = await asyncio.gather(*(store.count_peers(n) for n in names))
+                snap.sfu_nodes_down = len(await store.sfu_nodes_down())
+                snap.media_managers_down = len(await store.media_managers_down())
         except Exception as e:  # Redis down: the gauges say so via mediaplane_control_redis_up
             log.warning(
                 "metrics: cluster counts from redis failed instance=%s: %s",
@@ -122,6 +125,8 @@ class _Snapshot(Collector):
         self.redis_up = True
         self.cluster_rooms = 0
         self.cluster_participants = 0
+        self.sfu_nodes_down = 0
+        self.media_managers_down = 0
 
     def collect(self) -> Iterator[Metric]:
         rooms = self.rooms
@@ -189,11 +194,54 @@ class _Snapshot(Collector):
             "1 if the last scrape's Redis reads worked",
             {(): 1.0 if self.redis_up else 0.0},
         )
+        yield from self._registries()
         sfu_reconnects = CounterMetricFamily(
             "mediaplane_control_sfu_reconnects", "Times the SFU RPC connection was re-established"
         )
         sfu_reconnects.add_metric([], rooms.pool.reconnects)
         yield sfu_reconnects
+
+    def _registries(self) -> Iterator[Metric]:
+        """SFU nodes and media managers as this instance sees them (their heartbeats)."""
+        pool = self.rooms.pool
+        yield _gauge(
+            "mediaplane_control_sfu_nodes",
+            "SFU nodes: up (connected by this instance) and marked down (cluster, Redis)",
+            {("up",): len(pool.clients), ("down",): self.sfu_nodes_down},
+            label="state",
+        )
+        load = GaugeMetricFamily(
+            "mediaplane_control_sfu_node_objects",
+            "Each SFU node's objects from its last heartbeat (the placement's load figures)",
+            labels=["node", "object"],
+        )
+        for node_id, node in sorted(pool.nodes.items() if not pool.is_static else []):
+            for what in ("routers", "transports", "producers", "consumers"):
+                load.add_metric([node_id, what], float(getattr(node, what)))
+        yield load
+        media = self.recordings.media
+        if isinstance(media, MediaPool):
+            yield _gauge(
+                "mediaplane_control_media_managers",
+                "Media managers: up (heartbeat live) and marked down (cluster, Redis)",
+                {("up",): len(media.clients), ("down",): self.media_managers_down},
+                label="state",
+            )
+            units = GaugeMetricFamily(
+                "mediaplane_control_media_manager_units",
+                "Each media manager's CPU budget and units in use (its last heartbeat)",
+                labels=["manager", "what"],
+            )
+            for manager_id, rec in sorted(media.managers.items()):
+                units.add_metric([manager_id, "capacity"], rec.capacity)
+                units.add_metric([manager_id, "used"], rec.used)
+            yield units
+            refused = CounterMetricFamily(
+                "mediaplane_control_media_jobs_refused",
+                "Jobs no media manager had room for (answered 429)",
+            )
+            refused.add_metric([], media.refused)
+            yield refused
 
 
 def _gauge(

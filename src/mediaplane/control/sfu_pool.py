@@ -105,14 +105,16 @@ class SfuPool:
         if not ids or self.store is None:
             return None
         counts = await self.store.sfu_node_room_counts(ids)
-        return min(
-            ids,
-            key=lambda n: (
-                counts.get(n, 0),
-                self.nodes[n].transports if n in self.nodes else 0,
-                n,
-            ),
-        )
+
+        def load(n: str) -> tuple[int, int, int, str]:
+            # Forwarding cost grows with streams (mediasoup's CPU goes per packet in and
+            # out), so they rank first, from the last heartbeat; rooms placed (Redis,
+            # current at once) break ties, so a burst of new empty rooms still spreads.
+            node = self.nodes.get(n)
+            streams = node.producers + node.consumers if node else 0
+            return (streams, counts.get(n, 0), node.transports if node else 0, n)
+
+        return min(ids, key=load)
 
     # notifications ------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:

@@ -20,6 +20,7 @@ import socket
 import sys
 import time
 
+from mediaplane.observability.logs import setup_logging
 from mediaplane.settings import Settings
 from mediaplane.sfu.client import SfuClient
 from mediaplane.sfu.errors import SfuError
@@ -130,8 +131,9 @@ async def run_node(settings: Settings) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    sys.exit(asyncio.run(run_node(Settings())))
+    settings = Settings()
+    setup_logging("sfu-node", settings.log_format, settings.log_level)
+    sys.exit(asyncio.run(run_node(settings)))
 
 
 if __name__ == "__main__":
