@@ -30,6 +30,7 @@ PEOPLE = {  # participant -> (tone Hz, colour)
     "bob": (660.0, 0x00FF00),
     "carol": (990.0, 0x0000FF),
 }
+VOLUME = {"alice": 0.3, "bob": 0.3, "carol": 0.7}  # carol 7.4 dB louder: the active speaker
 
 
 def _inputs(who: str) -> list[dict[str, Any]]:
@@ -43,7 +44,7 @@ async def _send(job: dict[str, Any], who: str, seconds: float, base: int) -> Gst
     tone, color = PEOPLE[who]
     argv = tile_sender(
         job["rtp"][f"{who}-a"]["port"], job["rtp"][f"{who}-v"]["port"],
-        seconds=seconds, freq=tone, color=color, ssrc_base=base,
+        seconds=seconds, freq=tone, color=color, ssrc_base=base, volume=VOLUME[who],
     )  # fmt: skip
     return await GstProcess.start(*argv)
 
@@ -73,6 +74,8 @@ async def test_composite_follows_tracks_and_mixes_all(media: MediaService) -> No
         t_carol = time.monotonic() - t0
         senders.append(await _send(job, "carol", 9, 300))
         await asyncio.sleep(4)
+        speaker = (await http.get(f"/jobs/{job['id']}")).json()["active_speaker"]
+        assert speaker == "carol", speaker
         for spec in _inputs("bob"):
             r = await http.delete(f"/jobs/{job['id']}/inputs/{spec['id']}")
             assert r.status_code == 204, r.text
@@ -102,6 +105,20 @@ async def test_composite_follows_tracks_and_mixes_all(media: MediaService) -> No
     seen3 = [dominant_color(three, x, y) for x, y in ((160, 90), (480, 90), (320, 270))]
     assert seen3 == ["red", "green", "blue"], seen3
     assert dominant_color(three, 20, 340) == "black"  # beside the centred last row
+    # The speaker's frame (amber, 6 px) around carol's tile (x 208..432, y 186..354 for a
+    # 4:3 picture in a 320x180 cell), none around alice's (x 48..272, y 6..174).
+    r, g, b = (float(c) for c in three[262:278, 202:207].reshape(-1, 3).mean(axis=0))
+    assert r > 180 and 120 < g < 230 and b < 90, (r, g, b)
+    assert dominant_color(three, 44, 90, r=2) == "black"
+
+    # Names drawn at the bottom left of each picture: on alice's red tile, light (text)
+    # pixels there and nowhere else (green and blue are 0 in a red picture).
+    def light(y0: int, y1: int, x0: int, x1: int) -> int:
+        patch = three[y0:y1, x0:x1]
+        return int(((patch[..., 1] > 90) & (patch[..., 2] > 90)).sum())
+
+    name_px, elsewhere_px = light(130, 174, 48, 160), light(10, 90, 160, 270)
+    assert name_px > 15 and elsewhere_px == 0, (name_px, elsewhere_px)
     two = decode_frame(out, min(t_bob_gone + 2.0, duration - 0.5), 640, 360)
     seen2 = [dominant_color(two, x, y) for x, y in ((160, 180), (480, 180))]
     assert seen2 == ["red", "blue"], seen2
@@ -112,9 +129,10 @@ async def test_composite_follows_tracks_and_mixes_all(media: MediaService) -> No
     shares = {who: band_energy_ratio(mid, rate, tone) for who, (tone, _) in PEOPLE.items()}
     assert all(share > 0.1 for share in shares.values()), shares
     log.info(
-        "measured: composite %.3f s, %d frames, tiles %s then %s, tone shares %s",
+        "measured: composite %.3f s, %d frames, tiles %s then %s, tone shares %s, "
+        "speaker %s framed (%.0f, %.0f, %.0f), %d name pixels",
         duration, streams["video"].frames or 0, seen3, seen2,
-        {k: round(v, 2) for k, v in shares.items()},
+        {k: round(v, 2) for k, v in shares.items()}, speaker, r, g, b, name_px,
     )  # fmt: skip
 
 

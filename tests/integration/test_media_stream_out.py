@@ -100,6 +100,7 @@ async def test_unreachable_rtmp_server_is_a_failed_job(media: MediaService) -> N
             job = await wait_job(http, r.json()["id"], lambda j: j["state"] == "failed", 20)
             took = time.monotonic() - t0
         reason = str(job["error"])
-        assert "rtmp" in reason.lower() or "connect" in reason.lower(), reason
+        assert "refused" in reason.lower(), reason  # the reason, not only the element's name
+        assert took < 10, took  # the refusal is seen at once, not after a timeout
         log.info("measured: %s to a closed RTMP port failed in %.2f s: %s", body["kind"], took,
                  reason[:120])  # fmt: skip

@@ -88,6 +88,7 @@ async def test_recording_transcoded_to_mp4(stack: Stack, tmp_path: Path) -> None
     assert (streams["video"].codec_name, streams["audio"].codec_name) == ("h264", "aac")
     duration = streams["audio"].duration or 0.0
     assert abs(duration - (rec["duration_s"] or 0)) < 0.5, (duration, rec["duration_s"])
+    assert abs(duration - (t["duration_s"] or 0)) < 0.5, (duration, t["duration_s"])
     assert (streams["video"].frames or 0) > 30, streams["video"]
     freq = dominant_frequency(decode_audio(out)[48000 : 48000 * 3], 48000)
     assert abs(freq - 660.0) < 3, freq

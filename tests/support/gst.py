@@ -131,13 +131,14 @@ def tile_sender(
     fps: int = 15,
     width: int = 320,
     height: int = 240,
+    volume: float = 0.3,
 ) -> list[str]:
     """A participant for composites: a tone (Opus pt 100) and a solid colour (VP8 pt 101).
 
     `color` is 0xRRGGBB; the picture is that colour, so a tile is recognised in the mix.
     """
     return [
-        "audiotestsrc", "is-live=true", "wave=sine", f"freq={freq}", "volume=0.3",
+        "audiotestsrc", "is-live=true", "wave=sine", f"freq={freq}", f"volume={volume}",
         "samplesperbuffer=960", f"num-buffers={int(seconds * 50)}", "!",
         "audio/x-raw,rate=48000,channels=2", "!", "audioconvert", "!", "opusenc",
         "frame-size=20", "!", "rtpopuspay", "pt=100", f"ssrc={ssrc_base + 1}", "!",

@@ -115,7 +115,7 @@ class TranscodeService:
         if t.state != "running" or job.get("state") not in ("completed", "failed"):
             return False
         t.finished_at = time.time()
-        t.duration_s = (job.get("stats") or {}).get("position_s")
+        t.duration_s = (job.get("stats") or {}).get("duration_s")
         if job["state"] == "completed" and job.get("output_path"):
             path = Path(job["output_path"]).resolve()
             if path.is_file() and path.is_relative_to(self.root.resolve()):

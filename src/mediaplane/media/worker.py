@@ -316,6 +316,7 @@ class Worker:
             for handler in self.element_handlers:
                 handler(msg)
         elif msg.type == Gst.MessageType.EOS:
+            self.stats()  # the final position: a fast transcode may end between two ticks
             emit("eos")
             self.loop.quit()
         elif msg.type == Gst.MessageType.ERROR:
