@@ -126,21 +126,42 @@ async def test_whep_refusals(settings: Settings, control: ControlInstance) -> No
         await pc.setLocalDescription(await pc.createOffer())
         offer = pc.localDescription.sdp
         await pc.close()
+        pc = RTCPeerConnection()
+        pcmu = pc.addTransceiver("audio", direction="recvonly")
+        pcmu.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"]
+        )
+        await pc.setLocalDescription(await pc.createOffer())
+        pcmu_offer = pc.localDescription.sdp
+        await pc.close()
         base = f"{control.http}/whep/rooms/{room}/participants"
         viewer = participant(settings, "viewer", room)
+        alice_url = f"{base}/alice"
         cases = [
-            ("unknown participant", f"{base}/nobody", viewer, 404, "not in room"),
-            ("no subscribe grant", f"{base}/alice",
-             participant(settings, "viewer", room, can_subscribe=False), 403, "can_subscribe"),
-            ("own identity", f"{base}/alice", participant(settings, "alice", room), 409,
-             "identity of its own"),
-            ("unknown room", f"{control.http}/whep/rooms/nope/participants/alice",
-             participant(settings, "viewer", "nope"), 404, "does not exist"),
+            ("unknown participant", f"{base}/nobody", offer, SDP | auth(viewer), 404,
+             "not in room"),
+            ("no subscribe grant", alice_url, offer,
+             SDP | auth(participant(settings, "viewer", room, can_subscribe=False)), 403,
+             "can_subscribe"),
+            ("own identity", alice_url, offer, SDP | auth(participant(settings, "alice", room)),
+             409, "identity of its own"),
+            ("unknown room", f"{control.http}/whep/rooms/nope/participants/alice", offer,
+             SDP | auth(participant(settings, "viewer", "nope")), 404, "does not exist"),
+            ("not SDP", alice_url, "hello", SDP | auth(viewer), 400, "not SDP"),
+            ("no ICE credentials", alice_url, "\r\n".join(
+                ln for ln in offer.splitlines() if not ln.startswith("a=ice-pwd")
+            ), SDP | auth(viewer), 400, "ice-pwd"),
+            ("wrong content type", alice_url, offer, {"Content-Type": "text/plain"} | auth(viewer),
+             415, "application/sdp"),
+            ("no token", alice_url, offer, SDP, 401, "missing bearer token"),
+            ("unsupported codec", alice_url, pcmu_offer, SDP | auth(viewer), 406, "audio/PCMU"),
         ]  # fmt: skip
-        for name, target, token, status, reason in cases:
-            r = await post(target, offer, SDP | auth(token))
+        for name, target, body, headers, status, reason in cases:
+            r = await post(target, body, headers)
             assert r.status_code == status, (name, r.status_code, r.text)
             assert reason in r.json()["error"]["message"], (name, r.text)
+            assert r.headers.get("access-control-allow-origin") == "*", name
+            log.info("measured: WHEP %s -> %d %s", name, status, r.json()["error"]["message"])
         # A video-only offer to an audio-only participant: nothing to send.
         pc = RTCPeerConnection()
         pc.addTransceiver("video", direction="recvonly")
@@ -225,6 +246,58 @@ async def test_patch_delete_and_cors(settings: Settings, control: ControlInstanc
         assert await participants(settings, control, room) == []
     finally:
         await whip.close()
+
+
+async def test_whep_patch_and_endpoint_preflight(
+    settings: Settings, control: ControlInstance
+) -> None:
+    room = await new_room(settings, control)
+    sig, alice, _ = await join(settings, control, room, "alice")
+    url = f"{control.http}/whep/rooms/{room}/participants/alice"
+    whep = AiortcWhipClient(url, participant(settings, "viewer", room, can_publish=False))
+    try:
+        await alice.publish(ToneTrack())
+        async with httpx.AsyncClient() as http:
+            pre = await http.options(
+                url,
+                headers={"Origin": "http://player.test", "Access-Control-Request-Method": "POST",
+                         "Access-Control-Request-Headers": "authorization, content-type"},
+            )  # fmt: skip
+        assert pre.status_code == 204, pre.text
+        assert pre.headers["access-control-allow-origin"] == "*"
+        assert "POST" in pre.headers["access-control-allow-methods"]
+        assert "Authorization" in pre.headers["access-control-allow-headers"]
+        assert pre.headers["accept-post"] == "application/sdp"
+        await whep.play("audio")
+        await whep.wait_connected()
+        assert whep.resource and "/whep/sessions/" in whep.resource and whep.etag
+        ufrag = next(
+            ln.split(":", 1)[1]
+            for ln in whep.pc.localDescription.sdp.splitlines()
+            if ln.startswith("a=ice-ufrag:")
+        )
+        frag = (
+            "a=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
+            "a=candidate:1 1 udp 2122260223 127.0.0.1 61764 typ host\r\n"
+        )
+        trickle = await whep.patch(frag.format(u=ufrag, p="x" * 22), if_match=whep.etag)
+        assert trickle.status_code == 204, trickle.text
+        wrong_type = await whep.http.patch(
+            whep.resource, content="a=x", headers=whep._headers("application/sdp")
+        )
+        assert wrong_type.status_code == 415, wrong_type.text
+        restart = await whep.patch(frag.format(u="newufrag", p="y" * 22), if_match="*")
+        assert restart.status_code == 200, restart.text
+        assert restart.headers["etag"] != whep.etag
+        assert "a=ice-ufrag:" in restart.text and "a=candidate:" in restart.text
+        exposed = restart.headers["access-control-expose-headers"]
+        assert "ETag" in exposed and "Location" in exposed, exposed
+        assert await whep.delete() == 200
+        assert [p["identity"] for p in await participants(settings, control, room)] == ["alice"]
+    finally:
+        await whep.close()
+        await alice.close()
+        await sig.close()
 
 
 @pytest.fixture

@@ -68,7 +68,9 @@ class PatternVideoTrack(MediaStreamTrack):
         img = np.zeros((self.height, self.width, 3), dtype=np.uint8)
         img[:, :, 2] = 64
         x = (n * 4) % self.width
-        img[:, x : x + 16] = (255, 255, 255)
+        # The bar stays below the counter row: over it, it read as set bits (frame 56's
+        # bar at x=224 made bit 14 read 1: 20536, not 56).
+        img[16:, x : x + 16] = (255, 255, 255)
         # 16 cells of 16 px in the top 16 rows: bit i of the frame number.
         for bit in range(16):
             if n >> bit & 1:
