@@ -48,6 +48,20 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
 async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) -> None:
     settings = Settings(env="test")
     room = "cli-demo"
+    # up's progress and its status table at the end (printed once everything answers)
+    async with asyncio.timeout(15):
+        while True:
+            shown = running.output()
+            if f"mediaplane at {running.url}" in shown:
+                break
+            await asyncio.sleep(0.2)
+    assert f"mediaplane at {running.url}" in shown, shown
+    for row in ("control plane", "redis", "sfu", "worker", "Ctrl-C", f"{running.url}/admin"):
+        assert row in shown, (row, shown)
+    assert shown.count("✓") >= 4, shown  # one line per service that came up
+    config = await running.acli("config")
+    assert config.returncode == 0 and '"api_key"' in config.stdout, config.stdout
+    assert settings.secret("api_secret") not in config.stdout  # secrets are hidden
     made = await running.acli("rooms", "create", room, "--metadata", "from the CLI", "--json")
     assert made.returncode == 0, made.stderr + made.stdout
     assert json.loads(made.stdout)["name"] == room
@@ -68,12 +82,48 @@ async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) 
         assert status.returncode == 0, status.stdout
         assert "cli-demo" in status.stdout and "worker" in status.stdout
 
+        # A short, audio-only recording stopped from the CLI: completed, and it decodes.
+        short = await running.acli(
+            "record", "start", room, "--identity", "alice", "--no-video", "--json"
+        )
+        assert short.returncode == 0, short.stdout + short.stderr
+        short_rec = json.loads(short.stdout)
+        await asyncio.sleep(2.0)
+        done = await running.acli("record", "stop", room, short_rec["id"], "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        short_rec = json.loads(done.stdout)
+        assert short_rec["state"] == "completed", short_rec
+        short_pcm = decode_audio(running.data_dir / "recordings" / short_rec["file"])
+        assert abs(dominant_frequency(short_pcm[12000:-12000], 48000) - 440.0) <= 5.0
+        again = await running.acli("record", "stop", room, short_rec["id"])
+        assert again.returncode == 1 and "409" in again.stdout, again.stdout
+
         started = await running.acli("record", "start", room, "--identity", "alice", "--json")
         assert started.returncode == 0, started.stdout + started.stderr
         rec: dict[str, Any] = json.loads(started.stdout)
         assert rec["state"] == "recording", rec
         listed = json.loads((await running.acli("record", "list", "--room", room, "--json")).stdout)
-        assert [r["id"] for r in listed] == [rec["id"]]
+        assert sorted(r["id"] for r in listed) == sorted([rec["id"], short_rec["id"]])
+
+        # A token minted by the CLI joins; `rooms kick` removes that participant.
+        minted = await running.acli("token", "--identity", "bob", "--room", room)
+        assert minted.returncode == 0, minted.stderr
+        bob = await SignalingClient.connect(ws, minted.stdout.strip())
+        await bob.request("join")
+        rooms = json.loads((await running.acli("rooms", "list", "--json")).stdout)
+        assert {r["name"]: r["num_participants"] for r in rooms}.get(room) == 2, rooms
+        kicked = await running.acli("rooms", "kick", room, "bob")
+        assert kicked.returncode == 0, kicked.stdout + kicked.stderr
+        assert await bob.wait_closed() == 4003
+        assert (await running.acli("token", "--identity", "x")).returncode == 2  # no --room
+        # `rooms delete`, then the room is gone.
+        assert (await running.acli("rooms", "create", "cli-gone")).returncode == 0
+        gone = await running.acli("rooms", "delete", "cli-gone")
+        assert gone.returncode == 0 and "deleted" in gone.stdout, gone.stdout
+        names = [
+            r["name"] for r in json.loads((await running.acli("rooms", "list", "--json")).stdout)
+        ]
+        assert "cli-gone" not in names and room in names, names
 
         await asyncio.sleep(6.0)  # the recording under test
         sigint_at = time.time()

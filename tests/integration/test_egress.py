@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -87,7 +88,13 @@ async def test_room_composite_file_follows_joins(stack: Stack, tmp_path: Path) -
             assert len(eg["tracks"]) == 4, eg
             pubs.append(await publish(stack, room, "carol"))  # a newcomer gets a tile
             await wait_egress(http, room, eg["id"], lambda e: len(e["tracks"]) == 6)
+            t_three = time.monotonic()
             await asyncio.sleep(5)
+            await leave(pubs.pop(1))  # bob leaves: his tile and his voice go
+            await wait_egress(http, room, eg["id"], lambda e: len(e["tracks"]) == 4)
+            t_two = time.monotonic()
+            await asyncio.sleep(5)
+            t_stop = time.monotonic()
             done = (await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")).json()
             assert done["state"] == "completed", done
             got = await http.get(f"/api/rooms/{room}/egress/{eg['id']}/file")
@@ -102,17 +109,32 @@ async def test_room_composite_file_follows_joins(stack: Stack, tmp_path: Path) -
     streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
     assert streams["video"].codec_name == "h264" and streams["audio"].codec_name == "aac"
     duration = streams["audio"].duration or 0.0
-    frame = decode_frame(out, duration - 1.5, 640, 360)
-    tiles = sorted(dominant_color(frame, x, y) for x, y in ((160, 90), (480, 90), (320, 270)))
+
+    def file_time(t: float) -> float:  # the file ends where the stop was asked
+        return duration - (t_stop - t)
+
+    three = decode_frame(out, file_time(t_three + 3.0), 640, 360)
+    tiles = sorted(dominant_color(three, x, y) for x, y in ((160, 90), (480, 90), (320, 270)))
     assert tiles == ["blue", "green", "red"], tiles
-    assert dominant_color(frame, 20, 340) == "black"
+    assert dominant_color(three, 20, 340) == "black"
+    # After bob left: two tiles side by side, alice (joined first) then carol.
+    two = decode_frame(out, file_time(t_two + 3.0), 640, 360)
+    tiles2 = [dominant_color(two, x, 180) for x in (160, 480)]
+    assert tiles2 == ["red", "blue"], tiles2
     pcm = decode_audio(out)
-    tail = pcm[int((duration - 4) * 48000) : int((duration - 1) * 48000)]
-    shares = {who: band_energy_ratio(tail, 48000, tone) for who, (tone, _) in PEOPLE.items()}
-    assert all(v > 0.1 for v in shares.values()), shares
+
+    def shares_at(t0: float, t1: float) -> dict[str, float]:
+        cut = pcm[int(file_time(t0) * 48000) : int(file_time(t1) * 48000)]
+        return {who: band_energy_ratio(cut, 48000, tone) for who, (tone, _) in PEOPLE.items()}
+
+    with_bob, without = shares_at(t_three + 1.0, t_three + 4.0), shares_at(t_two + 1.5, t_stop - 1)
+    assert all(v > 0.1 for v in with_bob.values()), with_bob
+    assert without["bob"] < 0.02 and without["alice"] > 0.2 and without["carol"] > 0.2, without
     log.info(
-        "measured: room composite via SFU %.3f s, %s frames, tiles %s, tone shares %s",
-        duration, streams["video"].frames, tiles, {k: round(v, 2) for k, v in shares.items()},
+        "measured: room composite via SFU %.3f s, %s frames, tiles %s then %s after a leave, "
+        "tone shares %s then %s",
+        duration, streams["video"].frames, tiles, tiles2,
+        {k: round(v, 2) for k, v in with_bob.items()}, {k: round(v, 2) for k, v in without.items()},
     )  # fmt: skip
     await stack.hooks.wait_for("egress.finished", lambda d: d["id"] == eg["id"])
 
@@ -153,6 +175,9 @@ async def test_participant_to_rtmp_and_unreachable_server(stack: Stack, nginx: N
     assert abs(duration - span) < 1.5, (duration, span)
     freq = dominant_frequency(decode_audio(flv)[48000 : 48000 * 4], 48000)
     assert abs(freq - 330.0) < 3, freq
+    # The picture is alice's (red), decoded from what nginx received.
+    picture = decode_frame(flv, 3.0, 640, 360)
+    assert dominant_color(picture, 320, 180) == "red"
     log.info(
         "measured: participant egress on nginx %.3f s for a %.3f s span, %.2f Hz; "
         "closed port: %s",

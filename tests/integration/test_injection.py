@@ -319,7 +319,28 @@ async def test_http_file_and_hls_sources(stack: Stack, tmp_path: Path) -> None:
             assert "removed by an admin" in done["history"][-1]["reason"], done
             results[kind] = tone_of(pcm)
             assert abs(results[kind] - want) < 3, (kind, results[kind])
-    log.info("measured: HTTP file tone %.2f Hz, HLS tone %.2f Hz", results["http"], results["hls"])
+        # A playlist from the network that lists a local file (file:// segments):
+        # hlsdemux would open it with filesrc, past the media root's confinement.
+        hls = tmp_path / "www" / "hls"
+        lines = (hls / "index.m3u8").read_text().splitlines()
+        (hls / "local.m3u8").write_text("\n".join(
+            f"file://{hls / ln}" if ln.endswith(".ts") else ln for ln in lines
+        ) + "\n")  # fmt: skip
+        assert "file:///" in (hls / "local.m3u8").read_text()
+        r = await http.post(
+            f"/api/rooms/{room}/injections", json={"source": files.url("hls/local.m3u8")}
+        )
+        assert r.status_code == 201, r.text
+        refused = await wait_injection(
+            http, room, r.json()["id"], lambda x: x["state"] in ("completed", "failed")
+        )
+        assert refused["state"] == "failed", refused
+        assert "may not open a local file" in refused["error"], refused["error"]
+        assert not refused["producers"], refused  # nothing of it reached the room
+    log.info(
+        "measured: HTTP file tone %.2f Hz, HLS tone %.2f Hz; playlist with file:// segments: %s",
+        results["http"], results["hls"], refused["error"][:120],
+    )  # fmt: skip
 
 
 async def test_injection_refusals(stack: Stack) -> None:

@@ -295,15 +295,19 @@ class RoomManager:
             "producers": [_producer_event(p) for p in producers],
         }
 
-    async def capabilities(self, name: str) -> Json:
-        """The RTP capabilities a joining participant gets, to check an offer before
-        joining (a refused offer must not replace a live session of the same identity).
-        Places the room when it has no router here; `forget_if_empty` undoes that."""
-        async with self._lock(name):
-            return (await self._local_room(await self.get_room(name))).rtp_capabilities
+    async def before_join(self, name: str, check: Callable[[Json], T]) -> T:
+        """`check(the RTP capabilities a joining participant gets)`, before joining: an
+        offer refused there must not replace a live session of the same identity. The
+        room is placed when it has no router here; if `check` raises, that is undone."""
+        try:
+            async with self._lock(name):
+                caps = (await self._local_room(await self.get_room(name))).rtp_capabilities
+            return check(caps)
+        except Exception:
+            await self._forget_if_empty(name)
+            raise
 
-    async def forget_if_empty(self, name: str) -> None:
-        """After `capabilities` with no join: release the room if nobody is in it."""
+    async def _forget_if_empty(self, name: str) -> None:
         local = self.rooms.get(name)
         if local is not None and not local.peers:
             self._drop_local_room(local)

@@ -61,6 +61,8 @@ class Inject:
         dec = make("uridecodebin", uri=uri)
         dec.connect("source-setup", self._source_setup)
         dec.connect("pad-added", self._on_pad)
+        if "://" in self.source:
+            dec.connect("deep-element-added", self._refuse_local_files)
         w.add(dec)
         if c.audio_target is not None:
             self.outputs["audio"] = self._audio(c.audio_target)
@@ -99,6 +101,28 @@ class Inject:
             source.set_property("latency", 200)  # ms of jitter buffer
         elif name in ("souphttpsrc", "rtmpsrc", "rtmp2src"):
             source.set_property("timeout", NETWORK_TIMEOUT_S)  # seconds
+
+    def _refuse_local_files(self, _bin: Gst.Bin, _sub: Gst.Bin, element: Gst.Element) -> None:
+        """A URL source must not open local files: an HLS playlist may list file://
+        segments, which hlsdemux opens with filesrc; that would play any file the
+        media manager can read (another room's recording) past the path confinement."""
+        uri = ""
+        if isinstance(element, Gst.URIHandler) and element.get_uri_type() == Gst.URIType.SRC:
+            uri = element.get_uri() or ""
+        factory = element.get_factory()
+        name = factory.get_name() if factory is not None else ""
+        if name != "filesrc" and not uri.lower().startswith("file:"):
+            return
+        if name == "filesrc":
+            element.set_property("location", "/dev/null/refused")  # fails if it ever reads
+        err = GLib.Error.new_literal(
+            Gst.ResourceError.quark(),
+            f"a URL source may not open a local file ({uri or name}): refused",
+            int(Gst.ResourceError.NOT_AUTHORIZED),
+        )
+        # On the pipeline's bus: hlsdemux swallows its fragment sources' own errors.
+        pipeline = self.worker.pipeline
+        pipeline.post_message(Gst.Message.new_error(pipeline, err, "local file from a URL source"))
 
     def _on_pad(self, _dec: Gst.Element, pad: Gst.Pad) -> None:
         structure = (pad.get_current_caps() or pad.query_caps(None)).get_structure(0)

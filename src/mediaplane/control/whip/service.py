@@ -83,16 +83,17 @@ class WhipService:
         if not principal.grants.can_publish:
             raise PermissionDenied("token does not grant can_publish")
         offer = sdp.check_offer(offer_sdp)
+
         # Everything that can refuse the offer runs before the join, which would
         # replace a live session of the same identity (a bad retry must not end it).
-        try:
-            plans = sdp.plan_publish(offer, await self.rooms.capabilities(room))
+        def check(caps: Json) -> list[sdp.PublishPlan]:
+            plans = sdp.plan_publish(offer, caps)
             for plan in plans:
                 if plan.kind is not None and not principal.grants.may_publish(plan.kind):
                     raise PermissionDenied(f"token does not grant publishing {plan.kind}")
-        except Exception:
-            await self.rooms.forget_if_empty(room)
-            raise
+            return plans
+
+        plans = await self.rooms.before_join(room, check)
         session_id, peer = self._new_peer(room, principal)
         await self.rooms.join(peer)
         try:
@@ -147,11 +148,7 @@ class WhipService:
             if p.identity == identity
         ]
         # As for WHIP: refuse the offer before the join can replace a session.
-        try:
-            codecs = sdp.whep_media_codecs(offer, await self.rooms.capabilities(room))
-        except Exception:
-            await self.rooms.forget_if_empty(room)
-            raise
+        codecs = await self.rooms.before_join(room, lambda caps: sdp.whep_media_codecs(offer, caps))
         session_id, peer = self._new_peer(room, principal)
         await self.rooms.join(peer)
         try:
