@@ -225,10 +225,25 @@ async def test_whep_plays_a_participants_audio(
         assert rms(pcm) > 0.05 and abs(freq - 523.0) <= 5.0, freq
         counters = await decoded_frame_counters(tracks["video"], 60)
         assert rising(counters), counters
-        assert await whep.delete() == 200
+        # The participant played leaves: the session ends (its viewer leaves the room).
+        await alice.close()
+        await sig.close()
+        t_left = time.monotonic()
+        async with httpx.AsyncClient() as http, asyncio.timeout(5):
+            while True:
+                r = await http.get(
+                    f"{control.http}/api/rooms/{room}/participants",
+                    headers={"Authorization": f"Bearer {admin(settings)}"},
+                )
+                if r.json() == []:
+                    break
+                await asyncio.sleep(0.1)
+        ended_s = time.monotonic() - t_left
+        assert await whep.delete() == 200  # already ended: still fine
         log.info(
-            "measured: WHEP tone %.2f Hz rms %.3f; frame numbers %s",
-            freq, rms(pcm), medians(counters),
+            "measured: WHEP tone %.2f Hz rms %.3f; frame numbers %s; session ended %.2f s "
+            "after the participant left",
+            freq, rms(pcm), medians(counters), ended_s,
         )  # fmt: skip
     finally:
         await whep.close()

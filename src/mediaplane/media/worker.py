@@ -414,7 +414,9 @@ class Worker:
                 emit("input-removed", input=ident)
             else:
                 emit("input-error", input="", message=f"unknown command {name!r}")
-        except (ValueError, KeyError, RuntimeError, AttributeError) as e:
+        except Exception as e:
+            # The command protocol's one reply point: an exception escaping here would
+            # remove the stdin watch, and every later command would time out.
             emit("input-error", input=ident, message=str(e) or type(e).__name__)
 
     def _terminate(self) -> bool:

@@ -138,7 +138,8 @@ class WhipService:
         offer = sdp.check_offer(offer_sdp)
         await self.rooms.get_room(room)
         peers = await self.rooms._redis(self.rooms.store.list_peers(room))
-        if not any(p.identity == identity for p in peers):
+        watched = next((p for p in peers if p.identity == identity), None)
+        if watched is None:
             raise NotFound(f"participant {identity!r} is not in room {room!r}")
         if identity == principal.identity:
             raise Conflict("a WHEP viewer needs an identity of its own (joining would replace it)")
@@ -149,7 +150,7 @@ class WhipService:
         ]
         # As for WHIP: refuse the offer before the join can replace a session.
         codecs = await self.rooms.before_join(room, lambda caps: sdp.whep_media_codecs(offer, caps))
-        session_id, peer = self._new_peer(room, principal)
+        session_id, peer = self._new_peer(room, principal, watched_peer=watched.peer_id)
         await self.rooms.join(peer)
         try:
             local = self.rooms.room_of(peer)
@@ -261,9 +262,11 @@ class WhipService:
         await self._end(session, "left")
 
     # internals ------------------------------------------------------------------
-    def _new_peer(self, room: str, principal: Principal) -> tuple[str, LocalPeer]:
+    def _new_peer(
+        self, room: str, principal: Principal, *, watched_peer: str | None = None
+    ) -> tuple[str, LocalPeer]:
         session_id = secrets.token_urlsafe(24)
-        hooks = SessionPeerEvents(lambda reason: self._end_later(session_id, reason))
+        hooks = SessionPeerEvents(lambda reason: self._end_later(session_id, reason), watched_peer)
         peer = LocalPeer(
             peer_id=uuid.uuid4().hex[:16],
             room=room,

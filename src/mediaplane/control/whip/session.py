@@ -59,14 +59,17 @@ class MediaSession:
 class SessionPeerEvents:
     """The LocalPeer's event sink and disconnect hook for a session."""
 
-    def __init__(self, on_gone: Callable[[str], None]) -> None:
+    def __init__(self, on_gone: Callable[[str], None], watched_peer: str | None = None) -> None:
         self._on_gone = on_gone
+        self.watched_peer = watched_peer  # WHEP: the participant played; its leave ends us
         self.events = 0
 
     async def send_event(self, event: str, data: Json) -> None:
         self.events += 1
         if event == "rejoin":
             self._on_gone(f"the media server lost the room: {data.get('reason', '')}")
+        elif event == "peerLeft" and self.watched_peer and data.get("peerId") == self.watched_peer:
+            self._on_gone("the participant played left the room")
 
     async def disconnect(self, code: int, reason: str) -> None:
         self._on_gone(reason)
