@@ -33,7 +33,7 @@ def _steps(name: str, default: str) -> list[int]:
 
 
 AUDIO_STEPS = _steps("BENCH_AUDIO_STEPS", "100,250,500,1000,1500,2000,3000,4000")
-CALL_STEPS = _steps("BENCH_CALL_STEPS", "10,25,50,100,150,200,300,400,600")
+CALL_STEPS = _steps("BENCH_CALL_STEPS", "10,25,50,100,150,200,300,400,600,800,1000,1200")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 MAX_LOSS = 1.0
 ANCHOR_MEDIASOUP = 500  # consumers per worker core (mediasoup docs, video)
@@ -186,6 +186,31 @@ def summary(kind: str, rows: list[dict[str, Any]], unit: str) -> str:
     )
 
 
+def verdict(rows: list[dict[str, Any]], worker_cores: int) -> str:
+    """What the failing step's figures say set the limit (nothing when none failed)."""
+    stop = rows[-1] if rows else None
+    if stop is None or stop["passed"]:
+        return ""
+    sfu, machine = stop["sfu_workers_pct"] or 0.0, stop["machine_pct"]
+    usable = 100 * worker_cores
+    if sfu >= 0.8 * usable:
+        return (
+            f"At the failing step the SFU workers used {sfu:.0f} % of the {usable} % their "
+            f"{worker_cores} core(s) give: the SFU's own limit."
+        )
+    if machine >= 90:
+        return (
+            f"At the failing step the machine was {machine:.0f} % busy while the SFU workers "
+            f"used {sfu:.0f} % of the {usable} % they could: the load generator on the same "
+            "cores set this limit, not the SFU, whose own ceiling is higher."
+        )
+    return (
+        f"At the failing step neither the SFU workers ({sfu:.0f} % of {usable} %) nor the "
+        f"machine ({machine:.0f} %) were saturated; packets arrived late (jitter p50 "
+        f"{stop['jitter_p50_ms']:.1f} ms), which points at the generator's timing."
+    )
+
+
 async def main_async(settings: Settings) -> dict[str, list[dict[str, Any]]]:
     return {
         "audio_room": await series(settings, "audio", AUDIO_STEPS),
@@ -210,20 +235,16 @@ def main() -> None:
         "every join; a packet missing or later than 200 ms counts as lost. Each series stops "
         "at the first step with loss of 1 % or more.\n\n"
         "**(a) One audio room: 1 publisher, N subscribers** (one router, so one worker core)\n\n"
-        f"{table(audio, 'subscribers N')}\n\n{summary('audio room', audio, 'subscribers')}\n\n"
+        f"{table(audio, 'subscribers N')}\n\n{summary('audio room', audio, 'subscribers')} "
+        f"{verdict(audio, 1)}\n\n"
         "**(b) 3-person calls: K rooms, each person publishes and receives the other two** "
         "(rooms spread over both workers)\n\n"
-        f"{table(calls, 'rooms K')}\n\n{summary('number of 3-person calls', calls, 'rooms')}\n\n"
-        "What limits these numbers: the load generator is Python (one sender thread, one "
-        "receiver thread) on the same 2 cores as the SFU, and the machine also ran other "
-        "test suites. Where a series stops, the SFU workers were far from a full core each; "
-        "the loss is packets reaching our receiver later than 200 ms (its jitter climbs to "
-        "30 ms and more, and the sender thread falls behind its clock): the generator's limit "
-        "on a busy machine, so the SFU's own ceiling is higher (the one-worker fan-out "
-        "benchmark, SFU forwarding fan-out below, forwards without loss up to about 100 % "
-        "of a core, at about the same µs per packet). The UDP receive-buffer column is the "
-        "host-wide kernel counter, "
-        "so it includes other processes' sockets (it moved in steps where we lost nothing). "
+        f"{table(calls, 'rooms K')}\n\n{summary('number of 3-person calls', calls, 'rooms')} "
+        f"{verdict(calls, 2)}\n\n"
+        "The load generator is Python (one sender thread, one receiver thread) on the same "
+        "2 cores as the SFU; the one-worker fan-out benchmark (SFU forwarding fan-out below) "
+        "measures the SFU alone. The UDP receive-buffer column is the host-wide kernel "
+        "counter, so it includes other processes' sockets. "
         "The anchors are other systems' published figures on other hardware, quoted for "
         "scale, not measured here; mediasoup's is for video consumers, ours are 50 pps audio."
     )
