@@ -152,11 +152,16 @@ def status(url: str | None = UrlOpt, token: str | None = TokenOpt, as_json: bool
     with _rest(url, token) as client:
         ready = client.ready()
         info = client.system()
+        nodes = client.sfu_nodes()
         room_list = client.rooms()
     if as_json:
-        console.print_json(json.dumps({"ready": ready, "system": info, "rooms": room_list}))
+        console.print_json(
+            json.dumps({"ready": ready, "system": info, "sfu_nodes": nodes, "rooms": room_list})
+        )
         return
     console.print(views.services(client.base_url, ready, info))
+    if nodes.get("mode") == "redis":  # several nodes: the table above shows one node's
+        console.print(views.sfu_nodes(nodes))
     console.print(views.rooms(room_list))
     if ready.get("status") != "ready":
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from tests.support.gst import GstProcess, tile_sender
 from tests.support.media import OPUS, VP8, MediaService, wait_job
 from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
 from tests.support.nginx_rtmp import NginxRtmp
+from tests.support.sources import silent_tcp_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 log = logging.getLogger(__name__)
@@ -104,3 +106,47 @@ async def test_unreachable_rtmp_server_is_a_failed_job(media: MediaService) -> N
         assert took < 10, took  # the refusal is seen at once, not after a timeout
         log.info("measured: %s to a closed RTMP port failed in %.2f s: %s", body["kind"], took,
                  reason[:120])  # fmt: skip
+
+
+async def test_rtmp_server_that_hangs_or_dies_fails_the_job(
+    media: MediaService, nginx: NginxRtmp
+) -> None:
+    """Not a hang: a server that accepts TCP and never speaks RTMP, and one that dies
+    mid-stream, each end the job as failed with a reason, in bounded time."""
+    async with silent_tcp_server() as port, media.client() as http:
+        t0 = time.monotonic()
+        r = await http.post(
+            "/jobs", json={"kind": "stream", "rtmpUrl": f"rtmp://127.0.0.1:{port}/live/x",
+                           "audio": OPUS},
+        )  # fmt: skip
+        assert r.status_code == 202, r.text
+        silent = await wait_job(http, r.json()["id"], lambda j: j["state"] == "failed", 30)
+        t_silent = time.monotonic() - t0
+    assert silent["error"], silent
+    assert t_silent < 20, t_silent
+
+    body = {"kind": "stream", "rtmpUrl": nginx.url("dies"), "audio": OPUS, "video": VP8}
+    async with media.client() as http:
+        r = await http.post("/jobs", json=body)
+        assert r.status_code == 202, r.text
+        job = r.json()
+        tx = await GstProcess.start(
+            *tile_sender(job["rtp"]["audio"]["port"], job["rtp"]["video"]["port"],
+                         seconds=30, freq=440.0, color=0x00FF00, ssrc_base=40)
+        )  # fmt: skip
+        try:
+            await wait_job(http, job["id"], lambda j: j["state"] == "running")
+            await asyncio.sleep(3)
+            nginx.proc.kill()  # the server goes away mid-stream
+            t0 = time.monotonic()
+            died = await wait_job(http, job["id"], lambda j: j["state"] == "failed", 30)
+            t_died = time.monotonic() - t0
+        finally:
+            await tx.stop()
+    assert died["error"], died
+    assert t_died < 20, t_died
+    log.info(
+        "measured: RTMP server that never answers: failed after %.2f s (%s); server killed "
+        "mid-stream: failed after %.2f s (%s)",
+        t_silent, str(silent["error"])[:100], t_died, str(died["error"])[:100],
+    )  # fmt: skip

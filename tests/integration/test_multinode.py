@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -336,6 +337,18 @@ async def test_rooms_spread_and_a_dead_node_moves_its_peers(
             listing = (await http.get("/api/sfu/nodes")).json()
             assert [n["node_id"] for n in listing["nodes"]] == [survivor.node_id]
             assert victim.node_id in listing["down"]
+        # `mediaplane status` against an instance lists the nodes, the dead one as down.
+        shown = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "mediaplane.cli", "status", "--url", cluster.http(0)],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "MEDIAPLANE_ENV": "test", "COLUMNS": "200"},
+        )  # fmt: skip
+        assert "SFU node(s)" in shown.stdout, shown.stdout + shown.stderr
+        node_rows = {ln.split()[1]: ln for ln in shown.stdout.splitlines() if "node-" in ln}
+        assert "ok" in node_rows[survivor.node_id] and "down" in node_rows[victim.node_id], (
+            shown.stdout
+        )
         # A new room goes to the only node left.
         late = f"late-{uuid.uuid4().hex[:4]}"
         sig = await SignalingClient.connect(cluster.ws(0, late), participant(settings, "z", late))

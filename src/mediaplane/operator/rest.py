@@ -102,6 +102,10 @@ class RestClient:
         out: dict[str, Any] = self.call("GET", "/api/system")
         return out
 
+    def sfu_nodes(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.call("GET", "/api/sfu/nodes")
+        return out
+
     # rooms ----------------------------------------------------------------------
     def rooms(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = self.call("GET", "/api/rooms")

@@ -66,6 +66,22 @@ def services(url: str, ready: dict[str, Any], system: dict[str, Any] | None) -> 
     return t
 
 
+def sfu_nodes(listing: dict[str, Any]) -> Table:
+    """The SFU nodes registered in Redis (GET /api/sfu/nodes), and those marked down."""
+    t = Table(title=f"{len(listing.get('nodes', []))} SFU node(s)")
+    for col in ("node", "state", "rooms", "workers", "transports", "producers", "consumers"):
+        t.add_column(col)
+    for n in listing.get("nodes", []):
+        t.add_row(
+            str(n["node_id"]), _ok(bool(n.get("connected"))), str(n.get("rooms", 0)),
+            str(n.get("workers", 0)), str(n.get("transports", 0)), str(n.get("producers", 0)),
+            str(n.get("consumers", 0)),
+        )  # fmt: skip
+    for node_id in listing.get("down", []):
+        t.add_row(str(node_id), "[red]down[/red]", "", "", "", "", "")
+    return t
+
+
 def rooms(items: Sequence[dict[str, Any]]) -> Table:
     t = Table(title=f"{len(items)} room(s)")
     for col in ("room", "participants", "max", "worker", "created", "metadata"):
