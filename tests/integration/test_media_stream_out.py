@@ -7,7 +7,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from mediaplane.state.redis_server import free_tcp_port
@@ -42,16 +44,26 @@ def _check_flv(path: Path, seconds: float, tone: float) -> tuple[float, float]:
     return duration, freq
 
 
+async def _stream_with_sender(
+    http: httpx.AsyncClient, rtmp_url: str, *, seconds: float, color: int, ssrc_base: int
+) -> tuple[dict[str, Any], GstProcess]:
+    """A participant stream job to `rtmp_url` and its sender (a 440 Hz tone and `color`)."""
+    body = {"kind": "stream", "rtmpUrl": rtmp_url, "audio": OPUS, "video": VP8}
+    r = await http.post("/jobs", json=body)
+    assert r.status_code == 202, r.text
+    job: dict[str, Any] = r.json()
+    tx = await GstProcess.start(
+        *tile_sender(job["rtp"]["audio"]["port"], job["rtp"]["video"]["port"],
+                     seconds=seconds, freq=440.0, color=color, ssrc_base=ssrc_base)
+    )  # fmt: skip
+    return job, tx
+
+
 async def test_participant_stream_reaches_nginx(media: MediaService, nginx: NginxRtmp) -> None:
-    body = {"kind": "stream", "rtmpUrl": nginx.url("alice"), "audio": OPUS, "video": VP8}
     async with media.client() as http:
-        r = await http.post("/jobs", json=body)
-        assert r.status_code == 202, r.text
-        job = r.json()
-        tx = await GstProcess.start(
-            *tile_sender(job["rtp"]["audio"]["port"], job["rtp"]["video"]["port"],
-                         seconds=6, freq=440.0, color=0xFF0000, ssrc_base=10)
-        )  # fmt: skip
+        job, tx = await _stream_with_sender(
+            http, nginx.url("alice"), seconds=6, color=0xFF0000, ssrc_base=10
+        )
         await wait_job(http, job["id"], lambda j: j["state"] == "running")
         await tx.wait(30)
         done = (await http.post(f"/jobs/{job['id']}/stop")).json()
@@ -125,15 +137,10 @@ async def test_rtmp_server_that_hangs_or_dies_fails_the_job(
     assert silent["error"], silent
     assert t_silent < 20, t_silent
 
-    body = {"kind": "stream", "rtmpUrl": nginx.url("dies"), "audio": OPUS, "video": VP8}
     async with media.client() as http:
-        r = await http.post("/jobs", json=body)
-        assert r.status_code == 202, r.text
-        job = r.json()
-        tx = await GstProcess.start(
-            *tile_sender(job["rtp"]["audio"]["port"], job["rtp"]["video"]["port"],
-                         seconds=30, freq=440.0, color=0x00FF00, ssrc_base=40)
-        )  # fmt: skip
+        job, tx = await _stream_with_sender(
+            http, nginx.url("dies"), seconds=30, color=0x00FF00, ssrc_base=40
+        )
         try:
             await wait_job(http, job["id"], lambda j: j["state"] == "running")
             await asyncio.sleep(3)
