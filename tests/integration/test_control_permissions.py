@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -148,6 +149,31 @@ async def test_rest_room_admin_flow(settings: Settings, control: ControlInstance
         assert {p["identity"] for p in people} == {"alice", "bob"}
         alice = next(p for p in people if p["identity"] == "alice")
         assert alice["tracks"][0]["producerId"] == producer_id
+        assert "stats" not in alice["tracks"][0]  # only when asked for
+
+        # Live stats, per participant or in one snapshot of every room (the dashboard's view).
+        async with asyncio.timeout(10):
+            while True:
+                r = await http.get(f"/api/rooms/{room}/participants", params={"stats": "true"})
+                stats = next(p for p in r.json() if p["identity"] == "alice")["tracks"][0]["stats"]
+                if stats["packetCount"] > 0 and stats["bitrate"] > 0:
+                    break
+                await asyncio.sleep(0.25)
+        plain = next(x for x in (await http.get("/api/rooms")).json() if x["name"] == room)
+        assert "participants" not in plain
+        r = await http.get("/api/rooms", params={"expand": "stats"})
+        listed = next(x for x in r.json() if x["name"] == room)
+        assert {p["identity"] for p in listed["participants"]} == {"alice", "bob"}
+        snap = next(p for p in listed["participants"] if p["identity"] == "alice")["tracks"][0]
+        assert snap["producerId"] == producer_id and snap["stats"]["packetCount"] > 0, snap
+        assert (await http.get("/api/rooms", params={"expand": "everything"})).status_code == 422
+        r = await http.post("/api/tokens", json={"identity": "ops", "grants": {"room_list": True}})
+        lister = {"Authorization": f"Bearer {r.json()['token']}"}
+        assert (
+            await http.get("/api/rooms", params={"expand": "participants"}, headers=lister)
+        ).status_code == 200
+        r = await http.get("/api/rooms", params={"expand": "stats"}, headers=lister)
+        assert r.status_code == 403 and "room_admin" in r.json()["error"]["message"], r.text
 
         r = await http.post(
             f"/api/rooms/{room}/participants/alice/tracks/{producer_id}/mute", json={"muted": True}

@@ -77,6 +77,10 @@ async def test_dashboard_egress_and_injection(
         block = page.get_by_role("article", name=f"Room {room}")
         people = block.get_by_role("table", name=f"Participants of {room}")
         await expect(row(people, "alice")).to_have_count(1, timeout=15000)
+        # Her tracks with the SFU's live figures (a refresh is one snapshot: /api/rooms?expand).
+        await expect(row(people, "alice").locator("li").first).to_contain_text(
+            re.compile(r"[1-9][0-9]* kbit/s, lost [0-9]+, score (?:[1-9]|10) "), timeout=10000
+        )
 
         # Play a file into the room (looping): listed active, its participant appears.
         inject = block.get_by_role("form", name=f"Play media into {room}")

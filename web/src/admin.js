@@ -205,17 +205,18 @@ function byRoom(list) {
 
 async function renderRooms() {
   const [rooms, egress, injections] = await Promise.all([
-    api('/api/rooms'), api('/api/egress'), api('/api/injections')]);
+    api('/api/rooms?expand=stats'), api('/api/egress'), api('/api/injections')]);
   const egressByRoom = byRoom(egress);
   const injectionsByRoom = byRoom(injections);
   const articles = [];
   for (const room of rooms) {
-    const people = await api(`/api/rooms/${room.name}/participants`);
+    // One snapshot of every room, its participants and their tracks' stats: a participant
+    // or room gone between two requests cannot fail the refresh.
+    const people = room.participants;
     const rows = [];
     for (const p of people) {
-      const stats = p.tracks.length ? await api(`/api/rooms/${room.name}/participants/${p.identity}/stats`).catch(() => []) : [];
       const tracks = el('ul', {}, ...p.tracks.map((t) => {
-        const s = stats.find((x) => x.producerId === t.producerId) ?? {};
+        const s = t.stats ?? {};
         return el('li', {}, `${t.source}${t.paused ? ' (muted)' : ''}: ${kbps(s.bitrate)}, lost ${s.packetsLost ?? 0}, score ${s.score ?? '?'} `,
           act(t.paused ? `Unmute ${p.identity} ${t.source}` : `Mute ${p.identity} ${t.source}`, () =>
             api(`/api/rooms/${room.name}/participants/${p.identity}/tracks/${t.producerId}/mute`,

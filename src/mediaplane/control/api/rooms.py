@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaplane.control.auth import Grants
+from mediaplane.control.auth import Grants, Principal
 from mediaplane.control.deps import PrincipalDep, RoomsDep
+from mediaplane.control.errors import NotFound
+from mediaplane.control.rooms import RoomManager
+from mediaplane.sfu.errors import SfuError
 from mediaplane.state.models import RoomRecord
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/api/rooms", tags=["rooms"])
+Expand = Annotated[
+    list[Literal["participants", "stats"]] | None,
+    Query(
+        description="participants: each room's participants; stats: and their tracks' stats "
+        "(grant: room_admin of each room). One snapshot, for dashboards: a room deleted "
+        "while it is taken is left out, not a 404."
+    ),
+]
 RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="room name")
 Identity = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="participant identity")
 
@@ -31,6 +45,35 @@ class RoomUpdate(BaseModel):
     metadata: str | None = Field(default=None, max_length=4096)
 
 
+class TrackStats(BaseModel):
+    """A producer's live figures from the SFU (mediasoup's producer.getStats())."""
+
+    bitrate: int
+    packetsLost: int
+    packetCount: int
+    score: int
+
+
+class Track(BaseModel):
+    producerId: str  # the signaling protocol's names
+    kind: str
+    source: str
+    paused: bool
+    stats: TrackStats | None = Field(
+        default=None, description="with ?stats=true; null when the SFU has none (just closed)"
+    )
+
+
+class ParticipantOut(BaseModel):
+    peerId: str
+    identity: str
+    name: str
+    kind: str = Field(default="participant", description="participant, or ingress (an injection)")
+    instance: str
+    joinedAt: float
+    tracks: list[Track]
+
+
 class RoomOut(BaseModel):
     name: str
     max_participants: int
@@ -42,27 +85,11 @@ class RoomOut(BaseModel):
     worker_pid: int | None = None
     node_id: str | None = None  # the SFU node hosting the room (`static` with one SFU)
     extra_routers: dict[str, int] = {}  # router id -> worker pid, when the room spans workers
+    participants: list[ParticipantOut] | None = None  # with ?expand=participants
 
     @classmethod
     def of(cls, room: RoomRecord, participants: int | None = None) -> RoomOut:
         return cls(**room.model_dump(exclude={"empty_since"}), num_participants=participants)
-
-
-class Track(BaseModel):
-    producerId: str  # the signaling protocol's names
-    kind: str
-    source: str
-    paused: bool
-
-
-class ParticipantOut(BaseModel):
-    peerId: str
-    identity: str
-    name: str
-    kind: str = Field(default="participant", description="participant, or ingress (an injection)")
-    instance: str
-    joinedAt: float
-    tracks: list[Track]
 
 
 class MuteRequest(BaseModel):
@@ -82,13 +109,54 @@ async def create_room(body: RoomCreate, principal: PrincipalDep, rooms: RoomsDep
     return RoomOut.of(await rooms.create_room(RoomRecord(**body.model_dump())), 0)
 
 
-@router.get("", response_model=list[RoomOut])
-async def list_rooms(principal: PrincipalDep, rooms: RoomsDep) -> list[RoomOut]:
+async def track_stats(rooms: RoomManager, room: str, producer_id: str) -> TrackStats | None:
+    """A producer's stats, or None when the SFU has none: it closed since it was listed, or
+    its node is unreachable (a listing is a snapshot; one vanished track must not fail it)."""
+    try:
+        stats = await (await rooms.room_sfu(room)).get_stats("producer", producer_id)
+    except SfuError as e:
+        log.debug("room=%s producer=%s no stats: %s", room, producer_id, e)
+        return None
+    return TrackStats(
+        bitrate=sum(int(s.get("bitrate", 0)) for s in stats),
+        packetsLost=sum(int(s.get("packetsLost", 0)) for s in stats),
+        packetCount=sum(int(s.get("packetCount", 0)) for s in stats),
+        score=max((int(s.get("score", 0)) for s in stats), default=0),
+    )
+
+
+async def participants_of(
+    principal: Principal, rooms: RoomManager, room: str, *, stats: bool
+) -> list[ParticipantOut]:
+    """A room's participants, each track with its stats when `stats` (grant: room_admin)."""
+    if stats:
+        principal.require_room_admin(room)
+    people = [ParticipantOut.model_validate(p) for p in await rooms.participants(room)]
+    if stats:
+        for person in people:
+            for track in person.tracks:
+                track.stats = await track_stats(rooms, room, track.producerId)
+    return people
+
+
+@router.get("", response_model=list[RoomOut], response_model_exclude_unset=True)
+async def list_rooms(
+    principal: PrincipalDep,
+    rooms: RoomsDep,
+    expand: Expand = None,
+) -> list[RoomOut]:
     """Every room (grant: room_list)."""
     principal.require("room_list")
     out = []
     for room in await rooms.list_rooms():
-        out.append(RoomOut.of(room, await rooms.store.count_peers(room.name)))
+        item = RoomOut.of(room, await rooms.store.count_peers(room.name))
+        if expand:
+            try:
+                people = await participants_of(principal, rooms, room.name, stats="stats" in expand)
+            except NotFound:
+                continue  # deleted since it was listed
+            item.participants, item.num_participants = people, len(people)
+        out.append(item)
     return out
 
 
@@ -117,14 +185,19 @@ async def delete_room(principal: PrincipalDep, rooms: RoomsDep, room: str = Room
     await rooms.delete_room(room)
 
 
-@router.get("/{room}/participants", response_model=list[ParticipantOut])
+@router.get(
+    "/{room}/participants", response_model=list[ParticipantOut], response_model_exclude_unset=True
+)
 async def list_participants(
-    principal: PrincipalDep, rooms: RoomsDep, room: str = RoomName
-) -> list[dict[str, Any]]:
+    principal: PrincipalDep,
+    rooms: RoomsDep,
+    room: str = RoomName,
+    stats: bool = Query(default=False, description="each track's live stats (room_admin)"),
+) -> list[ParticipantOut]:
     """Participants and their tracks (grant: room_admin, or room_list)."""
     if not principal.grants.room_list:
         principal.require_room_admin(room)
-    return await rooms.participants(room)
+    return await participants_of(principal, rooms, room, stats=stats)
 
 
 @router.delete("/{room}/participants/{identity}", status_code=status.HTTP_204_NO_CONTENT)

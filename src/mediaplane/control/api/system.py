@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 
 from mediaplane.control.deps import PrincipalDep, RoomsDep
-from mediaplane.control.errors import NotFound
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.urls import redact_urls
 
@@ -76,29 +75,3 @@ async def media_jobs(principal: PrincipalDep, request: Request) -> list[dict[str
     principal.require("room_list")
     jobs: list[dict[str, Any]] = redact_urls(await _recordings(request).media.jobs())
     return jobs
-
-
-@router.get("/api/rooms/{room}/participants/{identity}/stats")
-async def track_stats(
-    principal: PrincipalDep,
-    rooms: RoomsDep,
-    room: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
-    identity: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
-) -> list[dict[str, Any]]:
-    """Live bitrate, packet loss and score of a participant's tracks (grant: room_admin)."""
-    principal.require_room_admin(room)
-    producers = [p for p in await rooms.store.list_producers(room) if p.identity == identity]
-    if not producers:
-        raise NotFound(f"{identity!r} publishes nothing in {room!r}")
-    out = []
-    for p in producers:
-        sfu = await rooms.room_sfu(room)
-        stats = await sfu.get_stats("producer", p.producer_id)
-        out.append({
-            "producerId": p.producer_id, "kind": p.kind, "source": p.source, "paused": p.paused,
-            "bitrate": sum(int(s.get("bitrate", 0)) for s in stats),
-            "packetsLost": sum(int(s.get("packetsLost", 0)) for s in stats),
-            "packetCount": sum(int(s.get("packetCount", 0)) for s in stats),
-            "score": max((int(s.get("score", 0)) for s in stats), default=0),
-        })  # fmt: skip
-    return out
