@@ -296,7 +296,11 @@ async function start() {
   await refresh();
   $('login').hidden = true;
   $('dash').hidden = false;
-  setInterval(() => refresh().catch((e) => { $('status').textContent = e.message; }), 2000);
+  // The next refresh is due 2 s after this one ended: two never overlap, so an older
+  // snapshot cannot be drawn over a newer one.
+  const again = () => setTimeout(() => refresh()
+    .catch((e) => { $('status').textContent = e.message; }).finally(again), 2000);
+  again();
 }
 
 $('login').addEventListener('submit', async (ev) => {

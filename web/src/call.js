@@ -5,7 +5,8 @@ import { Device } from 'mediasoup-client';
 const $ = (id) => document.getElementById(id);
 const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: null, recv: null,
   producers: {}, consumers: new Map(), peers: new Map(), room: '', token: '', closing: false,
-  statusLog: [] };
+  // Tracks announced between our join and our receive transport: consumed once it exists.
+  early: new Map(), statusLog: [] };
 
 function setStatus(text) {
   $('status').textContent = text;
@@ -39,7 +40,8 @@ function tile(peerId, name) {
 function removeTile(peerId) { document.getElementById(`tile-${peerId}`)?.remove(); }
 
 async function consume(producer) {
-  if (!state.recv || producer.peerId === state.peerId) return;
+  if (producer.peerId === state.peerId) return;
+  if (!state.recv) { state.early.set(producer.producerId, producer); return; }
   const data = await request('consume', { transportId: state.recv.id, producerId: producer.producerId,
     rtpCapabilities: state.device.rtpCapabilities });
   const consumer = await state.recv.consume({ id: data.consumerId, producerId: data.producerId,
@@ -67,6 +69,9 @@ function onEvent(event, data) {
       break;
     case 'newProducer':
       consume(data).catch((e) => setStatus(`could not receive a track: ${e.message}`));
+      break;
+    case 'producerClosed':
+      state.early.delete(data.producerId);
       break;
     case 'consumerClosed':
       state.consumers.get(data.consumerId)?.consumer.close();
@@ -113,6 +118,7 @@ function transportParams(t) {
 async function setupMedia() {
   const joined = await request('join', { displayName: $('name').value });
   state.peerId = joined.peerId;
+  for (const p of joined.peers) { state.peers.set(p.peerId, p); tile(p.peerId, p.displayName); }
   state.device = new Device();
   await state.device.load({ routerRtpCapabilities: joined.routerRtpCapabilities });
   const sendInfo = await request('createTransport', { direction: 'send' });
@@ -134,8 +140,12 @@ async function setupMedia() {
   me.querySelector('video').srcObject = media;
   state.producers.audio = await state.send.produce({ track: media.getAudioTracks()[0], appData: { source: 'audio' } });
   state.producers.video = await state.send.produce({ track: media.getVideoTracks()[0], appData: { source: 'video' } });
-  for (const p of joined.peers) { state.peers.set(p.peerId, p); tile(p.peerId, p.displayName); }
-  for (const p of joined.producers) await consume(p);
+  // Everyone's tracks at the join, then those announced while we were setting up.
+  for (const p of joined.producers) state.early.set(p.producerId, p);
+  for (const p of [...state.early.values()]) {
+    state.early.delete(p.producerId);
+    await consume(p).catch((e) => setStatus(`could not receive a track: ${e.message}`));
+  }
   setStatus(`In room ${state.room} as ${$('name').value}`);
 }
 
@@ -166,6 +176,7 @@ function resetMedia() {
   state.send?.close(); state.recv?.close();
   state.send = state.recv = null;
   state.consumers.clear();
+  state.early.clear();
   document.querySelectorAll('.tile').forEach((t) => { if (t.id !== 'tile-me') t.remove(); });
 }
 

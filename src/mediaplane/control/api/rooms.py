@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediaplane.control.auth import Grants, Principal
 from mediaplane.control.deps import PrincipalDep, RoomsDep
-from mediaplane.control.errors import NotFound
+from mediaplane.control.errors import NotFound, Unavailable
 from mediaplane.control.rooms import RoomManager
 from mediaplane.sfu.errors import SfuError
 from mediaplane.state.models import RoomRecord
@@ -114,7 +114,7 @@ async def track_stats(rooms: RoomManager, room: str, producer_id: str) -> TrackS
     its node is unreachable (a listing is a snapshot; one vanished track must not fail it)."""
     try:
         stats = await (await rooms.room_sfu(room)).get_stats("producer", producer_id)
-    except SfuError as e:
+    except (SfuError, Unavailable) as e:
         log.debug("room=%s producer=%s no stats: %s", room, producer_id, e)
         return None
     return TrackStats(
