@@ -229,6 +229,72 @@ async def test_hls_served_by_the_control_plane(stack: Stack, tmp_path: Path) -> 
              len(uris), len(pcm) / 48000, freq)  # fmt: skip
 
 
+async def test_hls_live_window(stack: Stack, tmp_path: Path) -> None:
+    """hlsWindow 3: a live playlist of the last 3 segments (its media sequence moving on),
+    older segments deleted from disk (2 kept for late players) and gone from HTTP, the
+    listed ones decoding to the participant's tone."""
+    room = f"eg-{uuid.uuid4().hex[:6]}"
+    pub = await publish(stack, room, "bob")
+    viewer = token(stack.settings, "viewer", room=room, room_join=True)
+    try:
+        async with stack.http() as http:
+            body = {"output": "hls", "hlsWindow": 3, "width": 640, "height": 360, "fps": 15,
+                    "videoKbps": 800}  # fmt: skip
+            r = await http.post(f"/api/rooms/{room}/egress", json=body)
+            assert r.status_code == 202, r.text
+            eg = r.json()
+            assert eg["hls_window"] == 3, eg
+            base = f"/api/rooms/{room}/egress/{eg['id']}/hls"
+            async with (
+                httpx.AsyncClient(
+                    base_url=stack.control.http, params={"access_token": viewer}, timeout=30
+                ) as player,
+                asyncio.timeout(60),
+            ):
+                while True:  # until the window has slid past the first 5 segments
+                    playlist = await player.get(f"{base}/playlist.m3u8")
+                    if playlist.status_code == 200:
+                        text = playlist.text
+                        sequence = int(text.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
+                        if sequence >= 5:
+                            break
+                    await asyncio.sleep(0.5)
+                uris = [x for x in text.splitlines() if x and not x.startswith("#")]
+                assert len(uris) == 3, text
+                assert "#EXT-X-ENDLIST" not in text, text
+                folder = (
+                    stack.media.root
+                    / (await http.get(f"/api/rooms/{room}/egress/{eg['id']}")).json()["hls_folder"]
+                )
+                on_disk = sorted(x.name for x in folder.glob("segment*.ts"))
+                first = await player.get(f"{base}/segment00000.ts")
+                ts = b""
+                for uri in uris:
+                    seg = await player.get(f"{base}/{uri}")
+                    assert seg.status_code == 200, (uri, seg.text)
+                    ts += seg.content
+            await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")
+    finally:
+        await leave(pub)
+    assert first.status_code == 404, first.text
+    # The window's 3, 2 more for late players, and the one being written.
+    assert "segment00000.ts" not in on_disk and len(on_disk) <= 6, on_disk
+    out = tmp_path / "window.ts"
+    out.write_bytes(ts)
+    streams = {s.codec_type: s for s in probe_streams(out)}
+    assert (streams["video"].codec_name, streams["audio"].codec_name) == ("h264", "aac")
+    pcm = decode_audio(out)
+    freq = dominant_frequency(pcm[: 48000 * 2], 48000)
+    log.info(
+        "measured: HLS live window: media sequence %d, playlist %s, on disk %s, "
+        "first segment %d, %.2f s decoded, %.2f Hz",
+        sequence, [u.split("?")[0] for u in uris], on_disk, first.status_code,
+        len(pcm) / 48000, freq,
+    )  # fmt: skip
+    assert len(pcm) / 48000 > 3.0, len(pcm)
+    assert abs(freq - 660.0) < 3, freq
+
+
 async def test_egress_refusals(stack: Stack) -> None:
     room = f"eg-{uuid.uuid4().hex[:6]}"
     pub = await publish(stack, room, "alice")
@@ -245,6 +311,9 @@ async def test_egress_refusals(stack: Stack) -> None:
                 ({"format": "avi"}, 422),
                 ({"output": "rtmp", "rtmpUrl": "rtmp://h:99999/live/k"}, 422),
                 ({"output": "rtmp", "rtmpUrl": "rtmp:///live/k"}, 422),
+                ({"output": "hls", "hlsWindow": 2}, 422),  # a live playlist needs 3 or more
+                ({"output": "file", "hlsWindow": 5}, 422),
+                ({"output": "hls", "hlsWindow": -1}, 422),
                 # 1080p60 costs 190 units, over the media manager's budget of 100.
                 ({"width": 1920, "height": 1080, "fps": 60}, 429),
             ]

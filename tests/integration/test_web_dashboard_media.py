@@ -146,6 +146,7 @@ async def test_dashboard_egress_and_injection(
 
         # HLS: the row gets a playlist link with a token that may only read this room.
         await egress.get_by_label("Output").select_option(value="hls")
+        await egress.get_by_label(re.compile(r"^Live window")).fill("3")
         await egress.get_by_role("button", name="Start egress").click()
         hls_row = listed.locator("tbody tr").filter(
             has=page.get_by_role("cell", name="HLS", exact=True)
@@ -157,6 +158,10 @@ async def test_dashboard_egress_and_injection(
         href = await link.get_attribute("href")
         assert href and "access_token=" in href, href
         segments, ts = await fetch_hls(href)
+        async with stack.http() as http:
+            listed_hls = [e for e in (await http.get(f"/api/rooms/{room}/egress")).json()
+                          if e["output"] == "hls"]  # fmt: skip
+        assert [e["hls_window"] for e in listed_hls] == [3], listed_hls
         viewer = parse_qs(urlsplit(href).query)["access_token"][0]
         async with stack.http(viewer) as http:
             refused = await http.post(f"/api/rooms/{room}/egress", json={})

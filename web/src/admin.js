@@ -70,12 +70,15 @@ function egressForm(room) {
     el('option', { value: '1920x1080' }, '1920 × 1080'));
   const rtmpUrl = el('input', { name: 'rtmpUrl', type: 'url', placeholder: 'rtmp://host/app/stream-key', autocomplete: 'off' });
   const rtmpLabel = el('label', { hidden: '' }, 'RTMP URL', rtmpUrl);
+  const hlsWindow = el('input', { name: 'hlsWindow', type: 'number', min: '0', max: '10000', value: '0' });
+  const windowLabel = el('label', { hidden: '' }, 'Live window (segments, 0 = keep all)', hlsWindow);
   output.addEventListener('change', () => {
     rtmpLabel.hidden = output.value !== 'rtmp';
     rtmpUrl.required = output.value === 'rtmp';
+    windowLabel.hidden = output.value !== 'hls';
   });
   const form = el('form', { class: 'inline', 'aria-label': `Start egress in ${room}` },
-    el('label', {}, 'Source', source), el('label', {}, 'Output', output), rtmpLabel,
+    el('label', {}, 'Source', source), el('label', {}, 'Output', output), rtmpLabel, windowLabel,
     el('label', {}, 'Size', size), el('button', { type: 'submit' }, 'Start egress'));
   form.append(submitter(form, `Start egress in ${room}`, () => {
     const [kind, format] = output.value.split(':');
@@ -83,6 +86,7 @@ function egressForm(room) {
     const body = { output: kind, width, height };
     if (format) body.format = format;
     if (kind === 'rtmp') body.rtmpUrl = rtmpUrl.value.trim();
+    if (kind === 'hls' && Number(hlsWindow.value)) body.hlsWindow = Number(hlsWindow.value);
     if (source.value) Object.assign(body, { source: 'participant', identity: source.value });
     return api(`/api/rooms/${path(room)}/egress`, { method: 'POST', body: JSON.stringify(body) });
   }));

@@ -66,6 +66,7 @@ class EgressRequest(BaseModel):
     output: Literal["file", "rtmp", "hls"] = "file"
     format: Literal["mp4", "mkv", "webm"] = "mp4"
     rtmp_url: str | None = None
+    hls_window: int = 0
     width: int = 1280
     height: int = 720
     fps: int = 30
@@ -88,6 +89,7 @@ class EgressRecord(StoredRecord):
     media_job_id: str | None = None
     file: str | None = None  # relative to the recordings root (file output)
     hls_folder: str | None = None  # relative to the recordings root (HLS output)
+    hls_window: int = 0  # HLS: segments in the live playlist (0: every segment)
     tracks: list[str] = Field(default_factory=list)  # producer ids in the mix now
     active_speaker: str | None = None
     requested_at: float = Field(default_factory=time.time)
@@ -196,6 +198,7 @@ class EgressService:
             output=req.output, format=req.format if req.output == "file" else None,
             rtmp_target=redact_stream_key(req.rtmp_url) if req.rtmp_url else None,
             width=req.width, height=req.height, fps=req.fps, audio_only=req.audio_only,
+            hls_window=req.hls_window if req.output == "hls" else 0,
             instance=self.rooms.instance_id,
         )  # fmt: skip
         rec.history.append(
@@ -209,7 +212,7 @@ class EgressService:
         if req.output == "file":
             body.update(filePath=name, format=req.format)
         elif req.output == "hls":
-            body["hlsPath"] = name
+            body.update(hlsPath=name, hlsWindow=req.hls_window)
         else:
             body["rtmpUrl"] = req.rtmp_url
         active = Active(rec, router_id=room_rec.router_id, sfu=await self.rooms.room_sfu(room))

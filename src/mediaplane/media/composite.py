@@ -107,7 +107,7 @@ class Composite:
         out = encoded_output(
             w.pipeline, kind,  # type: ignore[arg-type]
             location=location, audio=True, video=not r.audio_only, fps=r.fps,
-            video_kbps=r.video_kbps,
+            video_kbps=r.video_kbps, hls_window=r.hls_window,
         )  # fmt: skip
         assert out.audio_in is not None
         self.mixer = make("audiomixer", latency=MIX_LATENCY_NS)

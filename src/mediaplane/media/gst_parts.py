@@ -74,12 +74,15 @@ def encoded_output(
     video: bool,
     fps: int = 30,
     video_kbps: int = 2500,
+    hls_window: int = 0,
 ) -> EncodedOutput:
     """Encoders + muxer + sink for a file (mp4, mkv, webm), RTMP (flv) or HLS.
 
     mp4 = H264 + AAC (fragmented, so a killed worker leaves a playable file),
     mkv = H264 + Opus, webm = VP8 + Opus, flv (RTMP) and HLS = H264 + AAC.
-    `location` is a file path, an RTMP URL or an HLS folder.
+    `location` is a file path, an RTMP URL or an HLS folder. `hls_window` > 0 makes a live
+    HLS playlist of that many segments; two more stay on disk for players a little behind
+    (RFC 8216 6.2.2), older ones are deleted.
     """
     elements: list[Gst.Element] = []
 
@@ -99,8 +102,8 @@ def encoded_output(
             location=f"{location}/segment%05d.ts",
             playlist_location=f"{location}/playlist.m3u8",
             target_duration=2,
-            max_files=0,
-            playlist_length=0,
+            max_files=hls_window + 2 if hls_window else 0,
+            playlist_length=hls_window,
         )
         add(sink)
         mux = sink

@@ -279,6 +279,7 @@ class JobManager:
             if req.hls_path is not None:
                 final = self._hls_folder(req.hls_path)
                 config.container, config.output = "hls", str(final)
+                config.hls_window = req.hls_window
             else:
                 config.container, config.rtmp_url = "flv", req.rtmp_url
         elif isinstance(req, CompositeRequest):

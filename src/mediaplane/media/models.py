@@ -88,6 +88,26 @@ def check_rtmp_url(v: str) -> str:
 RtmpUrl = Annotated[str, Field(max_length=1024), AfterValidator(check_rtmp_url)]
 
 
+def check_hls_window(v: int) -> int:
+    if 0 < v < 3:
+        raise ValueError("hlsWindow is 0 (every segment) or at least 3 (RFC 8216 6.3.3)")
+    return v
+
+
+HlsWindow = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=10000,
+        alias="hlsWindow",
+        description="HLS: 0 keeps every segment in the playlist (a recording of the stream); "
+        "N >= 3 is a live window: the playlist lists the last N segments and older ones are "
+        "deleted (two more are kept for players a little behind)",
+    ),
+    AfterValidator(check_hls_window),
+]
+
+
 class StreamRequest(Strict):
     kind: Literal["stream"] = "stream"
     audio: RtpStream | None = None
@@ -96,11 +116,14 @@ class StreamRequest(Strict):
     hls_path: str | None = Field(
         default=None, alias="hlsPath", description="a folder under the root"
     )
+    hls_window: HlsWindow = 0
 
     @model_validator(mode="after")
     def _target(self) -> StreamRequest:
         if (self.rtmp_url is None) == (self.hls_path is None):
             raise ValueError("give exactly one of rtmpUrl or hlsPath")
+        if self.hls_window and self.hls_path is None:
+            raise ValueError("hlsWindow is for HLS output only")
         if self.audio is None and self.video is None:
             raise ValueError("a stream needs audio, video or both")
         if self.audio is not None and self.audio.kind != "audio":
@@ -186,6 +209,7 @@ class CompositeRequest(Strict):
     )
     rtmp_url: RtmpUrl | None = Field(default=None, alias="rtmpUrl")
     hls_path: str | None = Field(default=None, alias="hlsPath")
+    hls_window: HlsWindow = 0
     width: int = Field(default=1280, ge=160, le=1920, multiple_of=2)
     height: int = Field(default=720, ge=120, le=1080, multiple_of=2)
     fps: int = Field(default=30, ge=5, le=60)
@@ -197,6 +221,8 @@ class CompositeRequest(Strict):
     def _target(self) -> CompositeRequest:
         if sum(x is not None for x in (self.file_path, self.rtmp_url, self.hls_path)) != 1:
             raise ValueError("give exactly one of filePath, rtmpUrl or hlsPath")
+        if self.hls_window and self.hls_path is None:
+            raise ValueError("hlsWindow is for HLS output only")
         if len({i.id for i in self.inputs}) != len(self.inputs):
             raise ValueError("input ids must be unique")
         return self
@@ -218,6 +244,7 @@ class WorkerConfig(BaseModel):
     output: str | None = None  # absolute temporary path (.part) or HLS folder
     container: Literal["ogg", "webm", "mkv", "mp4", "flv", "hls"] | None = None
     rtmp_url: str | None = None
+    hls_window: int = 0  # HLS: segments in the playlist (0: all)
     source: str | None = None  # absolute file path or URL
     audio_target: RtpTarget | None = None
     video_target: RtpTarget | None = None

@@ -224,6 +224,7 @@ class Worker:
         out = encoded_output(
             self.pipeline, kind, location=location,  # type: ignore[arg-type]
             audio=c.audio is not None, video=c.video is not None, video_kbps=1500,
+            hls_window=c.hls_window,
         )  # fmt: skip
         streams = (("video", c.video, out.video_in), ("audio", c.audio, out.audio_in))
         for name, stream, raw_in in streams:

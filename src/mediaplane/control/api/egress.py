@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mediaplane.control.auth import Principal, TokenError, verify_token
 from mediaplane.control.deps import PrincipalDep, SettingsDep, api_keys, bearer
 from mediaplane.control.egress import EgressRecord, EgressRequest, EgressService
-from mediaplane.media.models import RtmpUrl
+from mediaplane.media.models import HlsWindow, RtmpUrl
 
 router = APIRouter(tags=["egress"])
 RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -40,6 +40,7 @@ class StartEgress(BaseModel):
         default="mp4", description="file: mp4 (H264+AAC), mkv (H264+Opus), webm (VP8+Opus)"
     )
     rtmp_url: RtmpUrl | None = Field(default=None, alias="rtmpUrl")
+    hls_window: HlsWindow = 0
     width: int = Field(default=1280, ge=160, le=1920, multiple_of=2)
     height: int = Field(default=720, ge=120, le=1080, multiple_of=2)
     fps: int = Field(default=30, ge=5, le=60)
@@ -50,6 +51,8 @@ class StartEgress(BaseModel):
     def _consistent(self) -> StartEgress:
         if (self.output == "rtmp") != (self.rtmp_url is not None):
             raise ValueError("rtmpUrl is required for output 'rtmp' and only for it")
+        if self.hls_window and self.output != "hls":
+            raise ValueError("hlsWindow is for output 'hls' only")
         if self.source == "participant" and self.identity is None:
             raise ValueError("source 'participant' needs an identity")
         return self
