@@ -31,8 +31,9 @@ apt_packages=(
   gir1.2-gst-rtsp-server-1.0
   # the RTMP server the stream-out tests publish to (a private one per test, on loopback)
   nginx libnginx-mod-rtmp
-  # network namespaces for multi-host tests, process tools
-  iproute2 procps
+  # network namespaces for multi-host tests, process tools; nft drops one port's
+  # packets in the loss-recovery tests (tests/support/loss.py)
+  iproute2 procps nftables
   # the browser the web tests drive (Playwright with executable_path=/usr/bin/chromium)
   chromium
 )

@@ -137,6 +137,29 @@ def decode_frame(path: Path, at_s: float, width: int, height: int) -> npt.NDArra
     return np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
 
 
+def decode_frames(path: Path, fps: int, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """The video resampled to `fps` and scaled, as RGB frames: shape (n, height, width, 3)."""
+    argv = [
+        "ffmpeg", "-v", "error", "-i", str(path), "-an",
+        "-vf", f"fps={fps},scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
+    ]  # fmt: skip
+    raw = subprocess.run(argv, check=True, capture_output=True, timeout=120).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
+def key_frame_times(path: Path) -> list[float]:
+    """Presentation times (s, from the stream's first frame) of the video's key frames."""
+    argv = [
+        _ffprobe(), "-v", "error", "-select_streams", "v:0", "-show_entries",
+        "frame=key_frame,pts_time,best_effort_timestamp_time", "-of", "json", str(path),
+    ]  # fmt: skip
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120).stdout
+    frames = json.loads(out).get("frames", [])
+    times = [float(f.get("pts_time", f.get("best_effort_timestamp_time", "nan"))) for f in frames]
+    first = min(t for t in times if not np.isnan(t))
+    return [t - first for f, t in zip(frames, times, strict=True) if f.get("key_frame") == 1]
+
+
 def dominant_color(frame: npt.NDArray[np.uint8], x: int, y: int, r: int = 10) -> str:
     """'red' / 'green' / 'blue' / 'black' / 'other' for the patch around (x, y)."""
     patch = frame[max(0, y - r) : y + r, max(0, x - r) : x + r].reshape(-1, 3).mean(axis=0)

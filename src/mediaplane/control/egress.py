@@ -130,6 +130,7 @@ class Active:
     watcher: asyncio.Task[None] | None = None
     empty_timer: asyncio.Task[None] | None = None
     stopping: bool = False
+    keyframes_relayed: dict[str, int] = field(default_factory=dict)  # input -> requests seen
 
 
 class EgressService:
@@ -398,6 +399,7 @@ class EgressService:
                 rec.started_at = job.get("first_packet_at")
                 rec.advance("active", "media flows")
                 await self.save(rec)
+            await self._relay_key_frames(active, job)
             if job.get("active_speaker") != rec.active_speaker:
                 rec.active_speaker = job.get("active_speaker")
                 await self.save(rec)
@@ -407,6 +409,22 @@ class EgressService:
                 await self._end(active, job, ok, f"the job ended: {why}")
                 return
             await asyncio.sleep(POLL_S)
+
+    async def _relay_key_frames(self, active: Active, job: dict[str, Any]) -> None:
+        """Ask the SFU for a key frame of each video input whose decoder lost data since the
+        last look (the worker cannot send RTCP to the SFU itself)."""
+        for producer_id, count in (job.get("keyframe_requests") or {}).items():
+            if count <= active.keyframes_relayed.get(producer_id, 0):
+                continue
+            active.keyframes_relayed[producer_id] = count
+            track = active.tracks.get(producer_id)
+            if track is not None and track.consumer_id is not None:
+                with contextlib.suppress(SfuError):
+                    await active.sfu.request_key_frame(track.consumer_id)
+                log.info(
+                    "egress=%s room=%s producer=%s key frame requested: the mix lost data (%d)",
+                    active.record.id, active.record.room, producer_id, count,
+                )  # fmt: skip
 
     async def stop(self, egress_id: str, reason: str) -> EgressRecord:
         active = self.active.get(egress_id)

@@ -27,8 +27,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mediaplane.control.errors import Conflict, ControlError, InvalidState, NotFound
-from mediaplane.control.media_client import MediaClient, consumer_stream
+from mediaplane.control.errors import (
+    Conflict,
+    ControlError,
+    InvalidState,
+    NotFound,
+    Unavailable,
+)
+from mediaplane.control.media_client import MediaClient, MediaManagerError, consumer_stream
 from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
@@ -52,6 +58,7 @@ INDEX = "mp:recordings"  # sorted set: recording id by requested_at
 # publishes the same kind again (a camera switch, a republish), the new track
 # continues the same file.
 REPUBLISH_GRACE_S = 10.0
+KEYFRAME_POLL_S = 0.5  # how often a recording's job is read for key frame requests
 
 
 class RecTransition(BaseModel):
@@ -296,7 +303,7 @@ class RecordingService:
             await self._finish(rec, False, f"start failed: {e}")
             raise
         active.watcher = self.tasks.spawn(
-            self._watch_start(active, streams.get("video", {}).get("consumer"))
+            self._watch(active, streams.get("video", {}).get("consumer"))
         )
         return rec
 
@@ -406,6 +413,29 @@ class RecordingService:
             done = states.count("completed")
             await self._finish(parent, True, f"{reason}; {done} file(s) completed")
         return parent
+
+    async def _watch(self, active: Active, video_consumer: str | None) -> None:
+        """The start, then key frames for the recorder's video after a loss."""
+        await self._watch_start(active, video_consumer)
+        seen = 0
+        while video_consumer and active.record.state == "recording" and active.record.media_job_id:
+            await asyncio.sleep(KEYFRAME_POLL_S)
+            try:
+                job = await self.media.get(active.record.media_job_id)
+            except (MediaManagerError, Unavailable) as e:
+                log.warning("recording=%s cannot read its job: %s", active.record.id, e)
+                continue
+            wanted = int((job.get("keyframe_requests") or {}).get("video", 0))
+            if wanted > seen:
+                seen = wanted
+                consumer = next((c for c, k in active.consumers.items() if k == "video"), None)
+                if consumer is not None:
+                    with contextlib.suppress(SfuError):
+                        await active.sfu.request_key_frame(consumer)
+                    log.info(
+                        "recording=%s key frame requested: the recorder lost video data (%d)",
+                        active.record.id, wanted,
+                    )  # fmt: skip
 
     async def _watch_start(self, active: Active, video_consumer: str | None) -> None:
         """Key frames until the recorder has video; the first packet marks the start."""

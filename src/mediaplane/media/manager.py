@@ -387,6 +387,10 @@ class JobManager:
             future = self._commands.pop((job.id, name), None)
             if future is not None and not future.done():
                 future.set_result(event)
+        elif kind == "keyframe-wanted":
+            name = str(event.get("input"))
+            job.keyframe_requests[name] = job.keyframe_requests.get(name, 0) + 1
+            log.info("job=%s input=%s wants a key frame", job.id, name)
         elif kind == "active-speaker":
             job.active_speaker = event.get("participant")
             self._save(job)

@@ -297,6 +297,10 @@ class Job(BaseModel):
     pid: int | None = None
     cost: float = 0.0
     active_speaker: str | None = None  # composite: the participant framed as speaking
+    # Video input -> key frames its depayloader asked for after a loss (or before the
+    # first one). The worker cannot send RTCP to the SFU: whoever connected the input
+    # watches these counts and asks the SFU (consumer.requestKeyFrame).
+    keyframe_requests: dict[str, int] = Field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:

@@ -41,6 +41,8 @@ from mediaplane.media.gst_parts import DECODE, DEPAY, PARSE, emit, encoded_outpu
 from mediaplane.media.inject import Inject  # noqa: E402
 from mediaplane.media.models import CompositeInput, RtpStream, WorkerConfig  # noqa: E402
 
+KEYFRAME_INTERVAL_S = 1.0  # at most one key frame request per video input per second
+
 
 @dataclass
 class MadeInput:
@@ -79,6 +81,7 @@ class Worker:
         self.composite: Composite | None = None
         self.inject: Inject | None = None
         self.seen: set[str] = set()  # inputs that had a packet
+        self.keyframe_asked: dict[str, float] = {}  # input -> monotonic time of the last ask
         self.command_buffer = b""
 
     def add(self, *elements: Gst.Element) -> None:
@@ -92,7 +95,9 @@ class Worker:
                 raise RuntimeError(f"cannot link {a.get_name()} to {b.get_name()}")
 
     # RTP input: udpsrc (RTP + RTCP) -> rtpbin -> depay -> [parse] -> <downstream>
-    def rtp_input(self, name: str, stream: RtpStream, downstream: list[Gst.Element]) -> MadeInput:
+    def rtp_input(
+        self, name: str, stream: RtpStream, downstream: list[Gst.Element], *, decoded: bool = False
+    ) -> MadeInput:
         rtpbin = self.ensure_rtpbin()
         index = self.next_session
         self.next_session += 1
@@ -113,6 +118,18 @@ class Worker:
         self.udpsrcs[name] = (rtp, rtcp)
         rtp.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._first_packet, name)
         depay = make(DEPAY[stream.encoding_name])
+        if stream.kind == "video":
+            # After a loss the picture is broken until the next key frame, and a browser
+            # sends one only when asked. The depayloader notices the gap and asks upstream
+            # (GstForceKeyUnit); nothing here sends RTCP to the SFU, so the probe relays it
+            # to the manager as `keyframe-wanted` and the control plane asks the SFU.
+            # Decoded here: the broken frames are dropped until the key frame (a still
+            # picture, not a smeared one).
+            depay.set_property("request-keyframe", True)
+            depay.set_property("wait-for-keyframe", decoded)
+            depay.get_static_pad("sink").add_probe(
+                Gst.PadProbeType.EVENT_UPSTREAM, self._keyframe_wanted, name
+            )
         elements = [depay]
         if stream.encoding_name in PARSE:
             elements.append(make(PARSE[stream.encoding_name]))
@@ -155,6 +172,20 @@ class Worker:
             if peer is not None:
                 peer.unlink(sink)
         pad.link(sink)
+
+    def _keyframe_wanted(
+        self, _pad: Gst.Pad, info: Gst.PadProbeInfo, name: str
+    ) -> Gst.PadProbeReturn:
+        event = info.get_event()
+        structure = event.get_structure() if event is not None else None
+        if structure is not None and structure.get_name() == "GstForceKeyUnit":
+            now = time.monotonic()
+            # One request per KEYFRAME_INTERVAL_S at most: the SFU relays each as a PLI,
+            # and a key frame is several times the size of a delta frame.
+            if now - self.keyframe_asked.get(name, -KEYFRAME_INTERVAL_S) >= KEYFRAME_INTERVAL_S:
+                self.keyframe_asked[name] = now
+                emit("keyframe-wanted", input=name)
+        return Gst.PadProbeReturn.OK
 
     def _first_packet(
         self, _pad: Gst.Pad, _info: Gst.PadProbeInfo, name: str
@@ -230,7 +261,9 @@ class Worker:
         for name, stream, raw_in in streams:
             if stream is not None and raw_in is not None:
                 tail = make("queue")
-                self.rtp_input(name, stream, [make(DECODE[stream.encoding_name]), tail])
+                self.rtp_input(
+                    name, stream, [make(DECODE[stream.encoding_name]), tail], decoded=True
+                )
                 if not tail.link(raw_in):
                     raise RuntimeError(f"cannot link the {name} decoder to its encoder")
 
