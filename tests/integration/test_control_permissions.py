@@ -172,8 +172,22 @@ async def test_rest_room_admin_flow(settings: Settings, control: ControlInstance
         assert (
             await http.get("/api/rooms", params={"expand": "participants"}, headers=lister)
         ).status_code == 200
+        # Stats only where the caller administers: a lister gets the rooms without them.
         r = await http.get("/api/rooms", params={"expand": "stats"}, headers=lister)
+        assert r.status_code == 200, r.text
+        mine = next(x for x in r.json() if x["name"] == room)
+        assert {p["identity"] for p in mine["participants"]} == {"alice", "bob"}
+        assert all("stats" not in t for p in mine["participants"] for t in p["tracks"]), mine
+        r = await http.get(f"/api/rooms/{room}/participants?stats=true", headers=lister)
         assert r.status_code == 403 and "room_admin" in r.json()["error"]["message"], r.text
+        both = await http.get(
+            "/api/rooms", params=[("expand", "participants"), ("expand", "stats")]
+        )
+        people = next(x for x in both.json() if x["name"] == room)["participants"]
+        alice_tracks = next(p for p in people if p["identity"] == "alice")["tracks"]
+        assert alice_tracks[0]["stats"]["packetCount"] > 0, alice_tracks
+        created = (await http.get(f"/api/rooms/{room}")).json()
+        assert "participants" not in created, created  # only the listing expands
 
         r = await http.post(
             f"/api/rooms/{room}/participants/alice/tracks/{producer_id}/mute", json={"muted": True}

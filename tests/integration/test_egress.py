@@ -231,7 +231,7 @@ async def test_hls_served_by_the_control_plane(stack: Stack, tmp_path: Path) -> 
 
 async def test_hls_live_window(stack: Stack, tmp_path: Path) -> None:
     """hlsWindow 3: a live playlist of the last 3 segments (its media sequence moving on),
-    older segments deleted from disk (2 kept for late players) and gone from HTTP, the
+    older segments deleted from disk (4 kept for late players) and gone from HTTP, the
     listed ones decoding to the participant's tone."""
     room = f"eg-{uuid.uuid4().hex[:6]}"
     pub = await publish(stack, room, "bob")
@@ -251,7 +251,7 @@ async def test_hls_live_window(stack: Stack, tmp_path: Path) -> None:
                 ) as player,
                 asyncio.timeout(60),
             ):
-                while True:  # until the window has slid past the first 5 segments
+                while True:  # until the window has slid 5 segments on
                     playlist = await player.get(f"{base}/playlist.m3u8")
                     if playlist.status_code == 200:
                         text = playlist.text
@@ -277,8 +277,12 @@ async def test_hls_live_window(stack: Stack, tmp_path: Path) -> None:
     finally:
         await leave(pub)
     assert first.status_code == 404, first.text
-    # The window's 3, 2 more for late players, and the one being written.
-    assert "segment00000.ts" not in on_disk and len(on_disk) <= 6, on_disk
+    # RFC 8216 6.2.2: a segment that left the playlist stays for its length plus the
+    # playlist's (2 s + 3 x 2 s): the 4 before the window are still there, older ones not.
+    kept = [f"segment{n:05d}.ts" for n in range(sequence - 4, sequence + 3)]
+    assert set(kept) <= set(on_disk), (kept, on_disk)
+    assert f"segment{sequence - 5:05d}.ts" not in on_disk, on_disk
+    assert len(on_disk) <= len(kept) + 1, on_disk  # and the one being written
     out = tmp_path / "window.ts"
     out.write_bytes(ts)
     streams = {s.codec_type: s for s in probe_streams(out)}

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -130,6 +133,50 @@ async def test_leaving_participant_completes_the_recording(stack: Stack) -> None
     await stack.hooks.wait_for("room.created", lambda d: d["room"] == room)
     pcm = decode_audio(stack.media.root / done["file"])
     assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 523.0) <= 5.0
+
+
+async def test_recorder_killed_ends_the_recording_with_its_file(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The recorder's worker dies (kill -9) while the participant is still there: the
+    recording ends failed with the reason, in bounded time, and its file (kept by the
+    media manager) is the recording's and decodes."""
+    room = f"rec-{uuid.uuid4().hex[:6]}"
+    sig, peer, _ = await publisher(stack, room, "dora", video=False, freq=587.0)
+    try:
+        async with stack.http() as http:
+            r = await http.post(
+                f"/api/rooms/{room}/recordings", json={"identity": "dora", "video": False}
+            )
+            assert r.status_code == 202, r.text
+            rec = await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "recording")
+            await asyncio.sleep(3.0)
+            async with stack.media.client() as media:
+                pid = (await media.get(f"/jobs/{rec['media_job_id']}")).json()["pid"]
+            os.kill(pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            done = await wait_rec(
+                http, room, rec["id"], lambda x: x["state"] in ("completed", "failed"), 10
+            )
+            took = time.monotonic() - t0
+            listed = (await http.get(f"/api/rooms/{room}/recordings/{rec['id']}")).json()
+            got = await http.get(f"/api/rooms/{room}/recordings/{rec['id']}/file")
+    finally:
+        await peer.close()
+        await sig.close()
+    reason = done["history"][-1]["reason"]
+    log.info("measured: recorder killed: recording %s %.2f s later: %s", done["state"], took,
+             reason)  # fmt: skip
+    assert done["state"] == "failed", done
+    assert "ended by itself" in reason and "SIGKILL" in reason, reason
+    assert took < 3.0, took
+    assert listed["state"] == "failed" and listed["file"], listed
+    assert got.status_code == 200, got.text
+    out = tmp_path / "dora.ogg"
+    out.write_bytes(got.content)
+    pcm = decode_audio(out)
+    assert len(pcm) / 48000 > 2.0, len(pcm)
+    assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 587.0) <= 5.0
 
 
 async def test_recording_refusals(stack: Stack) -> None:

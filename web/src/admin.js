@@ -292,19 +292,31 @@ async function renderSystem() {
     el('li', {}, `Load: ${s.load.map((x) => x.toFixed(2)).join(' ')} on ${s.cpus} CPUs`)));
 }
 
-async function refresh() {
-  await Promise.all([renderSystem(), renderRooms(), renderRecordings(), renderJobs(), renderHooks()]);
+// One refresh at a time: a click's refresh during the timer's (or the other way round)
+// runs once more after it, so an older snapshot is never drawn over a newer one.
+let inFlight = null;
+let wanted = false;
+function refresh() {
+  if (inFlight) { wanted = true; return inFlight; }
+  inFlight = (async () => {
+    try {
+      do {
+        wanted = false;
+        await Promise.all([renderSystem(), renderRooms(), renderRecordings(), renderJobs(), renderHooks()]);
+      } while (wanted);
+    } finally { inFlight = null; }
+  })();
+  return inFlight;
 }
 
 async function start() {
   await refresh();
   $('login').hidden = true;
   $('dash').hidden = false;
-  // The next refresh is due 2 s after this one ended: two never overlap, so an older
-  // snapshot cannot be drawn over a newer one.
-  const again = () => setTimeout(() => refresh()
-    .catch((e) => { $('status').textContent = e.message; }).finally(again), 2000);
-  again();
+  // The next refresh is due 2 s after this one ended.
+  const tick = () => setTimeout(() => refresh()
+    .catch((e) => { $('status').textContent = e.message; }).finally(tick), 2000);
+  tick();
 }
 
 $('login').addEventListener('submit', async (ev) => {

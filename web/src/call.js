@@ -119,6 +119,7 @@ async function setupMedia() {
   const joined = await request('join', { displayName: $('name').value });
   state.peerId = joined.peerId;
   for (const p of joined.peers) { state.peers.set(p.peerId, p); tile(p.peerId, p.displayName); }
+  for (const p of joined.producers) state.early.set(p.producerId, p);
   state.device = new Device();
   await state.device.load({ routerRtpCapabilities: joined.routerRtpCapabilities });
   const sendInfo = await request('createTransport', { direction: 'send' });
@@ -132,6 +133,14 @@ async function setupMedia() {
   state.recv = state.device.createRecvTransport(transportParams(recvInfo));
   state.recv.on('connect', ({ dtlsParameters }, ok, fail) =>
     request('connectTransport', { transportId: state.recv.id, dtlsParameters }).then(ok, fail));
+  // Everyone's tracks at the join and those announced since (one that closed meanwhile
+  // has left the queue), before our own camera: receiving does not wait on a permission
+  // prompt.
+  while (state.early.size) {
+    const [id, p] = state.early.entries().next().value;
+    state.early.delete(id);
+    await consume(p).catch((e) => setStatus(`could not receive a track: ${e.message}`));
+  }
   const media = await navigator.mediaDevices.getUserMedia({
     audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
     video: $('cam').value ? { deviceId: { exact: $('cam').value } } : true,
@@ -140,12 +149,6 @@ async function setupMedia() {
   me.querySelector('video').srcObject = media;
   state.producers.audio = await state.send.produce({ track: media.getAudioTracks()[0], appData: { source: 'audio' } });
   state.producers.video = await state.send.produce({ track: media.getVideoTracks()[0], appData: { source: 'video' } });
-  // Everyone's tracks at the join, then those announced while we were setting up.
-  for (const p of joined.producers) state.early.set(p.producerId, p);
-  for (const p of [...state.early.values()]) {
-    state.early.delete(p.producerId);
-    await consume(p).catch((e) => setStatus(`could not receive a track: ${e.message}`));
-  }
   setStatus(`In room ${state.room} as ${$('name').value}`);
 }
 

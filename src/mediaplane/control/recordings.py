@@ -58,7 +58,7 @@ INDEX = "mp:recordings"  # sorted set: recording id by requested_at
 # publishes the same kind again (a camera switch, a republish), the new track
 # continues the same file.
 REPUBLISH_GRACE_S = 10.0
-KEYFRAME_POLL_S = 0.5  # how often a recording's job is read for key frame requests
+WATCH_POLL_S = 0.5  # how often a recording's job is read (its end, key frame requests)
 
 
 class RecTransition(BaseModel):
@@ -415,16 +415,33 @@ class RecordingService:
         return parent
 
     async def _watch(self, active: Active, video_consumer: str | None) -> None:
-        """The start, then key frames for the recorder's video after a loss."""
-        await self._watch_start(active, video_consumer)
-        seen = 0
-        while video_consumer and active.record.state == "recording" and active.record.media_job_id:
-            await asyncio.sleep(KEYFRAME_POLL_S)
+        """The start; then, while it records, the recorder's own end (a pipeline error, a
+        killed worker, a full disk) ends the recording, and a loss in its video gets a key
+        frame asked of the SFU (the worker cannot send RTCP itself)."""
+        rec = active.record
+        try:
+            await self._watch_start(active, video_consumer)
+        except (MediaManagerError, Unavailable) as e:
+            log.warning("recording=%s cannot follow its start: %s", rec.id, e)
+        seen, unreachable = 0, False
+        while rec.state == "recording" and rec.media_job_id:
+            await asyncio.sleep(WATCH_POLL_S)
             try:
-                job = await self.media.get(active.record.media_job_id)
+                job = await self.media.get(rec.media_job_id)
             except (MediaManagerError, Unavailable) as e:
-                log.warning("recording=%s cannot read its job: %s", active.record.id, e)
+                if not unreachable:  # once per outage; a lost manager is the registry's case
+                    log.warning("recording=%s cannot read its job: %s", rec.id, e)
+                unreachable = True
                 continue
+            unreachable = False
+            if job.get("state") in ("completed", "failed"):
+                # stop() cancels this watcher: it runs as a task of its own, and adds the
+                # recorder's reason ("; recorder: worker killed by signal SIGKILL; ...").
+                self.tasks.spawn(
+                    self._stop_quietly(rec.id, "the recorder ended by itself"),
+                    f"recording {rec.id} ended",
+                )
+                return
             wanted = int((job.get("keyframe_requests") or {}).get("video", 0))
             if wanted > seen:
                 seen = wanted
@@ -434,7 +451,7 @@ class RecordingService:
                         await active.sfu.request_key_frame(consumer)
                     log.info(
                         "recording=%s key frame requested: the recorder lost video data (%d)",
-                        active.record.id, wanted,
+                        rec.id, wanted,
                     )  # fmt: skip
 
     async def _watch_start(self, active: Active, video_consumer: str | None) -> None:

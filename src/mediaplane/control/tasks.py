@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class OwnedTasks:
@@ -14,8 +17,14 @@ class OwnedTasks:
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        # Whoever awaits a task sees its exception; one nobody awaits would vanish unseen.
+        if not task.cancelled() and (e := task.exception()) is not None:
+            log.error("task %r failed: %r", task.get_name(), e, exc_info=e)
 
     async def cancel(self) -> None:
         """Cancel every task still running and wait until they have ended."""

@@ -187,7 +187,7 @@ class Composite:
             ]  # fmt: skip
             aggregator = self.mixer
         assert aggregator is not None
-        made = w.rtp_input(spec.id, s, branch, decoded=True)
+        made = w.rtp_input(spec.id, s, branch, wait_for_keyframe=True)
         pad = aggregator.request_pad_simple("sink_%u")
         tail = branch[-1].get_static_pad("src")
         if tail.link(pad) != Gst.PadLinkReturn.OK:

@@ -80,9 +80,9 @@ def encoded_output(
 
     mp4 = H264 + AAC (fragmented, so a killed worker leaves a playable file),
     mkv = H264 + Opus, webm = VP8 + Opus, flv (RTMP) and HLS = H264 + AAC.
-    `location` is a file path, an RTMP URL or an HLS folder. `hls_window` > 0 makes a live
-    HLS playlist of that many segments; two more stay on disk for players a little behind
-    (RFC 8216 6.2.2), older ones are deleted.
+    `location` is a file path, an RTMP URL or an HLS folder. `hls_window` N > 0 makes a
+    live HLS playlist of N segments; a segment that left it stays on disk for its own
+    length plus the playlist's (RFC 8216 6.2.2: N + 1 more), older ones are deleted.
     """
     elements: list[Gst.Element] = []
 
@@ -102,7 +102,7 @@ def encoded_output(
             location=f"{location}/segment%05d.ts",
             playlist_location=f"{location}/playlist.m3u8",
             target_duration=2,
-            max_files=hls_window + 2 if hls_window else 0,
+            max_files=2 * hls_window + 1 if hls_window else 0,
             playlist_length=hls_window,
         )
         add(sink)

@@ -101,8 +101,8 @@ HlsWindow = Annotated[
         le=10000,
         alias="hlsWindow",
         description="HLS: 0 keeps every segment in the playlist (a recording of the stream); "
-        "N >= 3 is a live window: the playlist lists the last N segments and older ones are "
-        "deleted (two more are kept for players a little behind)",
+        "N >= 3 is a live window: the playlist lists the last N segments; N + 1 more stay on "
+        "disk for players behind (RFC 8216 6.2.2), older ones are deleted",
     ),
     AfterValidator(check_hls_window),
 ]

@@ -96,7 +96,12 @@ class Worker:
 
     # RTP input: udpsrc (RTP + RTCP) -> rtpbin -> depay -> [parse] -> <downstream>
     def rtp_input(
-        self, name: str, stream: RtpStream, downstream: list[Gst.Element], *, decoded: bool = False
+        self,
+        name: str,
+        stream: RtpStream,
+        downstream: list[Gst.Element],
+        *,
+        wait_for_keyframe: bool = False,
     ) -> MadeInput:
         rtpbin = self.ensure_rtpbin()
         index = self.next_session
@@ -123,10 +128,12 @@ class Worker:
             # sends one only when asked. The depayloader notices the gap and asks upstream
             # (GstForceKeyUnit); nothing here sends RTCP to the SFU, so the probe relays it
             # to the manager as `keyframe-wanted` and the control plane asks the SFU.
-            # Decoded here: the broken frames are dropped until the key frame (a still
-            # picture, not a smeared one).
+            # `wait_for_keyframe` (a composite, whose requests the control plane relays):
+            # the broken frames are dropped until the key frame, a still picture rather
+            # than a smeared one. Without a relay that would freeze the picture until
+            # the encoder's own next key frame (aiortc: 100 s), so it is asked for.
             depay.set_property("request-keyframe", True)
-            depay.set_property("wait-for-keyframe", decoded)
+            depay.set_property("wait-for-keyframe", wait_for_keyframe)
             depay.get_static_pad("sink").add_probe(
                 Gst.PadProbeType.EVENT_UPSTREAM, self._keyframe_wanted, name
             )
@@ -261,9 +268,7 @@ class Worker:
         for name, stream, raw_in in streams:
             if stream is not None and raw_in is not None:
                 tail = make("queue")
-                self.rtp_input(
-                    name, stream, [make(DECODE[stream.encoding_name]), tail], decoded=True
-                )
+                self.rtp_input(name, stream, [make(DECODE[stream.encoding_name]), tail])
                 if not tail.link(raw_in):
                     raise RuntimeError(f"cannot link the {name} decoder to its encoder")
 

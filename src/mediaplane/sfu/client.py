@@ -422,11 +422,13 @@ class SfuClient:
             params["temporalLayer"] = temporal_layer
         await self.request("consumer.setPreferredLayers", params)
 
-    async def get_stats(self, kind: str, obj_id: str) -> list[Json]:
+    async def get_stats(
+        self, kind: str, obj_id: str, *, timeout: float | None = None
+    ) -> list[Json]:
         """Stats of a transport, producer or consumer (mediasoup's getStats())."""
         if kind not in ("transport", "producer", "consumer"):
             raise ValueError(f"no stats for {kind!r}")
-        data = await self.request(f"{kind}.getStats", {f"{kind}Id": obj_id})
+        data = await self.request(f"{kind}.getStats", {f"{kind}Id": obj_id}, timeout=timeout)
         stats: list[Json] = data["stats"]
         return stats
 

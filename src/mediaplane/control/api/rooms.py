@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaplane.control.auth import Grants, Principal
+from mediaplane.control.auth import Grants, PermissionDenied, Principal
 from mediaplane.control.deps import PrincipalDep, RoomsDep
 from mediaplane.control.errors import NotFound, Unavailable
 from mediaplane.control.rooms import RoomManager
-from mediaplane.sfu.errors import SfuError
+from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.state.models import RoomRecord
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ Expand = Annotated[
     list[Literal["participants", "stats"]] | None,
     Query(
         description="participants: each room's participants; stats: and their tracks' stats "
-        "(grant: room_admin of each room). One snapshot, for dashboards: a room deleted "
-        "while it is taken is left out, not a 404."
+        "(in the rooms the caller administers). Repeat the parameter for both. One snapshot, "
+        "for dashboards: a room deleted while it is taken is left out, not a 404."
     ),
 ]
 RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="room name")
@@ -59,8 +60,13 @@ class Track(BaseModel):
     kind: str
     source: str
     paused: bool
+
+
+class ListedTrack(Track):
     stats: TrackStats | None = Field(
-        default=None, description="with ?stats=true; null when the SFU has none (just closed)"
+        default=None,
+        description="only when asked for; null when the SFU has none in time (the track just "
+        "closed, or its node is unreachable or slow)",
     )
 
 
@@ -71,7 +77,7 @@ class ParticipantOut(BaseModel):
     kind: str = Field(default="participant", description="participant, or ingress (an injection)")
     instance: str
     joinedAt: float
-    tracks: list[Track]
+    tracks: list[ListedTrack]
 
 
 class RoomOut(BaseModel):
@@ -85,11 +91,14 @@ class RoomOut(BaseModel):
     worker_pid: int | None = None
     node_id: str | None = None  # the SFU node hosting the room (`static` with one SFU)
     extra_routers: dict[str, int] = {}  # router id -> worker pid, when the room spans workers
-    participants: list[ParticipantOut] | None = None  # with ?expand=participants
 
     @classmethod
-    def of(cls, room: RoomRecord, participants: int | None = None) -> RoomOut:
+    def of(cls, room: RoomRecord, participants: int | None = None) -> Self:
         return cls(**room.model_dump(exclude={"empty_since"}), num_participants=participants)
+
+
+class ListedRoom(RoomOut):
+    participants: list[ParticipantOut] | None = None  # with ?expand=participants
 
 
 class MuteRequest(BaseModel):
@@ -109,12 +118,16 @@ async def create_room(body: RoomCreate, principal: PrincipalDep, rooms: RoomsDep
     return RoomOut.of(await rooms.create_room(RoomRecord(**body.model_dump())), 0)
 
 
-async def track_stats(rooms: RoomManager, room: str, producer_id: str) -> TrackStats | None:
-    """A producer's stats, or None when the SFU has none: it closed since it was listed, or
-    its node is unreachable (a listing is a snapshot; one vanished track must not fail it)."""
+STATS_TIMEOUT_S = 1.0  # per track: a slow node must not stall a dashboard's listing
+
+
+async def track_stats(sfu: SfuClient, room: str, producer_id: str) -> TrackStats | None:
+    """A producer's stats, or None when the SFU has none in time: it closed since it was
+    listed, or its node is slow or gone (a listing is a snapshot; one track must not fail
+    it)."""
     try:
-        stats = await (await rooms.room_sfu(room)).get_stats("producer", producer_id)
-    except (SfuError, Unavailable) as e:
+        stats = await sfu.get_stats("producer", producer_id, timeout=STATS_TIMEOUT_S)
+    except SfuError as e:
         log.debug("room=%s producer=%s no stats: %s", room, producer_id, e)
         return None
     return TrackStats(
@@ -125,34 +138,47 @@ async def track_stats(rooms: RoomManager, room: str, producer_id: str) -> TrackS
     )
 
 
-async def participants_of(
-    principal: Principal, rooms: RoomManager, room: str, *, stats: bool
-) -> list[ParticipantOut]:
-    """A room's participants, each track with its stats when `stats` (grant: room_admin)."""
-    if stats:
-        principal.require_room_admin(room)
+async def participants_of(rooms: RoomManager, room: str, *, stats: bool) -> list[ParticipantOut]:
+    """A room's participants, each track with its stats when `stats` (fetched at once)."""
     people = [ParticipantOut.model_validate(p) for p in await rooms.participants(room)]
-    if stats:
-        for person in people:
-            for track in person.tracks:
-                track.stats = await track_stats(rooms, room, track.producerId)
+    tracks = [t for person in people for t in person.tracks]
+    if stats and tracks:
+        try:
+            sfu = await rooms.room_sfu(room)
+        except Unavailable as e:  # the room's node is gone: its tracks have no stats
+            log.debug("room=%s no stats: %s", room, e)
+            for t in tracks:
+                t.stats = None
+            return people
+        found = await asyncio.gather(*(track_stats(sfu, room, t.producerId) for t in tracks))
+        for t, s in zip(tracks, found, strict=True):
+            t.stats = s
     return people
 
 
-@router.get("", response_model=list[RoomOut], response_model_exclude_unset=True)
+def _administers(principal: Principal, room: str) -> bool:
+    try:
+        principal.require_room_admin(room)
+    except PermissionDenied:
+        return False
+    return True
+
+
+@router.get("", response_model=list[ListedRoom], response_model_exclude_unset=True)
 async def list_rooms(
     principal: PrincipalDep,
     rooms: RoomsDep,
     expand: Expand = None,
-) -> list[RoomOut]:
+) -> list[ListedRoom]:
     """Every room (grant: room_list)."""
     principal.require("room_list")
     out = []
     for room in await rooms.list_rooms():
-        item = RoomOut.of(room, await rooms.store.count_peers(room.name))
+        item = ListedRoom.of(room, await rooms.store.count_peers(room.name))
         if expand:
+            stats = "stats" in expand and _administers(principal, room.name)
             try:
-                people = await participants_of(principal, rooms, room.name, stats="stats" in expand)
+                people = await participants_of(rooms, room.name, stats=stats)
             except NotFound:
                 continue  # deleted since it was listed
             item.participants, item.num_participants = people, len(people)
@@ -195,9 +221,9 @@ async def list_participants(
     stats: bool = Query(default=False, description="each track's live stats (room_admin)"),
 ) -> list[ParticipantOut]:
     """Participants and their tracks (grant: room_admin, or room_list)."""
-    if not principal.grants.room_list:
+    if stats or not principal.grants.room_list:
         principal.require_room_admin(room)
-    return await participants_of(principal, rooms, room, stats=stats)
+    return await participants_of(rooms, room, stats=stats)
 
 
 @router.delete("/{room}/participants/{identity}", status_code=status.HTTP_204_NO_CONTENT)
