@@ -44,11 +44,12 @@ const handlers = {
 
   'router.create': async (p, ctx) => {
     const roomId = v.string(p, 'roomId', { max: 128 });
+    const avoid = v.intList(p, 'avoidWorkerPids');
     let router = ctx.registry.roomRouters.get(roomId);
     if (!router) {
       let pending = pendingRouters.get(roomId);
       if (!pending) {
-        const worker = ctx.pool.leastLoaded();
+        const worker = ctx.pool.leastLoaded(avoid);
         if (!worker) throw invalidState('no mediasoup worker is available');
         pending = worker.createRouter({ mediaCodecs, appData: {} }).then((r) => {
           ctx.registry.addRouter(r, roomId, worker.pid);

@@ -36,6 +36,15 @@ export function int(params, name, { optional = false, fallback, min = 0, max = 2
   return v;
 }
 
+export function intList(params, name, { max = 64, min = 0, maxValue = 2 ** 31 } = {}) {
+  const v = params[name];
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > max || !v.every((x) => Number.isInteger(x) && x >= min && x <= maxValue)) {
+    throw invalidParams(`params.${name}: expected at most ${max} integers in ${min}..${maxValue}, got ${JSON.stringify(v).slice(0, 100)}`);
+  }
+  return v;
+}
+
 export function oneOf(params, name, values, { fallback } = {}) {
   const v = params[name];
   if (v === undefined && fallback !== undefined) return fallback;

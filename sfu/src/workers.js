@@ -44,11 +44,12 @@ export class WorkerPool {
     this.onWorkerDied({ pid: worker.pid, newPid, error: String(error?.message ?? error), roomIds, routerIds });
   }
 
-  leastLoaded() {
+  // The least-loaded live worker; one not in `avoid` (pids) when there is such a worker.
+  leastLoaded(avoid = []) {
     const load = this.registry.loadByWorker();
     const alive = this.workers.filter((w) => !w.closed && !w.died);
     alive.sort((a, b) => (load.get(a.pid) ?? 0) - (load.get(b.pid) ?? 0) || a.pid - b.pid);
-    return alive[0];
+    return alive.find((w) => !avoid.includes(w.pid)) ?? alive[0];
   }
 
   info() {

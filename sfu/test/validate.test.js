@@ -11,6 +11,15 @@ test('int checks range and type', () => {
   throwsCode(() => v.int({ a: '5' }, 'a'), /integer/);
 });
 
+test('intList checks type, range and length', () => {
+  assert.deepEqual(v.intList({}, 'l'), []);
+  assert.deepEqual(v.intList({ l: [3, 4] }, 'l'), [3, 4]);
+  throwsCode(() => v.intList({ l: 3 }, 'l'), /params\.l/);
+  throwsCode(() => v.intList({ l: [1.5] }, 'l'), /integers/);
+  throwsCode(() => v.intList({ l: [-1] }, 'l'), /integers/);
+  throwsCode(() => v.intList({ l: Array(65).fill(1) }, 'l'), /at most 64/);
+});
+
 test('oneOf, bool, ip', () => {
   assert.equal(v.oneOf({ k: 'audio' }, 'k', ['audio', 'video']), 'audio');
   throwsCode(() => v.oneOf({ k: 'data' }, 'k', ['audio', 'video']), /params\.k/);

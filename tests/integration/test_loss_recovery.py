@@ -92,6 +92,16 @@ async def packets_lost(stack: Stack, job_id: str, at_least: int) -> tuple[int, f
     return lost, metric
 
 
+async def stop_and_download(http: httpx.AsyncClient, url: str, out: Path) -> Path:
+    """Stop the egress or recording at `url`; it must complete; its file saved to `out`."""
+    done = (await http.post(f"{url}/stop")).json()
+    assert done["state"] == "completed", done
+    got = await http.get(f"{url}/file")
+    assert got.status_code == 200, got.text
+    out.write_bytes(got.content)
+    return out
+
+
 def still_runs(frames: np.ndarray[Any, Any], fps: int) -> list[float]:
     """Lengths (s) of the stretches where the picture does not change."""
     moving = [np.abs(b.astype(int) - a.astype(int)).mean() > 1.0 for a, b in pairwise(frames)]
@@ -128,15 +138,10 @@ async def test_composite_recovers_after_loss(stack: Stack, tmp_path: Path) -> No
             lost, lost_metric = await packets_lost(stack, eg["media_job_id"], int(dropped * 0.4))
             counted = time.monotonic() - t1 + asked
             await asyncio.sleep(max(0.0, 3.0 - (time.monotonic() - t1)))
-            eg = (await http.post(f"{url}/stop")).json()
-            assert eg["state"] == "completed", eg
-            got = await http.get(f"{url}/file")
-            assert got.status_code == 200, got.text
+            out = await stop_and_download(http, url, tmp_path / "composite.mp4")
     finally:
         await peer.close()
         await sig.close()
-    out = tmp_path / "composite.mp4"
-    out.write_bytes(got.content)
     frames = decode_frames(out, 10, 160, 90)
     still = still_runs(frames, 10)
     tail = still_runs(frames[-10:], 10)
@@ -174,15 +179,10 @@ async def test_recording_gets_a_key_frame_after_loss(stack: Stack, tmp_path: Pat
             loss_at = time.time() - (rec["requested_at"] + rec["time_to_first_frame_s"])
             dropped, before, after = await lose_video(stack, rec["media_job_id"], "video")
             await asyncio.sleep(3)
-            rec = (await http.post(f"{url}/stop")).json()
-            assert rec["state"] == "completed", rec
-            got = await http.get(f"{url}/file")
-            assert got.status_code == 200, got.text
+            out = await stop_and_download(http, url, tmp_path / "alice.webm")
     finally:
         await peer.close()
         await sig.close()
-    out = tmp_path / "alice.webm"
-    out.write_bytes(got.content)
     keys = key_frame_times(out)
     later = [t for t in keys if t > loss_at]
     log.info(

@@ -126,6 +126,31 @@ async def test_wrong_types_name_the_field(client: SfuClient) -> None:
         await client.close_router(router.router_id)
 
 
+async def test_a_router_can_avoid_workers(client: SfuClient) -> None:
+    """A spanning room's next router goes to another worker than the room's, whatever the
+    workers' loads (this SFU has two)."""
+    first = await client.create_router("avoid-a")
+    others: list[str] = []
+    try:
+        for i in range(3):  # whichever worker is least loaded now, it is avoided
+            r = await client.create_router(f"avoid-b{i}", avoid_workers=[first.worker_pid])
+            others.append(r.router_id)
+            assert r.worker_pid != first.worker_pid, (r, first)
+        again = await client.create_router("avoid-a", avoid_workers=[first.worker_pid])
+        assert again.router_id == first.router_id  # an existing room's router stays put
+        workers = {w["pid"] for w in (await client.request("server.info"))["workers"]}
+        alone = await client.create_router("avoid-c", avoid_workers=sorted(workers))
+        others.append(alone.router_id)
+        assert alone.worker_pid in workers  # every worker avoided: any of them
+        for bad in ("x", [1.5], [-1], list(range(65))):
+            with pytest.raises(SfuRpcError) as info:
+                await client.request("router.create", {"roomId": "avoid-d", "avoidWorkerPids": bad})
+            assert info.value.code == "INVALID_PARAMS" and "avoidWorkerPids" in info.value.message
+    finally:
+        for router_id in (first.router_id, *others):
+            await client.close_router(router_id)
+
+
 async def test_oversize_frame_closes_1009_and_others_keep_working(
     sfu: SfuProcess, client: SfuClient
 ) -> None:

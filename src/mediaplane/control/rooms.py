@@ -369,7 +369,9 @@ class RoomManager:
                 peer.router_id = router_id
                 return local.rtp_capabilities
         key = f"{local.name}~{len(room.extra_routers) + 1}"
-        router = await self._sfu(local.sfu.create_router(key))
+        # On another worker than the room's routers: spreading the room is the point.
+        busy = [pid for pid in (room.worker_pid, *room.extra_routers.values()) if pid]
+        router = await self._sfu(local.sfu.create_router(key, avoid_workers=busy))
         room.extra_routers[router.router_id] = router.worker_pid
         await self._redis(self.store.update_room(room))
         log.info(

@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -253,8 +253,15 @@ class SfuClient:
     async def server_stats(self) -> ServerStats:
         return await self._call(ServerStats, "server.stats")
 
-    async def create_router(self, room_id: str) -> RouterInfo:
-        return await self._call(RouterInfo, "router.create", {"roomId": room_id})
+    async def create_router(
+        self, room_id: str, *, avoid_workers: Collection[int] = ()
+    ) -> RouterInfo:
+        """The room's router (idempotent per room id): a new one goes to the least-loaded
+        worker, one whose pid is not in `avoid_workers` when there is such a worker."""
+        params: Json = {"roomId": room_id}
+        if avoid_workers:
+            params["avoidWorkerPids"] = sorted(avoid_workers)
+        return await self._call(RouterInfo, "router.create", params)
 
     async def close_router(self, router_id: str) -> None:
         await self.request("router.close", {"routerId": router_id})
