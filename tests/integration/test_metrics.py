@@ -24,6 +24,7 @@ from mediaplane.settings import REPO_ROOT, Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance, participant
+from tests.support.loss import drop_udp_to
 from tests.support.mediacheck import collect_track_audio, decode_audio, dominant_frequency
 from tests.support.stack import Stack
 
@@ -276,6 +277,52 @@ def dashboard_metrics() -> set[str]:
     words = set(re.findall(r"\b([a-z_][a-z0-9_]*)\b(?=\s*[{\[)])", " ".join(exprs)))
     functions = {"rate", "sum", "max", "min", "histogram_quantile", "increase", "deriv", "by"}
     return {w for w in words if w not in functions and "_" in w}
+
+
+async def test_sfu_counts_packets_lost_on_the_way_in(stack: Stack, sfu: SfuProcess) -> None:
+    """Real loss between a publisher and the SFU (nft drops every packet to the SFU's
+    send transport for 0.5 s): the SFU's lost counter for audio moves by what was lost
+    (Opus is not retransmitted: 50 packets/s, so about 25)."""
+    room = f"met-{uuid.uuid4().hex[:6]}"
+    sig = await SignalingClient.connect(
+        stack.control.ws(room), participant(stack.settings, "lossy", room)
+    )
+    joined = await sig.request("join")
+    peer = MediasoupPeer(sig, joined["routerRtpCapabilities"])
+    try:
+        await peer.publish(ToneTrack(freq=440.0))
+        assert peer.send_transport is not None
+        candidates = peer.send_transport["iceCandidates"]
+        ports = {c["port"] for c in candidates if c["protocol"] == "udp"}
+        assert len(ports) == 1, ports
+        async with httpx.AsyncClient(timeout=30) as http:
+            await asyncio.sleep(2.0)
+            before = (await scrape(http, sfu.http_url)).total(
+                "mediaplane_sfu_rtp_packets_lost_total", direction="in", kind="audio"
+            )
+            with drop_udp_to(ports.pop()) as dropped:
+                await asyncio.sleep(0.5)
+            moved, worst = 0.0, 0.0
+            async with asyncio.timeout(10):
+                while moved < 15:  # the producer's stats follow within a second or so
+                    await asyncio.sleep(0.5)
+                    after = await scrape(http, sfu.http_url)
+                    moved = (
+                        after.total(
+                            "mediaplane_sfu_rtp_packets_lost_total", direction="in", kind="audio"
+                        )
+                        - before
+                    )
+                    worst = max(worst, after.get(
+                        "mediaplane_sfu_fraction_lost_max", direction="in", kind="audio"
+                    ))  # fmt: skip
+    finally:
+        await peer.close()
+        await sig.close()
+    log.info("measured: SFU in: %d sends dropped, lost counter +%d, worst fraction lost %.3f",
+             dropped.packets, moved, worst)  # fmt: skip
+    assert 15 <= moved <= 30, moved
+    assert dropped.packets >= moved, (dropped.packets, moved)
 
 
 async def test_metrics_token_is_required_when_set(

@@ -86,6 +86,11 @@ class MediasoupPeer:
         self.producers: dict[str, MediaStreamTrack] = {}
         self.consumers: dict[str, Json] = {}
 
+    @property
+    def send_transport(self) -> Json | None:
+        """The SFU's send transport as created (ICE candidates, DTLS), once publishing."""
+        return self._send_transport
+
     # sending ------------------------------------------------------------
     async def publish(self, track: MediaStreamTrack, source: str | None = None) -> str:
         """Send `track`; returns the producer id."""
