@@ -98,11 +98,12 @@ class Principal(BaseModel):
         if join and not g.room_join:
             raise PermissionDenied("token does not grant room_join")
 
-    def require_room_admin(self, room: str) -> None:
+    def administers(self, room: str) -> bool:
         g = self.grants
-        if g.room_create:
-            return
-        if not g.room_admin or g.room != room:
+        return g.room_create or (g.room_admin and g.room == room)
+
+    def require_room_admin(self, room: str) -> None:
+        if not self.administers(room):
             raise PermissionDenied(f"token does not grant room_admin for {room!r}")
 
     def require_record(self, room: str) -> None:

@@ -29,7 +29,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
-from mediaplane.control.media_client import MediaClient, MediaManagerError, consumer_stream
+from mediaplane.control.media_client import (
+    KeyFrameRelay,
+    MediaClient,
+    MediaManagerError,
+    consumer_stream,
+)
 from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
@@ -130,7 +135,7 @@ class Active:
     watcher: asyncio.Task[None] | None = None
     empty_timer: asyncio.Task[None] | None = None
     stopping: bool = False
-    keyframes_relayed: dict[str, int] = field(default_factory=dict)  # input -> requests seen
+    key_frames: KeyFrameRelay = field(default_factory=KeyFrameRelay)
 
 
 class EgressService:
@@ -411,20 +416,12 @@ class EgressService:
             await asyncio.sleep(POLL_S)
 
     async def _relay_key_frames(self, active: Active, job: dict[str, Any]) -> None:
-        """Ask the SFU for a key frame of each video input whose decoder lost data since the
-        last look (the worker cannot send RTCP to the SFU itself)."""
-        for producer_id, count in (job.get("keyframe_requests") or {}).items():
-            if count <= active.keyframes_relayed.get(producer_id, 0):
-                continue
-            active.keyframes_relayed[producer_id] = count
-            track = active.tracks.get(producer_id)
-            if track is not None and track.consumer_id is not None:
-                with contextlib.suppress(SfuError):
-                    await active.sfu.request_key_frame(track.consumer_id)
-                log.info(
-                    "egress=%s room=%s producer=%s key frame requested: the mix lost data (%d)",
-                    active.record.id, active.record.room, producer_id, count,
-                )  # fmt: skip
+        consumers = {producer_id: t.consumer_id for producer_id, t in active.tracks.items()}
+        for producer_id, count in await active.key_frames.relay(active.sfu, job, consumers):
+            log.info(
+                "egress=%s room=%s producer=%s key frame requested: the mix lost data (%d)",
+                active.record.id, active.record.room, producer_id, count,
+            )  # fmt: skip
 
     async def stop(self, egress_id: str, reason: str) -> EgressRecord:
         active = self.active.get(egress_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from mediaplane.control.errors import ControlError, Unavailable
+from mediaplane.sfu import SfuClient, SfuError
 
 
 class MediaManagerError(ControlError):
@@ -28,6 +31,32 @@ def consumer_stream(consumer_rtp: dict[str, Any]) -> dict[str, Any]:
     if codec.get("channels"):
         out["channels"] = codec["channels"]
     return out
+
+
+class KeyFrameRelay:
+    """Key frames for a media job's video inputs after a loss: a worker sends no RTCP to
+    the SFU, so its depayloaders' requests are counted in the job (`keyframe_requests`),
+    and whoever connected the inputs asks the SFU each time a count moves."""
+
+    def __init__(self) -> None:
+        self.relayed: dict[str, int] = {}  # input -> requests seen
+
+    async def relay(
+        self, sfu: SfuClient, job: dict[str, Any], consumers: Mapping[str, str | None]
+    ) -> list[tuple[str, int]]:
+        """Ask for a key frame of each input (its consumer in `consumers`) with new
+        requests; returns those inputs and their counts."""
+        asked = []
+        for name, count in (job.get("keyframe_requests") or {}).items():
+            if count <= self.relayed.get(name, 0):
+                continue
+            self.relayed[name] = count
+            consumer = consumers.get(name)
+            if consumer is not None:
+                with contextlib.suppress(SfuError):
+                    await sfu.request_key_frame(consumer)
+                asked.append((name, count))
+        return asked
 
 
 class MediaClient:

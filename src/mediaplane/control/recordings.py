@@ -34,7 +34,12 @@ from mediaplane.control.errors import (
     NotFound,
     Unavailable,
 )
-from mediaplane.control.media_client import MediaClient, MediaManagerError, consumer_stream
+from mediaplane.control.media_client import (
+    KeyFrameRelay,
+    MediaClient,
+    MediaManagerError,
+    consumer_stream,
+)
 from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
@@ -423,7 +428,7 @@ class RecordingService:
             await self._watch_start(active, video_consumer)
         except (MediaManagerError, Unavailable) as e:
             log.warning("recording=%s cannot follow its start: %s", rec.id, e)
-        seen, unreachable = 0, False
+        key_frames, unreachable = KeyFrameRelay(), False
         while rec.state == "recording" and rec.media_job_id:
             await asyncio.sleep(WATCH_POLL_S)
             try:
@@ -442,17 +447,12 @@ class RecordingService:
                     f"recording {rec.id} ended",
                 )
                 return
-            wanted = int((job.get("keyframe_requests") or {}).get("video", 0))
-            if wanted > seen:
-                seen = wanted
-                consumer = next((c for c, k in active.consumers.items() if k == "video"), None)
-                if consumer is not None:
-                    with contextlib.suppress(SfuError):
-                        await active.sfu.request_key_frame(consumer)
-                    log.info(
-                        "recording=%s key frame requested: the recorder lost video data (%d)",
-                        rec.id, wanted,
-                    )  # fmt: skip
+            video = next((c for c, k in active.consumers.items() if k == "video"), None)
+            for _, count in await key_frames.relay(active.sfu, job, {"video": video}):
+                log.info(
+                    "recording=%s key frame requested: the recorder lost video data (%d)",
+                    rec.id, count,
+                )  # fmt: skip
 
     async def _watch_start(self, active: Active, video_consumer: str | None) -> None:
         """Key frames until the recorder has video; the first packet marks the start."""

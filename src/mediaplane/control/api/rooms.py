@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaplane.control.auth import Grants, PermissionDenied, Principal
+from mediaplane.control.auth import Grants
 from mediaplane.control.deps import PrincipalDep, RoomsDep
 from mediaplane.control.errors import NotFound, Unavailable
 from mediaplane.control.rooms import RoomManager
@@ -156,14 +156,6 @@ async def participants_of(rooms: RoomManager, room: str, *, stats: bool) -> list
     return people
 
 
-def _administers(principal: Principal, room: str) -> bool:
-    try:
-        principal.require_room_admin(room)
-    except PermissionDenied:
-        return False
-    return True
-
-
 @router.get("", response_model=list[ListedRoom], response_model_exclude_unset=True)
 async def list_rooms(
     principal: PrincipalDep,
@@ -176,7 +168,7 @@ async def list_rooms(
     for room in await rooms.list_rooms():
         item = ListedRoom.of(room, await rooms.store.count_peers(room.name))
         if expand:
-            stats = "stats" in expand and _administers(principal, room.name)
+            stats = "stats" in expand and principal.administers(room.name)
             try:
                 people = await participants_of(rooms, room.name, stats=stats)
             except NotFound:
