@@ -2,6 +2,7 @@
 # Every test, in order of cost: static checks, the SFU's Node tests,
 # mediasoup's own suite against our worker, then pytest (unit, integration).
 # Extra arguments go to pytest. Fails if any stage fails or pytest ran nothing.
+#   --unit   only the unit tests (tests/unit: no service, no process; seconds)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -31,6 +32,21 @@ pytest_stage() {
   return $rc
 }
 
+finish() {
+  if ((${#failed[@]})); then
+    printf '\nFAILED stages: %s\n' "${failed[*]}"
+    exit 1
+  fi
+  printf '\nall stages passed\n'
+  exit 0
+}
+
+if [[ ${1:-} == --unit ]]; then
+  shift
+  stage "pytest (unit)" pytest_stage tests/unit "$@"
+  finish
+fi
+
 if [[ $# -eq 0 ]]; then
   stage "ruff" "$venv/ruff" check src tests benchmarks
   stage "ruff format" "$venv/ruff" format --check src tests benchmarks
@@ -39,9 +55,4 @@ if [[ $# -eq 0 ]]; then
   stage "mediasoup suite (our worker)" "$root/sfu/worker/test-suite.sh"
 fi
 stage "pytest" pytest_stage "$@"
-
-if ((${#failed[@]})); then
-  printf '\nFAILED stages: %s\n' "${failed[*]}"
-  exit 1
-fi
-printf '\nall stages passed\n'
+finish
