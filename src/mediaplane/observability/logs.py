@@ -5,6 +5,11 @@ text format readable). The JSON formatter lifts those `key=value` tokens into
 fields of their own, so a log pipeline can filter on `room`, `peer`, `job`,
 `instance` ... without parsing messages; `extra={...}` fields of a log call are
 kept too. The SFU (Node) writes JSON lines in the same shape (sfu/src/log.js).
+
+Credentials never reach a log: both formatters pass their output through
+`redact`, which hides query-string credentials (`?access_token=...`, as uvicorn's access
+log prints WebSocket and HLS URLs), `Bearer` values and anything shaped like a
+JWT, in messages, extra fields and tracebacks alike.
 """
 
 from __future__ import annotations
@@ -19,6 +24,14 @@ from typing import Any, Literal
 ID_FIELDS = ("room", "peer", "job", "instance", "identity", "producer", "consumer", "kind",
              "recording", "egress", "injection", "transcode", "state")  # fmt: skip
 _TOKEN = re.compile(r"\b(" + "|".join(ID_FIELDS) + r")=([^\s,;]+)")
+# A query parameter or field that carries a credential, a bearer value, a bare JWT.
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(access_token|token|secret|password|passwd|api_key|stream_key)=([^&\s\"',;]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+REDACTED = "[redacted]"
 # LogRecord's own attributes: anything else in __dict__ came from `extra=`.
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -33,6 +46,19 @@ def ids_in(message: str) -> dict[str, str]:
     for key, value in _TOKEN.findall(message):
         out.setdefault(key, value.strip("'\""))
     return out
+
+
+def redact(text: str) -> str:
+    """The text with every credential it carries replaced by [redacted]."""
+    text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return _JWT.sub(REDACTED, text)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,7 +82,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, separators=(",", ":"))
+        return redact(json.dumps(out, default=str, separators=(",", ":")))
 
 
 def setup_logging(service: str, fmt: Literal["text", "json"] = "text", level: str = "INFO") -> None:
@@ -66,7 +92,7 @@ def setup_logging(service: str, fmt: Literal["text", "json"] = "text", level: st
         handler.setFormatter(JsonFormatter(service))
     else:
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s %(message)s")
+            TextFormatter(f"%(asctime)s %(levelname)s {service} %(name)s %(message)s")
         )
     root = logging.getLogger()
     for old in list(root.handlers):

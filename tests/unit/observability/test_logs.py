@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from mediaplane.observability.logs import JsonFormatter, ids_in, setup_logging
+from mediaplane.observability.logs import JsonFormatter, ids_in, redact, setup_logging
 
 
 def test_ids_are_lifted_from_key_value_tokens() -> None:
@@ -56,3 +56,42 @@ def test_setup_logging_replaces_root_handlers() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXBhcnQ"
+
+
+def test_credentials_are_redacted_wherever_they_stand() -> None:
+    cases = {
+        f'127.0.0.1:5 - "WebSocket /ws/rooms/demo?access_token={JWT}" [accepted]':
+            '127.0.0.1:5 - "WebSocket /ws/rooms/demo?access_token=[redacted]" [accepted]',
+        "GET /egress/e/hls/playlist.m3u8?x=1&token=abc.def&y=2":
+            "GET /egress/e/hls/playlist.m3u8?x=1&token=[redacted]&y=2",
+        "Authorization: Bearer abc.def-ghi": "Authorization: Bearer [redacted]",
+        f"a bare {JWT} in text": "a bare [redacted] in text",
+        "redis://:s3cret@127.0.0.1:6379/0": "redis://:[redacted]@127.0.0.1:6379/0",
+        "rtmp://h/live?stream_key=k3y": "rtmp://h/live?stream_key=[redacted]",
+        "room=demo peer=ab12 nothing secret": "room=demo peer=ab12 nothing secret",
+    }  # fmt: skip
+    for raw, clean in cases.items():
+        assert redact(raw) == clean
+
+
+def test_both_formats_redact_messages_args_and_tracebacks() -> None:
+    for fmt in ("text", "json"):
+        out = io.StringIO()
+        setup_logging("control", fmt)  # type: ignore[arg-type]
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(out)
+        log = logging.getLogger("test.redact")
+        log.info('%s - "GET %s HTTP/1.1" 200', "127.0.0.1:1", f"/x?access_token={JWT}")
+        try:
+            raise RuntimeError(f"failed to open ws://h/ws?access_token={JWT}")
+        except RuntimeError:
+            log.exception("with a traceback")
+        text = out.getvalue()
+        assert JWT not in text, fmt
+        assert "GET /x?access_token=[redacted] HTTP/1.1" in text, fmt
+        assert "RuntimeError: failed to open ws://h/ws?access_token=[redacted]" in text, fmt
+    setup_logging("test")
