@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 ALGORITHM = "HS256"
 CLOCK_SKEW_S = 10
 MAX_TTL_S = 7 * 24 * 3600
+# A token with every grant and a long name is under 1 KiB; anything far larger is not ours.
+MAX_TOKEN_BYTES = 4096
 
 TrackSource = Literal["audio", "video", "screen"]
 
@@ -144,7 +146,13 @@ def mint_token(
 
 
 def verify_token(token: str, api_keys: Mapping[str, str], *, now: float | None = None) -> Principal:
-    """Check signature, algorithm, time window (with skew) and claims."""
+    """Check size, signature, algorithm, time window (with skew), lifetime and claims.
+
+    A token whose lifetime (exp - iat) is over MAX_TTL_S is refused even when it is
+    validly signed: a leaked long-lived token must not stay usable for years.
+    """
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenError(f"token longer than {MAX_TOKEN_BYTES} bytes")
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as e:
@@ -169,6 +177,9 @@ def verify_token(token: str, api_keys: Mapping[str, str], *, now: float | None =
         raise TokenError(f"invalid token: {e}") from None
     if now is not None and raw["exp"] + CLOCK_SKEW_S < now:
         raise TokenError("token expired")
+    lifetime = raw["exp"] - raw["iat"]
+    if not isinstance(lifetime, int | float) or lifetime > MAX_TTL_S:
+        raise TokenError(f"token lifetime over {MAX_TTL_S} s")
     try:
         claims = TokenClaims.model_validate(raw)
     except ValidationError as e:

@@ -6,6 +6,8 @@ import jwt
 import pytest
 
 from mediaplane.control.auth import (
+    MAX_TOKEN_BYTES,
+    MAX_TTL_S,
     Grants,
     PermissionDenied,
     TokenError,
@@ -76,3 +78,30 @@ def test_publish_sources_and_record_grants() -> None:
 def test_ttl_is_bounded() -> None:
     with pytest.raises(ValueError):
         _token(ttl_s=0)
+
+
+def _signed(claims: dict[str, object]) -> str:
+    """A token signed with a valid key but made outside mint_token (which caps its ttl)."""
+    return jwt.encode(claims, KEYS["key1"], algorithm="HS256")
+
+
+def _claims(**extra: object) -> dict[str, object]:
+    t = int(time.time())
+    claims: dict[str, object] = {"iss": "key1", "sub": "alice", "iat": t, "nbf": t, "exp": t + 60}
+    return {**claims, "jti": "j1", "grants": {"room": "r1"}, **extra}
+
+
+def test_a_validly_signed_token_with_a_ten_year_lifetime_is_refused() -> None:
+    t = int(time.time())
+    claims = _claims(exp=t + 10 * 365 * 86400)
+    with pytest.raises(TokenError, match="lifetime"):
+        verify_token(_signed(claims), KEYS)
+    claims["exp"] = t + MAX_TTL_S  # the longest mint_token makes is still fine
+    assert verify_token(_signed(claims), KEYS).identity == "alice"
+
+
+def test_an_oversized_token_is_refused_before_it_is_decoded() -> None:
+    claims = _claims(pad="x" * 1_000_000)
+    with pytest.raises(TokenError, match="longer than"):
+        verify_token(_signed(claims), KEYS)
+    assert len(_token()) < MAX_TOKEN_BYTES / 4
