@@ -28,6 +28,7 @@ from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.metrics import ControlMetrics
 from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.security_headers import SecurityHeaders
 from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.control.signaling import endpoint
 from mediaplane.control.transcodes import TranscodeService
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
     app.include_router(endpoint.router)
     app.include_router(whip.router)
     app.add_middleware(whip.WhipCors)
+    app.add_middleware(SecurityHeaders)
     app.include_router(pages.router)
     if pages.STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

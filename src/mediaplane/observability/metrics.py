@@ -95,12 +95,21 @@ class HttpMetrics:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
-                route = _route(scope)
-                self.latency.labels(scope["method"], route).observe(time.perf_counter() - t0)
-                self.requests.labels(scope["method"], route, str(status[0])).inc()
+                route, method = _route(scope), _method(scope)
+                self.latency.labels(method, route).observe(time.perf_counter() - t0)
+                self.requests.labels(method, route, str(status[0])).inc()
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+# Any other method (PROPFIND, made-up ones) is one label: a client cannot add series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method(scope: Scope) -> str:
+    method = str(scope["method"])
+    return method if method in KNOWN_METHODS else "<other>"
 
 
 def _route(scope: Scope) -> str:

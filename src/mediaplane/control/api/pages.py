@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediaplane.control.auth import Grants, PermissionDenied, mint_token
 from mediaplane.control.deps import SettingsDep
+from mediaplane.control.security_headers import PAGE_HEADERS
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 router = APIRouter()
@@ -20,12 +21,12 @@ router = APIRouter()
 
 @router.get("/", include_in_schema=False)
 async def call_page() -> FileResponse:
-    return FileResponse(STATIC / "call.html", media_type="text/html")
+    return FileResponse(STATIC / "call.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
 @router.get("/admin", include_in_schema=False)
 async def admin_page() -> FileResponse:
-    return FileResponse(STATIC / "admin.html", media_type="text/html")
+    return FileResponse(STATIC / "admin.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
 class JoinRequest(BaseModel):
