@@ -80,6 +80,12 @@ async def test_whip_refusals(settings: Settings, control: ControlInstance, sfu: 
         ("no fingerprint", url, "\r\n".join(
             ln for ln in good.splitlines() if not ln.startswith("a=fingerprint")
         ), SDP | auth(token), 400, "fingerprint"),
+        ("unknown fingerprint algorithm", url,
+         re.sub(r"(?m)^a=fingerprint:\S+", "a=fingerprint:sha-999", good),
+         SDP | auth(token), 400, "known algorithm"),
+        ("malformed fingerprint value", url,
+         re.sub(r"(?m)^(a=fingerprint:\S+) .*$", r"\1 AB:CD:zz", good),
+         SDP | auth(token), 400, "known algorithm"),
         ("no ICE credentials", url, "\r\n".join(
             ln for ln in good.splitlines() if not ln.startswith("a=ice-ufrag")
         ), SDP | auth(token), 400, "ice-ufrag"),

@@ -16,6 +16,7 @@ room's router accepts.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -111,8 +112,10 @@ def check_offer(text: str) -> Offer:
     dtls = next((m.dtls for m in desc.media if m.dtls and m.dtls.fingerprints), None)
     if dtls is None:
         raise BadSdp("the offer has no a=fingerprint and a=setup (DTLS is required)")
-    if not any(f.algorithm.lower().startswith("sha-") for f in dtls.fingerprints):
-        raise BadSdp("the offer's fingerprints use no sha-* algorithm")
+    fingerprints = [f for f in dtls.fingerprints if _usable_fingerprint(f)]
+    if not fingerprints:
+        names = ", ".join(sorted(DIGEST_BYTES))
+        raise BadSdp(f"the offer has no a=fingerprint with a known algorithm ({names}) and value")
     mids = [m.rtp.muxId for m in desc.media]
     if any(not mid for mid in mids):
         raise BadSdp("every m-section needs an a=mid")
@@ -132,7 +135,18 @@ def check_offer(text: str) -> Offer:
             raise BadSdp("bundled m-sections must share one ICE ufrag/pwd")
         if not m.rtcp_mux and m.rtcp_port is not None:
             raise BadSdp(f"m-section {m.rtp.muxId}: rtcp-mux is required")
-    return Offer(desc, str(ice.usernameFragment), str(ice.password), dtls.fingerprints, dtls.role)
+    return Offer(desc, str(ice.usernameFragment), str(ice.password), fingerprints, dtls.role)
+
+
+# The DTLS fingerprint algorithms mediasoup knows (RFC 8122 names), by digest size.
+DIGEST_BYTES = {"sha-1": 20, "sha-224": 28, "sha-256": 32, "sha-384": 48, "sha-512": 64}
+
+
+def _usable_fingerprint(f: RTCDtlsFingerprint) -> bool:
+    """A known algorithm and a value of its digest size in colon-separated hex pairs."""
+    size = DIGEST_BYTES.get(f.algorithm.lower())
+    pairs = f.value.split(":")
+    return size == len(pairs) and all(re.fullmatch(r"[0-9A-Fa-f]{2}", p) for p in pairs)
 
 
 # codecs -------------------------------------------------------------------------
