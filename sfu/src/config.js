@@ -18,6 +18,12 @@ function str(name, fallback) {
   return raw === undefined || raw === '' ? fallback : raw;
 }
 
+// 127.0.0.0/8, ::1 and localhost (as settings.py's is_loopback).
+export function isLoopback(address) {
+  return address === 'localhost' || address === '::1' || address === '[::1]'
+    || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
+}
+
 export function loadConfig() {
   const env = str('MEDIAPLANE_ENV', 'dev');
   let secret = str('MEDIAPLANE_SFU_SECRET', undefined);
@@ -46,6 +52,12 @@ export function loadConfig() {
   };
   if (config.rtcMinPort > config.rtcMaxPort) {
     throw new Error('MEDIAPLANE_RTC_MIN_PORT must not exceed MEDIAPLANE_RTC_MAX_PORT');
+  }
+  const exposed = [config.host, config.rtcListenIp, config.plainListenIp, config.rtcAnnouncedAddress]
+    .filter((a) => a && !isLoopback(a));
+  if (config.secret === DEV_SECRET && exposed.length) {
+    throw new Error(`the repository's development secret may not be used on a non-loopback `
+      + `address (${exposed.join(', ')}): set MEDIAPLANE_SFU_SECRET`);
   }
   return config;
 }

@@ -1,16 +1,24 @@
 """Settings from the environment (prefix MEDIAPLANE_), validated once.
 
-Outside `dev` and `test`, every secret must be set and must not be a known
-development default: a production process refuses to start otherwise.
+Secrets (docs/security.md):
+- `production`: every secret must be set and must not be a known development
+  default: a production process refuses to start otherwise.
+- `dev` (what `./mediaplane up` runs): a secret that is not set comes from
+  `<data_dir>/secrets.json`, generated on first use (mode 0600) and reused.
+- `test`: the repository's constants below, for the test suite, and only while every
+  address a service binds or announces is loopback.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mediaplane import generated_secrets
 
 DEV_SFU_SECRET = "dev-sfu-secret"
 DEV_MEDIA_SECRET = "dev-media-secret"
@@ -28,6 +36,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_KEEP_ALIVE_S = 75
 
 
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; any other name or address is not."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_", extra="ignore")
 
@@ -39,7 +57,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_token: SecretStr | None = Field(
         default=None,
-        description="when set, GET /metrics on every service needs `Authorization: Bearer` it",
+        description="when set, GET /metrics on every service needs `Authorization: Bearer` it; "
+        "unset, a control plane on a non-loopback address answers /metrics to loopback only",
+    )
+    api_docs: bool | None = Field(
+        default=None,
+        description="serve /docs, /redoc and /openapi.json (default: only when the control "
+        "plane listens on loopback)",
     )
     data_dir: Path = Field(default=REPO_ROOT / "var", description="recordings, state, logs")
     cache_dir: Path = Path("/var/cache/mediaplane")
@@ -120,7 +144,6 @@ class Settings(BaseSettings):
     def _secrets(self) -> Settings:
         if self.rtc_min_port > self.rtc_max_port:
             raise ValueError("rtc_min_port must not exceed rtc_max_port")
-        dev = self.env in ("dev", "test")
         secrets = (
             ("sfu_secret", DEV_SFU_SECRET),
             ("api_secret", DEV_API_SECRET),
@@ -130,15 +153,35 @@ class Settings(BaseSettings):
         for name, default in secrets:
             value: SecretStr | None = getattr(self, name)
             if value is None or value.get_secret_value() in DEV_DEFAULTS:
-                if not dev:
+                if self.env == "production":
                     raise ValueError(
                         f"MEDIAPLANE_{name.upper()} must be set to a non-default secret "
                         f"when MEDIAPLANE_ENV={self.env}"
                     )
+                if self.env == "dev":
+                    default = generated_secrets.load_or_create(self.secrets_file)[name]
                 setattr(self, name, SecretStr(default))
-        if not dev and len(self.secret("api_secret")) < 32:
+        if self.env == "production" and len(self.secret("api_secret")) < 32:
             raise ValueError("MEDIAPLANE_API_SECRET must be at least 32 characters")
+        exposed = self.exposed_addresses()
+        known = [n for n, _ in secrets if self.secret(n) in DEV_DEFAULTS]  # type: ignore[arg-type]
+        if exposed and known:
+            raise ValueError(
+                f"the repository's development secrets ({', '.join(known)}) may not be used "
+                f"on a non-loopback address ({', '.join(exposed)}): set MEDIAPLANE_ENV=dev "
+                "(generated secrets) or set each MEDIAPLANE_*_SECRET"
+            )
         return self
+
+    def exposed_addresses(self) -> list[str]:
+        """The addresses a service binds or announces that are not loopback."""
+        addresses = [self.host, self.sfu_host, self.media_host, self.rtc_listen_ip]
+        addresses += [self.plain_listen_ip, self.media_rtp_ip, self.rtc_announced_address or ""]
+        return sorted({a for a in addresses if a and not is_loopback(a)})
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.data_dir / "secrets.json"
 
     def secret(
         self, name: Literal["sfu_secret", "api_secret", "media_secret", "webhook_secret"]
@@ -146,6 +189,10 @@ class Settings(BaseSettings):
         value: SecretStr | None = getattr(self, name)
         assert value is not None  # set by the validator
         return value.get_secret_value()
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else is_loopback(self.host)
 
     @property
     def open_join_enabled(self) -> bool:

@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from mediaplane.observability.logs import redact
 from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
@@ -90,12 +91,12 @@ class System:
         s = self.settings
         if s.redis_url:
             self.redis_url = s.redis_url
-            self._done(f"redis {self.redis_url} (external)")
+            self._done(f"redis {redact(self.redis_url)} (external)")
         else:
             self._step("redis", f"starting a private redis-server in {s.data_dir / 'redis'}")
             self.redis = await RedisServer.start(s.data_dir / "redis")
             self.redis_url = self.redis.url
-            self._done(f"redis {self.redis_url} (private redis-server)")
+            self._done(f"redis {redact(self.redis_url)} (private redis-server, password set)")
         self._step("sfu", f"starting the SFU (mediasoup) on {s.sfu_host}:{s.sfu_port}")
         self.sfu = await SfuProcess.start(s)
         self.sfu_client = await SfuClient.create(self.sfu.url, self.sfu.secret)
@@ -169,7 +170,7 @@ class System:
     async def status(self) -> dict[str, object]:
         info = await self.sfu_client.server_info() if self.sfu_client else None
         return {
-            "redis": self.redis_url,
+            "redis": redact(self.redis_url),
             "sfu": self.sfu.url if self.sfu else None,
             "sfu_workers": [w.model_dump() for w in info.workers] if info else [],
         }

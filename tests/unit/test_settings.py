@@ -1,15 +1,54 @@
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from mediaplane.settings import DEV_API_SECRET, DEV_SFU_SECRET, Settings
+from mediaplane.settings import DEV_API_SECRET, DEV_DEFAULTS, DEV_SFU_SECRET, Settings
 
 
-def test_dev_and_test_get_development_secrets() -> None:
+@pytest.fixture(autouse=True)
+def _no_secrets_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests say which secrets a process gets when none is configured."""
+    for name in ("SFU_SECRET", "API_SECRET", "MEDIA_SECRET", "WEBHOOK_SECRET"):
+        monkeypatch.delenv(f"MEDIAPLANE_{name}", raising=False)
+
+
+def test_test_env_gets_the_repository_constants_on_loopback() -> None:
     s = Settings(env="test")
     assert s.secret("sfu_secret") == DEV_SFU_SECRET
     assert s.secret("api_secret") == DEV_API_SECRET
+
+
+def test_dev_generates_secrets_once_into_a_private_file_and_reuses_them(tmp_path: Path) -> None:
+    first = Settings(env="dev", data_dir=tmp_path)
+    values = {n: first.secret(n) for n in ("sfu_secret", "api_secret", "media_secret",
+                                          "webhook_secret")}  # fmt: skip
+    assert not set(values.values()) & DEV_DEFAULTS
+    assert len(set(values.values())) == 4 and all(len(v) >= 40 for v in values.values())
+    assert stat.S_IMODE(first.secrets_file.stat().st_mode) == 0o600
+    again = Settings(env="dev", data_dir=tmp_path, api_secret=DEV_API_SECRET)  # a constant: no
+    assert again.secret("api_secret") == values["api_secret"]
+    exposed = Settings(env="dev", data_dir=tmp_path, host="10.1.2.3")
+    assert exposed.secret("sfu_secret") == values["sfu_secret"]
+    first.secrets_file.chmod(0o644)
+    with pytest.raises(ValidationError, match="readable by others"):
+        Settings(env="dev", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [{"host": "0.0.0.0"}, {"host": "192.0.2.7"}, {"rtc_announced_address": "198.51.100.1"},
+     {"sfu_host": "10.0.0.1"}, {"media_rtp_ip": "::"}],
+)  # fmt: skip
+def test_the_repository_constants_are_refused_off_loopback(where: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="non-loopback"):
+        Settings(env="test", **where)  # type: ignore[arg-type]
+    own = {n: "x" * 40 for n in ("sfu_secret", "api_secret", "media_secret", "webhook_secret")}
+    assert Settings(env="test", **where, **own).exposed_addresses()  # type: ignore[arg-type]
+    assert Settings(env="test", host="127.0.0.2", media_host="localhost", sfu_host="::1")
 
 
 @pytest.mark.parametrize(

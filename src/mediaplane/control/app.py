@@ -35,7 +35,7 @@ from mediaplane.control.transcodes import TranscodeService
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.control.whip.service import WhipService
 from mediaplane.observability.metrics import HttpMetrics, metrics_router
-from mediaplane.settings import Settings
+from mediaplane.settings import Settings, is_loopback
 from mediaplane.sfu import SfuClient
 from mediaplane.state.store import StateStore
 
@@ -103,16 +103,22 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
                 await sfu.default.close()
             await store.close()
 
+    docs = settings.api_docs_enabled  # on a network only when asked for (docs/security.md)
     app = FastAPI(
         title="mediaplane control plane",
         version="0.1.0",
         description="Rooms, participants, tokens and WebSocket signaling.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     errors.install(app)
     app.include_router(health.router)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-    app.include_router(metrics_router(lambda _: metrics.registry, lambda _: metrics.refresh, token))
+    exposed = not is_loopback(settings.host)
+    registry, refresh = (lambda _: metrics.registry), (lambda _: metrics.refresh)
+    app.include_router(metrics_router(registry, refresh, token, loopback_only=exposed))
     app.add_middleware(HttpMetrics, registry=metrics.registry, prefix="mediaplane_control")
     app.include_router(tokens.router)
     app.include_router(rooms.router)

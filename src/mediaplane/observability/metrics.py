@@ -20,6 +20,7 @@ from prometheus_client import generate_latest as render
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediaplane.http_errors import error_reply
+from mediaplane.settings import is_loopback
 
 Refresh = Callable[[], Awaitable[None]]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -29,8 +30,11 @@ def metrics_router(
     registry: Callable[[Request], CollectorRegistry],
     refresh: Callable[[Request], Refresh | None],
     token: str | None,
+    *,
+    loopback_only: bool = False,
 ) -> APIRouter:
-    """GET /metrics in the Prometheus text format."""
+    """GET /metrics in the Prometheus text format. `loopback_only` (no token, service on a
+    network): only clients on this machine may read it (403 for others)."""
     router = APIRouter(tags=["observability"])
 
     @router.get("/metrics", include_in_schema=True, response_class=Response)
@@ -41,6 +45,8 @@ def metrics_router(
             given = given[7:] if given.startswith("Bearer ") else ""
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return error_reply(401, "unauthorized", "missing or wrong metrics token")
+        elif loopback_only and not is_loopback(request.client.host if request.client else ""):
+            return error_reply(403, "forbidden", "metrics are for this machine only: set a token")
         fn = refresh(request)
         if fn is not None:
             await fn()

@@ -51,13 +51,14 @@ class RedisServer:
         persist: bool = True,
         bind: str = "127.0.0.1",
     ) -> RedisServer:
-        """`bind`: one address. Off loopback (tests bind a private netns bridge) the
-        server gets a random password (`requirepass`, in `url`): protected mode stays on."""
+        """`bind`: one address. The server always gets a random password (`requirepass`,
+        in `url`; new each start): another local user or a page's request forgery cannot
+        read or write our state, on loopback or off it. Protected mode stays on."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is missing: apt-get install redis-server")
         port = port or free_tcp_port(bind)
-        password = None if bind in ("127.0.0.1", "::1") else secrets.token_hex(16)
+        password = secrets.token_hex(16)
         data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             binary,
