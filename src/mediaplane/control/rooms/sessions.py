@@ -396,11 +396,13 @@ class Sessions:
 
     async def resume_consumer(self, peer: LocalPeer, consumer_id: str) -> None:
         sfu = self.sfu_of(peer)
-        await sfu_call(sfu.resume_consumer(peer.owns_consumer(consumer_id)))
+        owned = peer.owns_consumer(consumer_id)
+        await sfu_call(sfu.resume_consumer(owned))
 
     async def pause_consumer(self, peer: LocalPeer, consumer_id: str) -> None:
         sfu = self.sfu_of(peer)
-        await sfu_call(sfu.pause_consumer(peer.owns_consumer(consumer_id)))
+        owned = peer.owns_consumer(consumer_id)
+        await sfu_call(sfu.pause_consumer(owned))
 
     async def set_preferred_layers(
         self, peer: LocalPeer, consumer_id: str, spatial: int, temporal: int | None
@@ -411,4 +413,5 @@ class Sessions:
 
     async def request_key_frame(self, peer: LocalPeer, consumer_id: str) -> None:
         sfu = self.sfu_of(peer)
-        await sfu_call(sfu.request_key_frame(peer.owns_consumer(consumer_id)))
+        owned = peer.owns_consumer(consumer_id)
+        await sfu_call(sfu.request_key_frame(owned))
