@@ -42,6 +42,14 @@ from mediaplane.control.urls import redact_stream_key
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.state.models import ProducerRecord
+from mediaplane.wire.room_events import (
+    NewProducer,
+    PeerJoined,
+    PeerLeft,
+    ProducerClosed,
+    RoomDeleted,
+    RoomEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -330,32 +338,29 @@ class EgressService:
         log.info("egress=%s room=%s track removed producer=%s", rec.id, rec.room, producer_id)
 
     # following the room --------------------------------------------------------------------
-    async def _on_room_event(self, room: str, kind: str, event: dict[str, Any]) -> None:
+    async def _on_room_event(self, event: RoomEvent) -> None:
         for active in list(self.active.values()):
             rec = active.record
-            if rec.room != room or active.stopping:
+            if rec.room != event.room or active.stopping:
                 continue
-            if kind == "newProducer":
-                if rec.identity is not None and event.get("identity") != rec.identity:
+            if isinstance(event, NewProducer):
+                if rec.identity is not None and event.identity != rec.identity:
                     continue
-                if rec.audio_only and event.get("kind") == "video":
+                if rec.audio_only and event.kind == "video":
                     continue
-                producer = ProducerRecord.model_validate(
-                    {
-                        "producer_id": event.get("producerId"), "peer_id": event.get("peerId"),
-                        "identity": event.get("identity"), "kind": event.get("kind"),
-                        "source": event.get("source") or "camera",
-                    }
+                producer = ProducerRecord(
+                    producer_id=event.producer_id, peer_id=event.peer_id,
+                    identity=event.identity, kind=event.kind, source=event.source,
                 )  # fmt: skip
                 self.tasks.spawn(self._follow_add(active, producer))
-            elif kind == "producerClosed" and event.get("producerId") in active.tracks:
-                self.tasks.spawn(self._follow_remove(active, str(event["producerId"])))
-            elif kind == "peerLeft":
-                self.tasks.spawn(self._after_leave(active, str(event.get("peerId"))))
-            elif kind == "peerJoined" and active.empty_timer is not None:
+            elif isinstance(event, ProducerClosed) and event.producer_id in active.tracks:
+                self.tasks.spawn(self._follow_remove(active, event.producer_id))
+            elif isinstance(event, PeerLeft):
+                self.tasks.spawn(self._after_leave(active, event.peer_id))
+            elif isinstance(event, PeerJoined) and active.empty_timer is not None:
                 active.empty_timer.cancel()
                 active.empty_timer = None
-            elif kind == "roomDeleted":
+            elif isinstance(event, RoomDeleted):
                 self.tasks.spawn(self._stop_quietly(rec.id, "the room was deleted"))
 
     async def _follow_add(self, active: Active, producer: ProducerRecord) -> None:

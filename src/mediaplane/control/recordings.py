@@ -46,6 +46,7 @@ from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.sfu.models import Notification
+from mediaplane.wire.room_events import NewProducer, PeerLeft, RecordingChanged, RoomEvent
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +190,10 @@ class RecordingService:
     async def _announce(self, rec: RecordingRecord) -> None:
         """Participants see who is recorded (the call page's recording indicator)."""
         with contextlib.suppress(Exception):
-            await self.rooms.publish_event(rec.room, {
-                "type": "recording", "recordingId": rec.id, "identity": rec.identity,
-                "active": rec.state == "recording",
-            })  # fmt: skip
+            await self.rooms.publish_event(RecordingChanged(
+                room=rec.room, recording_id=rec.id, identity=rec.identity,
+                active=rec.state == "recording",
+            ))  # fmt: skip
 
     async def get(self, room: str, rec_id: str) -> RecordingRecord:
         return await self.records.get(room, rec_id)
@@ -575,11 +576,12 @@ class RecordingService:
         if active.detached.get(kind) is asyncio.current_task():
             await self._stop_quietly(active.record.id, "the recorded track ended")
 
-    async def _on_room_event(self, room: str, kind: str, event: dict[str, Any]) -> None:
+    async def _on_room_event(self, event: RoomEvent) -> None:
         """Follow the recorded participant (republished tracks, leaving) and, for a
         whole-room recording, newcomers."""
-        if kind == "newProducer" and event.get("source") != "screen":
-            identity = str(event.get("identity"))
+        room = event.room
+        if isinstance(event, NewProducer) and event.source != "screen":
+            identity = event.identity
             for group in list(self.groups.values()):
                 if (
                     group.record.room == room
@@ -591,15 +593,15 @@ class RecordingService:
             rec = active.record
             if rec.room != room:
                 continue
-            if kind == "peerLeft" and event.get("peerId") == rec.peer_id:
+            if isinstance(event, PeerLeft) and event.peer_id == rec.peer_id:
                 self.tasks.spawn(self._stop_quietly(rec.id, "the participant left"))
             elif (
-                kind == "newProducer"
-                and event.get("peerId") == rec.peer_id
-                and event.get("source") != "screen"
-                and event.get("kind") in active.detached
+                isinstance(event, NewProducer)
+                and event.peer_id == rec.peer_id
+                and event.source != "screen"
+                and event.kind in active.detached
             ):
-                await self._reattach(active, str(event["kind"]), str(event["producerId"]))
+                await self._reattach(active, event.kind, event.producer_id)
 
     async def _reattach(self, active: Active, kind: str, producer_id: str) -> None:
         """Consume the republished track on the same plain transport: same file."""

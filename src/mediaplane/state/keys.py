@@ -32,7 +32,7 @@ def room_producers(name: str) -> str:
 
 
 def room_events(name: str) -> str:
-    """pub/sub channel: RoomEvent JSON for every change in a room."""
+    """pub/sub channel: a RoomEvent (wire/room_events.py) as JSON for every change in a room."""
     return f"{PREFIX}:room:{name}:events"
 
 

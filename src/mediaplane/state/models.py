@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+from mediaplane.wire.ids import NAME_PATTERN
+
+_ID = re.compile(NAME_PATTERN)
 
 
 def _check_id(value: str) -> str:

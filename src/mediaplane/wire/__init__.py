@@ -4,7 +4,7 @@
 Messages that cross a process (room events, media-manager jobs and events, SFU
 notifications) live in modules beside it, one per channel.
 Wire convention: JSON field names are camelCase on every channel that a browser
-or the SFU speaks (signaling, SFU RPC), snake_case on our own Python-to-Python
-channels (Redis room events, the media manager's REST API); docs/architecture.md
-says which is which.
+or the SFU speaks (signaling, SFU RPC, and the Redis room events, which are
+forwarded to browsers as they are), snake_case on our own Python-to-Python
+channels (the media manager's REST API); docs/architecture.md says which is which.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,7 @@ from mediaplane.control.errors import NotFound, Unavailable
 from mediaplane.control.rooms import RoomManager
 from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.state.models import RoomRecord
+from mediaplane.wire.ids import NAME_PATTERN, Json
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,13 @@ Expand = Annotated[
         "for dashboards: a room deleted while it is taken is left out, not a 404."
     ),
 ]
-RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="room name")
-Identity = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="participant identity")
+RoomName = Path(pattern=NAME_PATTERN, description="room name")
+Identity = Path(pattern=NAME_PATTERN, description="participant identity")
 
 
 class RoomCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    name: str = Field(pattern=NAME_PATTERN)
     max_participants: int = Field(default=50, ge=1, le=1000)
     empty_timeout_s: int = Field(default=300, ge=0, le=86400)
     metadata: str = Field(default="", max_length=4096)
@@ -115,7 +116,7 @@ class GrantsUpdate(BaseModel):
 async def create_room(body: RoomCreate, principal: PrincipalDep, rooms: RoomsDep) -> RoomOut:
     """Create a room (grant: room_create)."""
     principal.require("room_create")
-    return RoomOut.of(await rooms.create_room(RoomRecord(**body.model_dump())), 0)
+    return RoomOut.of(await rooms.records.create_room(RoomRecord(**body.model_dump())), 0)
 
 
 STATS_TIMEOUT_S = 1.0  # per track: a slow node must not stall a dashboard's listing
@@ -140,7 +141,7 @@ async def track_stats(sfu: SfuClient, room: str, producer_id: str) -> TrackStats
 
 async def participants_of(rooms: RoomManager, room: str, *, stats: bool) -> list[ParticipantOut]:
     """A room's participants, each track with its stats when `stats` (fetched at once)."""
-    people = [ParticipantOut.model_validate(p) for p in await rooms.participants(room)]
+    people = [ParticipantOut.model_validate(p) for p in await rooms.records.participants(room)]
     tracks = [t for person in people for t in person.tracks]
     if stats and tracks:
         try:
@@ -165,7 +166,7 @@ async def list_rooms(
     """Every room (grant: room_list)."""
     principal.require("room_list")
     out = []
-    for room in await rooms.list_rooms():
+    for room in await rooms.records.list_rooms():
         item = ListedRoom.of(room, await rooms.store.count_peers(room.name))
         if expand:
             stats = "stats" in expand and principal.administers(room.name)
@@ -192,15 +193,15 @@ async def update_room(
 ) -> RoomOut:
     """Change a room's limits or metadata (grant: room_admin)."""
     principal.require_room_admin(room)
-    changes: dict[str, Any] = body.model_dump(exclude_none=True)
-    return RoomOut.of(await rooms.update_room(room, changes))
+    changes: Json = body.model_dump(exclude_none=True)
+    return RoomOut.of(await rooms.records.update_room(room, changes))
 
 
 @router.delete("/{room}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_room(principal: PrincipalDep, rooms: RoomsDep, room: str = RoomName) -> None:
     """Delete a room, disconnecting its participants (grant: room_create)."""
     principal.require("room_create")
-    await rooms.delete_room(room)
+    await rooms.records.delete_room(room)
 
 
 @router.get(
@@ -224,7 +225,7 @@ async def remove_participant(
 ) -> None:
     """Disconnect a participant (grant: room_admin)."""
     principal.require_room_admin(room)
-    await rooms.remove_participant(room, identity)
+    await rooms.records.remove_participant(room, identity)
 
 
 @router.post("/{room}/participants/{identity}/tracks/{producer_id}/mute", response_model=Track)
@@ -238,7 +239,7 @@ async def mute_track(
 ) -> Track:
     """Mute or unmute a participant's track (grant: room_admin)."""
     principal.require_room_admin(room)
-    record = await rooms.mute_track(room, identity, producer_id, body.muted)
+    record = await rooms.records.mute_track(room, identity, producer_id, body.muted)
     return Track(
         producerId=record.producer_id, kind=record.kind, source=record.source, paused=record.paused
     )
@@ -254,4 +255,4 @@ async def update_grants(
 ) -> None:
     """Replace a connected participant's grants (grant: room_admin)."""
     principal.require_room_admin(room)
-    await rooms.update_grants(room, identity, body.grants.model_copy(update={"room": room}))
+    await rooms.records.update_grants(room, identity, body.grants.model_copy(update={"room": room}))

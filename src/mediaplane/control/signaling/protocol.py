@@ -7,11 +7,11 @@ model of its method before any handler runs.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Json = dict[str, Any]
+from mediaplane.wire.ids import Json
 
 
 class Strict(BaseModel):

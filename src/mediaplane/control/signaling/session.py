@@ -21,13 +21,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from mediaplane.control.auth import PermissionDenied, Principal
 from mediaplane.control.errors import ControlError, InvalidState
-from mediaplane.control.peers import LocalPeer
-from mediaplane.control.rooms import RoomManager
+from mediaplane.control.rooms import LocalPeer, RoomManager
 from mediaplane.control.signaling import protocol as p
 from mediaplane.sfu import SfuRpcError
+from mediaplane.wire.ids import Json
 
 log = logging.getLogger(__name__)
-Json = dict[str, Any]
 
 
 class RateLimiter:
@@ -72,6 +71,7 @@ class PeerSession:
     ) -> None:
         self.ws = ws
         self.rooms = rooms
+        self.sessions = rooms.sessions
         self.principal = principal
         self.room = room
         self.max_message_bytes = max_message_bytes
@@ -115,7 +115,7 @@ class PeerSession:
         finally:
             self._closed = True
             if self.peer is not None:
-                await self.rooms.leave(self.peer, "disconnected")
+                await self.sessions.leave(self.peer, "disconnected")
 
     # the error-to-reply point --------------------------------------------------
     async def _dispatch(self, text: str) -> p.Response:
@@ -177,11 +177,7 @@ class PeerSession:
     # handlers ---------------------------------------------------------------
     async def join(self, data: p.JoinData) -> Json:
         self.principal.require_room(self.room, join=True)
-        if (
-            self.peer is not None
-            and self.peer.room in self.rooms.rooms
-            and self.peer.peer_id in self.rooms.rooms[self.peer.room].peers
-        ):
+        if self.peer is not None and self.sessions.is_joined(self.peer):
             raise InvalidState("already joined")
         self.peer = LocalPeer(
             peer_id=uuid.uuid4().hex[:16],
@@ -193,7 +189,7 @@ class PeerSession:
             disconnect=self.disconnect,
             rtp_capabilities=data.rtp_capabilities,
         )
-        return await self.rooms.join(self.peer)
+        return await self.sessions.join(self.peer)
 
     async def create_transport(self, data: p.CreateTransportData) -> Json:
         peer = self.joined()
@@ -202,20 +198,17 @@ class PeerSession:
             raise PermissionDenied("token does not grant can_publish")
         if data.direction == "recv" and not g.can_subscribe:
             raise PermissionDenied("token does not grant can_subscribe")
-        return await self.rooms.create_transport(peer, data.direction)
+        return await self.sessions.create_transport(peer, data.direction)
 
     async def connect_transport(self, data: p.ConnectTransportData) -> Json:
-        peer = self.joined()
-        sfu = self.rooms.sfu_of(peer)
-        peer.owns_transport(data.transport_id)
-        await self.rooms._sfu(sfu.connect_transport(data.transport_id, data.dtls_parameters))
+        await self.sessions.connect_transport(
+            self.joined(), data.transport_id, data.dtls_parameters
+        )
         return {}
 
     async def restart_ice(self, data: p.TransportIdData) -> Json:
-        peer = self.joined()
-        sfu = self.rooms.sfu_of(peer)
-        peer.owns_transport(data.transport_id)
-        return {"iceParameters": await self.rooms._sfu(sfu.restart_ice(data.transport_id))}
+        ice = await self.sessions.restart_ice(self.joined(), data.transport_id)
+        return {"iceParameters": ice}
 
     async def produce(self, data: p.ProduceData) -> Json:
         peer = self.joined()
@@ -226,7 +219,7 @@ class PeerSession:
             )
         if not peer.principal.grants.may_publish(source):
             raise PermissionDenied(f"token does not grant publishing {source}")
-        producer_id = await self.rooms.produce(
+        producer_id = await self.sessions.produce(
             peer, data.transport_id, data.kind, data.rtp_parameters, source, data.paused
         )
         return {"producerId": producer_id}
@@ -235,68 +228,46 @@ class PeerSession:
         peer = self.joined()
         if not peer.principal.grants.can_subscribe:
             raise PermissionDenied("token does not grant can_subscribe")
-        return await self.rooms.consume(
+        return await self.sessions.consume(
             peer, data.transport_id, data.producer_id, data.rtp_capabilities
         )
 
     async def resume_consumer(self, data: p.ConsumerIdData) -> Json:
-        peer = self.joined()
-        sfu = self.rooms.sfu_of(peer)
-        await self.rooms._sfu(
-            sfu.resume_consumer(self.rooms.owned_consumer(peer, data.consumer_id))
-        )
+        await self.sessions.resume_consumer(self.joined(), data.consumer_id)
         return {}
 
     async def pause_consumer(self, data: p.ConsumerIdData) -> Json:
-        peer = self.joined()
-        sfu = self.rooms.sfu_of(peer)
-        await self.rooms._sfu(sfu.pause_consumer(self.rooms.owned_consumer(peer, data.consumer_id)))
+        await self.sessions.pause_consumer(self.joined(), data.consumer_id)
         return {}
 
     async def set_preferred_layers(self, data: p.PreferredLayersData) -> Json:
-        peer = self.joined()
-        sfu = self.rooms.sfu_of(peer)
-        consumer_id = self.rooms.owned_consumer(peer, data.consumer_id)
-        await self.rooms._sfu(
-            sfu.set_preferred_layers(consumer_id, data.spatial_layer, data.temporal_layer)
+        await self.sessions.set_preferred_layers(
+            self.joined(), data.consumer_id, data.spatial_layer, data.temporal_layer
         )
         return {}
 
     async def request_key_frame(self, data: p.ConsumerIdData) -> Json:
-        peer = self.joined()
-        sfu = self.rooms.sfu_of(peer)
-        await self.rooms._sfu(
-            sfu.request_key_frame(self.rooms.owned_consumer(peer, data.consumer_id))
-        )
+        await self.sessions.request_key_frame(self.joined(), data.consumer_id)
         return {}
 
     async def pause_producer(self, data: p.ProducerIdData) -> Json:
-        await self.rooms.set_producer_paused(self.joined(), data.producer_id, True)
+        await self.sessions.set_producer_paused(self.joined(), data.producer_id, True)
         return {}
 
     async def resume_producer(self, data: p.ProducerIdData) -> Json:
-        await self.rooms.set_producer_paused(self.joined(), data.producer_id, False)
+        await self.sessions.set_producer_paused(self.joined(), data.producer_id, False)
         return {}
 
     async def close_producer(self, data: p.ProducerIdData) -> Json:
-        await self.rooms.close_producer(self.joined(), data.producer_id)
+        await self.sessions.close_producer(self.joined(), data.producer_id)
         return {}
 
     async def get_stats(self, data: p.EmptyData) -> Json:
-        peer = self.joined()
-        sfu = self.rooms.sfu_of(peer)
-        out: Json = {"transports": {}, "producers": {}, "consumers": {}}
-        for tid in peer.transports:
-            out["transports"][tid] = await self.rooms._sfu(sfu.get_stats("transport", tid))
-        for pid in peer.producers:
-            out["producers"][pid] = await self.rooms._sfu(sfu.get_stats("producer", pid))
-        for cid in peer.consumers:
-            out["consumers"][cid] = await self.rooms._sfu(sfu.get_stats("consumer", cid))
-        return out
+        return await self.sessions.stats(self.joined())
 
     async def leave(self, data: p.EmptyData) -> Json:
         if self.peer is not None:
-            await self.rooms.leave(self.peer, "left")
+            await self.sessions.leave(self.peer, "left")
             self.peer = None
         return {}
 

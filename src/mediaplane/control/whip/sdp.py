@@ -33,8 +33,8 @@ from aiortc.sdp import (
 
 from mediaplane.control.errors import ControlError
 from mediaplane.peer.ortc import codec_from_json, codec_to_json
+from mediaplane.wire.ids import Json
 
-Json = dict[str, Any]
 MAX_SDP_BYTES = 64 * 1024
 PROFILE = "UDP/TLS/RTP/SAVPF"
 
@@ -270,7 +270,7 @@ def plan_publish(offer: Offer, router_caps: Json) -> list[PublishPlan]:
 
 
 # WHEP: the client receives ------------------------------------------------------------
-def _receiving(m: MediaDescription) -> bool:
+def receiving(m: MediaDescription) -> bool:
     return m.kind in ("audio", "video") and m.port != 0 and m.direction in ("recvonly", "sendrecv")
 
 
@@ -282,7 +282,7 @@ def whep_media_codecs(offer: Offer, room_caps: Json) -> list[Json]:
     used_pts: set[int] = set()
     taken: set[int] = set()
     for m in offer.media:
-        if not _receiving(m):
+        if not receiving(m):
             continue
         for c in m.rtp.codecs:
             router = None if _is_rtx(c) else _router_codec(c, room_caps)
@@ -302,7 +302,7 @@ def whep_media_codecs(offer: Offer, room_caps: Json) -> list[Json]:
                 codec["channels"] = router["channels"]
             out.append(codec)
     if not out:
-        offered = "; ".join(_offered(m) for m in offer.media if _receiving(m)) or "nothing"
+        offered = "; ".join(_offered(m) for m in offer.media if receiving(m)) or "nothing"
         raise UnsupportedMedia(
             f"no offered codec can be sent by this room (offered: {offered}); the room sends "
             + ", ".join(sorted({str(c["mimeType"]) for c in room_caps["codecs"]}))

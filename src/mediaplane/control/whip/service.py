@@ -1,16 +1,17 @@
 """WHIP ingest and WHEP playback sessions (RFC 9725 and the WHEP draft) over the SFU.
 
 A WHIP session is a room participant whose tracks come from one SDP offer: it
-joins through RoomManager, gets a send transport, connects DTLS with the
-client's fingerprint and produces every sendonly m-section. A WHEP session
-joins the same way with a receive transport and consumes a participant's
-tracks, one per recvonly m-section.
+joins through the room sessions (control/rooms/sessions.py), gets a send
+transport, connects DTLS with the client's fingerprint and produces every
+sendonly m-section. A WHEP session joins the same way with a receive
+transport (on a router of its own) and consumes a participant's tracks, one
+per recvonly m-section.
 
 Task ownership: the service owns one watchdog task per session (reaps the
 session when DTLS is not connected within `connect_timeout_s`, or when ICE
 stays disconnected that long) and the end-of-session tasks started by room
 events; close() ends every session and cancels what is left. Ending a
-session is RoomManager.leave: transports closed, producers removed from
+session is Sessions.leave: transports closed, producers removed from
 Redis, producerClosed + peerLeft announced.
 """
 
@@ -26,16 +27,17 @@ from typing import Any
 
 from mediaplane.control.auth import PermissionDenied, Principal
 from mediaplane.control.errors import Conflict, ControlError, NotFound
-from mediaplane.control.peers import LocalPeer
-from mediaplane.control.rooms import RoomManager
+from mediaplane.control.rooms import LocalPeer, RoomManager
+from mediaplane.control.rooms.guard import redis_call, sfu_call
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.whip import sdp
 from mediaplane.control.whip.session import Kind, MediaSession, SessionPeerEvents, new_etag
 from mediaplane.sfu import SfuError, SfuRpcError
-from mediaplane.sfu.models import Notification
+from mediaplane.sfu.models import Notification, RouterInfo
+from mediaplane.state.models import ProducerRecord
+from mediaplane.wire.ids import Json
 
 log = logging.getLogger(__name__)
-Json = dict[str, Any]
 
 
 ENDED_KEPT_S = 60.0
@@ -49,6 +51,7 @@ class PreconditionFailed(ControlError):
 class WhipService:
     def __init__(self, rooms: RoomManager, *, connect_timeout_s: float = 15.0) -> None:
         self.rooms = rooms
+        self.room_sessions = rooms.sessions
         self.connect_timeout_s = connect_timeout_s
         self.sessions: dict[str, MediaSession] = {}
         self._by_transport: dict[str, MediaSession] = {}
@@ -93,20 +96,20 @@ class WhipService:
                     raise PermissionDenied(f"token does not grant publishing {plan.kind}")
             return plans
 
-        plans = await self.rooms.before_join(room, check)
+        plans = await self.room_sessions.before_join(room, check)
         session_id, peer = self._new_peer(room, principal)
-        await self.rooms.join(peer)
+        await self.room_sessions.join(peer)
         try:
-            transport = await self.rooms.create_transport(peer, "send")
+            transport = await self.room_sessions.create_transport(peer, "send")
             session = self._register(session_id, "whip", peer, offer, transport)
-            await self.rooms._sfu(
-                session.sfu.connect_transport(session.transport_id, offer.mediasoup_dtls())
+            await self.room_sessions.connect_transport(
+                peer, session.transport_id, offer.mediasoup_dtls()
             )
             for plan in plans:
                 if plan.kind is None or plan.rtp_parameters is None:
                     continue
                 try:
-                    await self.rooms.produce(
+                    await self.room_sessions.produce(
                         peer, session.transport_id, plan.kind, plan.rtp_parameters, plan.kind, False
                     )
                 except SfuRpcError as e:
@@ -136,8 +139,36 @@ class WhipService:
         if not principal.grants.can_subscribe:
             raise PermissionDenied("token does not grant can_subscribe")
         offer = sdp.check_offer(offer_sdp)
+        watched, producers = await self._played(room, identity, principal)
+        # As for WHIP: refuse the offer before the join can replace a session.
+        codecs = await self.room_sessions.before_join(
+            room, lambda caps: sdp.whep_media_codecs(offer, caps)
+        )
+        session_id, peer = self._new_peer(room, principal, watched_peer=watched)
+        await self.room_sessions.join(peer)
+        try:
+            session, router = await self._open_player(session_id, peer, offer, codecs)
+            plans = await self._consume_tracks(session, router, producers, identity)
+            answer = sdp.play_answer(
+                offer, plans, session.transport, stream_id=f"{room}-{identity}"
+            )
+            for consumer_id in list(peer.consumers):
+                await self.room_sessions.resume_consumer(peer, consumer_id)
+        except BaseException:
+            await self._abort(session_id, peer, "the offer was refused")
+            raise
+        self._watch(session)
+        log.info(
+            "%s plays %d tracks of identity=%s", session.describe(), len(peer.consumers), identity
+        )
+        return session, answer
+
+    async def _played(
+        self, room: str, identity: str, principal: Principal
+    ) -> tuple[str, list[ProducerRecord]]:
+        """The played participant's peer id and tracks (404 when it is not in the room)."""
         await self.rooms.get_room(room)
-        peers = await self.rooms._redis(self.rooms.store.list_peers(room))
+        peers = await redis_call(self.rooms.store.list_peers(room))
         watched = next((p for p in peers if p.identity == identity), None)
         if watched is None:
             raise NotFound(f"participant {identity!r} is not in room {room!r}")
@@ -145,77 +176,76 @@ class WhipService:
             raise Conflict("a WHEP viewer needs an identity of its own (joining would replace it)")
         producers = [
             p
-            for p in await self.rooms._redis(self.rooms.store.list_producers(room))
+            for p in await redis_call(self.rooms.store.list_producers(room))
             if p.identity == identity
         ]
-        # As for WHIP: refuse the offer before the join can replace a session.
-        codecs = await self.rooms.before_join(room, lambda caps: sdp.whep_media_codecs(offer, caps))
-        session_id, peer = self._new_peer(room, principal, watched_peer=watched.peer_id)
-        await self.rooms.join(peer)
-        try:
-            local = self.rooms.room_of(peer)
-            # The session's own router speaks the offer's payload types; the
-            # participant's producers are piped into it.
-            router = await self.rooms._sfu(
-                local.sfu.create_router_with_codecs(local.router_id, f"whep:{session_id}", codecs)
+        return watched.peer_id, producers
+
+    async def _open_player(
+        self, session_id: str, peer: LocalPeer, offer: sdp.Offer, codecs: list[Json]
+    ) -> tuple[MediaSession, RouterInfo]:
+        """The session's own router, which speaks the offer's payload types (the
+        participant's producers are piped into it), and its connected recv transport."""
+        local = self.room_sessions.room_of(peer)
+        router = await sfu_call(
+            local.sfu.create_router_with_codecs(local.router_id, f"whep:{session_id}", codecs)
+        )
+        transport = await self.room_sessions.create_transport(
+            peer, "recv", router_id=router.router_id
+        )
+        session = self._register(session_id, "whep", peer, offer, transport)
+        session.router_id = router.router_id
+        self._by_router[router.router_id] = session
+        await self.room_sessions.connect_transport(
+            peer, session.transport_id, offer.mediasoup_dtls()
+        )
+        return session, router
+
+    async def _consume_tracks(
+        self,
+        session: MediaSession,
+        router: RouterInfo,
+        producers: list[ProducerRecord],
+        identity: str,
+    ) -> list[sdp.PlayPlan]:
+        """One paused consumer per recvonly m-section the participant has a track for."""
+        peer = session.peer
+        plans: list[sdp.PlayPlan] = []
+        used: set[str] = set()
+        for m in session.offer.media:
+            producer = next(
+                (p for p in producers if p.kind == m.kind and p.producer_id not in used), None
             )
-            info = await self.rooms._sfu(
-                local.sfu.create_webrtc_transport(
-                    router.router_id, app_data={"peerId": peer.peer_id, "direction": "recv"}
-                )
+            if not sdp.receiving(m) or producer is None:
+                plans.append(sdp.PlayPlan(m))
+                continue
+            # mediasoup numbers a transport's consumer mids 0, 1, ...: keep the mid
+            # header extension only where that equals the offer's mid.
+            keep_mid = m.rtp.muxId == str(len(used))
+            rtp_caps = sdp.receive_capabilities(m, router.rtp_capabilities, keep_mid=keep_mid)
+            try:
+                piped = await session.sfu.pipe_producer(producer.producer_id, router.router_id)
+                consumer = await session.sfu.consume(
+                    session.transport_id, piped.producer_id, rtp_caps, paused=True,
+                    app_data={"peerId": peer.peer_id},
+                )  # fmt: skip
+            except SfuRpcError as e:
+                raise sdp.UnsupportedMedia(
+                    f"m-section {m.rtp.muxId} ({m.kind}): {identity!r} sends a codec "
+                    f"the offer does not accept: {e.message}"
+                ) from None
+            used.add(producer.producer_id)
+            peer.consumers[consumer.consumer_id] = producer.producer_id
+            if consumer.kind == "video":
+                session.video_consumers.append(consumer.consumer_id)
+            plans.append(sdp.PlayPlan(m, consumer.model_dump(by_alias=True)))
+        if not used:
+            kinds: list[str] = sorted({p.kind for p in producers}) or ["nothing"]
+            raise NotFound(
+                f"participant {identity!r} publishes {', '.join(kinds)}: "
+                "no track for the offer's recvonly m-sections"
             )
-            peer.transports[info.transport_id] = "recv"
-            transport = info.model_dump(by_alias=True)
-            session = self._register(session_id, "whep", peer, offer, transport)
-            session.router_id = router.router_id
-            self._by_router[router.router_id] = session
-            await self.rooms._sfu(
-                session.sfu.connect_transport(session.transport_id, offer.mediasoup_dtls())
-            )
-            plans: list[sdp.PlayPlan] = []
-            used: set[str] = set()
-            for m in offer.media:
-                producer = next(
-                    (p for p in producers if p.kind == m.kind and p.producer_id not in used), None
-                )
-                if not sdp._receiving(m) or producer is None:
-                    plans.append(sdp.PlayPlan(m))
-                    continue
-                # mediasoup numbers a transport's consumer mids 0, 1, ...: keep the mid
-                # header extension only where that equals the offer's mid.
-                keep_mid = m.rtp.muxId == str(len(used))
-                rtp_caps = sdp.receive_capabilities(m, router.rtp_capabilities, keep_mid=keep_mid)
-                try:
-                    piped = await session.sfu.pipe_producer(producer.producer_id, router.router_id)
-                    consumer = await session.sfu.consume(
-                        session.transport_id, piped.producer_id, rtp_caps, paused=True,
-                        app_data={"peerId": peer.peer_id},
-                    )  # fmt: skip
-                except SfuRpcError as e:
-                    raise sdp.UnsupportedMedia(
-                        f"m-section {m.rtp.muxId} ({m.kind}): {identity!r} sends a codec "
-                        f"the offer does not accept: {e.message}"
-                    ) from None
-                used.add(producer.producer_id)
-                peer.consumers[consumer.consumer_id] = producer.producer_id
-                if consumer.kind == "video":
-                    session.video_consumers.append(consumer.consumer_id)
-                plans.append(sdp.PlayPlan(m, consumer.model_dump(by_alias=True)))
-            if not used:
-                kinds: list[str] = sorted({p.kind for p in producers}) or ["nothing"]
-                raise NotFound(
-                    f"participant {identity!r} publishes {', '.join(kinds)}: "
-                    "no track for the offer's recvonly m-sections"
-                )
-            answer = sdp.play_answer(offer, plans, transport, stream_id=f"{room}-{identity}")
-            for consumer_id in list(peer.consumers):
-                await self.rooms._sfu(session.sfu.resume_consumer(consumer_id))
-        except BaseException:
-            await self._abort(session_id, peer, "the offer was refused")
-            raise
-        self._watch(session)
-        log.info("%s plays %d tracks of identity=%s", session.describe(), len(used), identity)
-        return session, answer
+        return plans
 
     # the session resource ---------------------------------------------------------
     def get(self, kind: Kind, session_id: str, principal: Principal) -> MediaSession:
@@ -247,7 +277,7 @@ class WhipService:
             return session, None
         if not frag.pwd:
             raise sdp.BadSdp("an ICE restart needs a=ice-pwd with the new a=ice-ufrag")
-        ice = await self.rooms._sfu(session.sfu.restart_ice(session.transport_id))
+        ice = await sfu_call(session.sfu.restart_ice(session.transport_id))
         session.transport["iceParameters"] = ice
         session.client_ufrag = ufrag
         session.etag = new_etag()
@@ -281,7 +311,7 @@ class WhipService:
     def _register(
         self, session_id: str, kind: Kind, peer: LocalPeer, offer: sdp.Offer, transport: Json
     ) -> MediaSession:
-        sfu = self.rooms.sfu_of(peer)
+        sfu = self.room_sessions.sfu_of(peer)
         session = MediaSession(
             session_id, kind, peer, offer, transport, sfu, client_ufrag=offer.ufrag
         )
@@ -295,7 +325,7 @@ class WhipService:
             await self._end(session, reason)
         else:
             with contextlib.suppress(Exception):
-                await self.rooms.leave(peer, reason)
+                await self.room_sessions.leave(peer, reason)
 
     def _end_later(self, session_id: str, reason: str) -> None:
         session = self.sessions.get(session_id)
@@ -317,7 +347,7 @@ class WhipService:
         if watchdog is not None and watchdog is not asyncio.current_task():
             watchdog.cancel()
         try:
-            await self.rooms.leave(session.peer, reason)
+            await self.room_sessions.leave(session.peer, reason)
             if session.router_id is not None:
                 self._by_router.pop(session.router_id, None)
                 with contextlib.suppress(SfuError):

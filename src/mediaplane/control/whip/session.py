@@ -1,6 +1,6 @@
 """One WHIP or WHEP session: a room participant without a signaling socket.
 
-The session's `LocalPeer` joins the room through RoomManager like any peer
+The session's `LocalPeer` joins the room through the room sessions like any peer
 (announced to the others, its producers in Redis, so recordable). Events the
 room sends to it go nowhere (there is no socket to carry them) except those
 that end it: being replaced, kicked, or asked to rejoin after a worker died.
@@ -13,13 +13,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from mediaplane.control.peers import LocalPeer
+from mediaplane.control.rooms import LocalPeer
 from mediaplane.control.whip.sdp import Offer
 from mediaplane.sfu import SfuClient
+from mediaplane.wire.ids import Json
 
-Json = dict[str, Any]
 Kind = Literal["whip", "whep"]
 
 

@@ -1,0 +1,111 @@
+"""What this control-plane instance holds: its participants and the rooms they are in.
+
+A `LocalPeer` is a participant connected here (a signaling socket, a WHIP/WHEP
+session, an injection); it owns the SFU transports, producers and consumers it
+created, and refuses ids it does not own. A `LocalRoom` is a room with at
+least one local peer: its router on the SFU node hosting it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from mediaplane.control.auth import Principal
+from mediaplane.control.errors import NotFound
+from mediaplane.sfu import SfuClient
+from mediaplane.state.models import PeerKind, PeerRecord, ProducerRecord
+from mediaplane.wire.ids import Json
+from mediaplane.wire.room_events import PeerInfo
+
+# WebSocket close codes a peer is disconnected with (docs/signaling.md).
+CLOSE_KICKED = 4003
+CLOSE_ROOM_DELETED = 4004
+CLOSE_REPLACED = 4009
+
+EventSink = Callable[[str, Json], Awaitable[None]]
+Disconnect = Callable[[int, str], Awaitable[None]]
+
+
+@dataclass
+class LocalPeer:
+    peer_id: str
+    room: str
+    principal: Principal
+    display_name: str
+    instance: str
+    send_event: EventSink
+    disconnect: Disconnect
+    joined_at: float = field(default_factory=time.time)
+    transports: dict[str, str] = field(default_factory=dict)  # id -> "send" | "recv"
+    producers: dict[str, ProducerRecord] = field(default_factory=dict)
+    consumers: dict[str, str] = field(default_factory=dict)  # consumer id -> producer id
+    rtp_capabilities: Json | None = None
+    kind: PeerKind = "participant"
+    router_id: str | None = None  # a router of its room other than the first (spanning)
+
+    @property
+    def identity(self) -> str:
+        return self.principal.identity
+
+    def record(self) -> PeerRecord:
+        return PeerRecord(
+            peer_id=self.peer_id,
+            identity=self.identity,
+            name=self.display_name,
+            instance=self.instance,
+            kind=self.kind,
+            router_id=self.router_id,
+            joined_at=self.joined_at,
+        )
+
+    def info(self) -> PeerInfo:
+        """What other participants see of this peer."""
+        return PeerInfo(
+            peer_id=self.peer_id,
+            identity=self.identity,
+            display_name=self.display_name,
+            kind=self.kind,
+        )
+
+    def public(self) -> Json:
+        """`info()` as JSON (join replies, webhooks)."""
+        return self.info().model_dump(mode="json")
+
+    # ownership: a peer acts only on the SFU objects it created ---------------------
+    def owns_transport(self, transport_id: str) -> str:
+        """The transport's direction ("send" | "recv")."""
+        if transport_id not in self.transports:
+            raise NotFound(f"no transport {transport_id} for this peer")
+        return self.transports[transport_id]
+
+    def owns_consumer(self, consumer_id: str) -> str:
+        if consumer_id not in self.consumers:
+            raise NotFound(f"no consumer {consumer_id} for this peer")
+        return consumer_id
+
+    def owns_producer(self, producer_id: str) -> ProducerRecord:
+        record = self.producers.get(producer_id)
+        if record is None:
+            raise NotFound(f"no producer {producer_id} for this peer")
+        return record
+
+    def forget_media(self) -> None:
+        """Its transports are gone (closed, or lost with their router)."""
+        self.transports.clear()
+        self.producers.clear()
+        self.consumers.clear()
+
+
+@dataclass
+class LocalRoom:
+    """A room with peers here: its first router, on the SFU node that hosts it."""
+
+    name: str
+    router_id: str
+    rtp_capabilities: Json
+    sfu: SfuClient
+    node_id: str
+    peers: dict[str, LocalPeer] = field(default_factory=dict)
+    speaker_observer: str | None = None

@@ -1,0 +1,417 @@
+"""One peer's session in a room: join, media, leave. Used by signaling and WHIP alike.
+
+The callers (control/signaling/session.py, control/whip/service.py,
+injections) have checked the token's grants; this checks the rest: the peer
+has joined, the ids it names are its own (LocalPeer.owns_*), a producer goes
+on a send transport and a consumer on a recv one. Redis and SFU connection
+losses become `Unavailable` here (guard.py), SFU refusals stay `SfuRpcError`
+for the caller's error point.
+
+Ownership: a peer's SFU objects are closed when it leaves (its transports:
+with them its producers and consumers); `consumer_owner` maps every consumer
+made here to its peer, for the SFU's consumer notifications.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
+
+from mediaplane.control.auth import Grants, Principal, TrackSource
+from mediaplane.control.errors import InvalidState, NotFound, RoomFull
+from mediaplane.control.rooms.events import RoomEvents
+from mediaplane.control.rooms.guard import REDIS_ERRORS, redis_call, sfu_call
+from mediaplane.control.rooms.peers import CLOSE_REPLACED, LocalPeer, LocalRoom
+from mediaplane.control.rooms.placement import Placement
+from mediaplane.sfu import SfuClient, SfuError, SfuRpcError
+from mediaplane.state.models import ProducerRecord, RoomRecord
+from mediaplane.state.store import StateStore
+from mediaplane.wire.ids import Json
+from mediaplane.wire.room_events import (
+    NewProducer,
+    PeerJoined,
+    PeerLeft,
+    ProducerClosed,
+    ProducerPaused,
+    ProducerResumed,
+    Replaced,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Notify = Callable[[str, Json], object]
+
+
+def new_producer_event(room: str, p: ProducerRecord, *, origin: str | None) -> NewProducer:
+    return NewProducer(
+        room=room, origin=origin, producer_id=p.producer_id, peer_id=p.peer_id,
+        identity=p.identity, kind=p.kind, source=p.source, paused=p.paused,
+    )  # fmt: skip
+
+
+class Sessions:
+    def __init__(
+        self,
+        store: StateStore,
+        placement: Placement,
+        events: RoomEvents,
+        *,
+        notify: Notify,
+        counts: Counter[str],
+        auto_create_rooms: bool = True,
+    ) -> None:
+        self.store = store
+        self.placement = placement
+        self.events = events
+        self.rooms = placement.rooms
+        self.notify = notify  # webhooks: what this instance's peers do
+        self.counts = counts
+        self.auto_create_rooms = auto_create_rooms
+        self.consumer_owner: dict[str, LocalPeer] = {}
+
+    # where a peer is -------------------------------------------------------------
+    def room_of(self, peer: LocalPeer) -> LocalRoom:
+        local = self.rooms.get(peer.room)
+        if local is None or peer.peer_id not in local.peers:
+            raise InvalidState("join the room first")
+        return local
+
+    def is_joined(self, peer: LocalPeer) -> bool:
+        local = self.rooms.get(peer.room)
+        return local is not None and peer.peer_id in local.peers
+
+    def sfu_of(self, peer: LocalPeer) -> SfuClient:
+        """The SFU client of the node hosting this peer's room."""
+        return self.room_of(peer).sfu
+
+    # joining and leaving -------------------------------------------------------------
+    async def join(self, peer: LocalPeer) -> Json:
+        """Add a peer; returns what the join response carries."""
+        name = peer.room
+        async with self.placement.lock(name):
+            room = await self._room_to_join(name)
+            # One session per identity: a rejoin replaces the old one (LiveKit does the same).
+            for other in await redis_call(self.store.list_peers(name)):
+                if other.identity == peer.identity:
+                    await self.events.publish(Replaced(room=name, peer_id=other.peer_id))
+                    await self.replace(name, other.peer_id)
+                    await redis_call(self.store.remove_peer(name, other.peer_id))
+            if await redis_call(self.store.count_peers(name)) >= room.max_participants:
+                raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
+            local = await self.placement.local_room(room)
+            caps = await self.placement.assign_router(local, peer)
+            await redis_call(self.store.put_peer(name, peer.record()))
+            if await redis_call(self.store.count_peers(name)) > room.max_participants:
+                await redis_call(self.store.remove_peer(name, peer.peer_id))
+                raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
+            local.peers[peer.peer_id] = peer
+            self.placement.cancel_release(name)
+        peers = [
+            p for p in await redis_call(self.store.list_peers(name)) if p.peer_id != peer.peer_id
+        ]
+        producers = [
+            p
+            for p in await redis_call(self.store.list_producers(name))
+            if p.peer_id != peer.peer_id
+        ]
+        await self.events.publish(PeerJoined(room=name, origin=peer.peer_id, peer=peer.info()))
+        self.notify("participant.joined", {"room": name, **peer.public()})
+        log.info("peer joined room=%s peer=%s identity=%s", name, peer.peer_id, peer.identity)
+        return {
+            "peerId": peer.peer_id,
+            "roomId": name,
+            "routerRtpCapabilities": caps,
+            "peers": [
+                {"peerId": p.peer_id, "identity": p.identity, "displayName": p.name, "kind": p.kind}
+                for p in peers
+            ],
+            "producers": [new_producer_event(name, p, origin=None).data() for p in producers],
+        }
+
+    async def _room_to_join(self, name: str) -> RoomRecord:
+        room = await redis_call(self.store.get_room(name))
+        if room is not None:
+            return room
+        if not self.auto_create_rooms:
+            raise NotFound(f"room {name!r} does not exist")
+        if await redis_call(self.store.create_room(RoomRecord(name=name))):
+            self.notify("room.created", {"room": name, "auto": True})
+        return await self.placement.get_room(name)
+
+    async def before_join(self, name: str, check: Callable[[Json], T]) -> T:
+        """`check(the RTP capabilities a joining participant gets)`, before joining: an
+        offer refused there must not replace a live session of the same identity. The
+        room is placed when it has no router here; if `check` raises, that is undone."""
+        try:
+            async with self.placement.lock(name):
+                room = await self.placement.get_room(name)
+                caps = (await self.placement.local_room(room)).rtp_capabilities
+            return check(caps)
+        except Exception:
+            await self.placement.forget_if_empty(name)
+            raise
+
+    async def leave(self, peer: LocalPeer, reason: str) -> None:
+        """Remove a peer: close its SFU objects, tell the others. Idempotent."""
+        local = self.rooms.get(peer.room)
+        if local is None or local.peers.pop(peer.peer_id, None) is None:
+            return
+        await self.teardown(peer, close_on=local.sfu, left_reason=reason)
+        self.notify("participant.left", {"room": peer.room, "reason": reason, **peer.public()})
+        log.info("peer left room=%s peer=%s reason=%s", peer.room, peer.peer_id, reason)
+        if not local.peers:
+            self.placement.drop_local_room(local)
+        with contextlib.suppress(*REDIS_ERRORS):
+            if await self.store.count_peers(peer.room) == 0:
+                self.placement.schedule_release(peer.room)
+
+    async def teardown(
+        self, peer: LocalPeer, *, close_on: SfuClient | None, left_reason: str | None
+    ) -> None:
+        """Forget a peer's media: here, in Redis and (`close_on`) in the SFU.
+
+        `left_reason`: announce producerClosed for each track, then peerLeft;
+        None when the peer stays and is asked to rejoin (its router is gone).
+        """
+        for consumer_id in list(peer.consumers):
+            self.consumer_owner.pop(consumer_id, None)
+        if close_on is not None:
+            for transport_id in list(peer.transports):
+                with contextlib.suppress(SfuError):
+                    await close_on.close_transport(transport_id)
+        with contextlib.suppress(*REDIS_ERRORS):
+            for producer_id in list(peer.producers):
+                await self.store.remove_producer(peer.room, producer_id)
+                await self.store.remove_pipes(peer.room, producer_id)
+                if left_reason is not None:
+                    await self._closed(peer, producer_id)
+            await self.store.remove_peer(peer.room, peer.peer_id)
+            if left_reason is not None:
+                await self.events.publish(
+                    PeerLeft(
+                        room=peer.room,
+                        origin=peer.peer_id,
+                        peer_id=peer.peer_id,
+                        reason=left_reason,
+                    )
+                )
+        peer.forget_media()
+
+    async def kick(self, room: str, identity: str | None, code: int, reason: str) -> None:
+        """Disconnect this instance's peers of `identity` (None: all) in `room`."""
+        local = self.rooms.get(room)
+        if local is None:
+            return
+        for peer in list(local.peers.values()):
+            if identity is None or peer.identity == identity:
+                await self.leave(peer, reason)
+                await peer.disconnect(code, reason)
+
+    async def replace(self, room: str, peer_id: str) -> None:
+        """The peer's identity joined again (here or elsewhere): the old session ends."""
+        local = self.rooms.get(room)
+        if local is not None and (peer := local.peers.get(peer_id)) is not None:
+            await self.leave(peer, "replaced by a new session of the same identity")
+            await peer.disconnect(CLOSE_REPLACED, "replaced by a new session")
+
+    async def apply_grants(self, room: str, identity: str, grants: Grants) -> None:
+        """New grants for this instance's peers of `identity`; tracks no longer allowed end."""
+        local = self.rooms.get(room)
+        if local is None:
+            return
+        for peer in local.peers.values():
+            if peer.identity == identity:
+                peer.principal = Principal(
+                    identity=peer.identity, name=peer.principal.name,
+                    api_key=peer.principal.api_key, grants=grants,
+                )  # fmt: skip
+                await peer.send_event(
+                    "permissionsUpdated", {"grants": grants.model_dump(mode="json")}
+                )
+                for producer_id, rec in list(peer.producers.items()):
+                    if not grants.may_publish(rec.source):
+                        await self.close_producer(peer, producer_id)
+
+    # transports ------------------------------------------------------------------------
+    async def create_transport(
+        self, peer: LocalPeer, direction: str, *, router_id: str | None = None
+    ) -> Json:
+        """A WebRTC transport on the peer's router (or `router_id`: a WHEP session's own)."""
+        local = self.room_of(peer)
+        info = await sfu_call(
+            local.sfu.create_webrtc_transport(
+                router_id or peer.router_id or local.router_id,
+                app_data={"peerId": peer.peer_id, "direction": direction},
+            )
+        )
+        peer.transports[info.transport_id] = direction
+        return info.model_dump(by_alias=True)
+
+    async def connect_transport(self, peer: LocalPeer, transport_id: str, dtls: Json) -> None:
+        sfu = self.sfu_of(peer)
+        peer.owns_transport(transport_id)
+        await sfu_call(sfu.connect_transport(transport_id, dtls))
+
+    async def restart_ice(self, peer: LocalPeer, transport_id: str) -> Json:
+        """The transport's new ICE parameters."""
+        sfu = self.sfu_of(peer)
+        peer.owns_transport(transport_id)
+        return await sfu_call(sfu.restart_ice(transport_id))
+
+    async def stats(self, peer: LocalPeer) -> Json:
+        """mediasoup stats of the peer's transports, producers and consumers, by id."""
+        sfu = self.sfu_of(peer)
+        out: Json = {"transports": {}, "producers": {}, "consumers": {}}
+        for tid in peer.transports:
+            out["transports"][tid] = await sfu_call(sfu.get_stats("transport", tid))
+        for pid in peer.producers:
+            out["producers"][pid] = await sfu_call(sfu.get_stats("producer", pid))
+        for cid in peer.consumers:
+            out["consumers"][cid] = await sfu_call(sfu.get_stats("consumer", cid))
+        return out
+
+    # producing -------------------------------------------------------------------------
+    async def produce(
+        self,
+        peer: LocalPeer,
+        transport_id: str,
+        kind: str,
+        rtp_parameters: Json,
+        source: TrackSource,
+        paused: bool,
+    ) -> str:
+        local = self.room_of(peer)
+        if peer.owns_transport(transport_id) != "send":
+            raise InvalidState("produce needs a send transport")
+        info = await sfu_call(
+            local.sfu.produce(
+                transport_id,
+                kind,
+                rtp_parameters,
+                paused=paused,
+                app_data={"peerId": peer.peer_id, "source": source},
+            )
+        )
+        record = ProducerRecord(
+            producer_id=info.producer_id, peer_id=peer.peer_id, identity=peer.identity,
+            kind=info.kind, source=source, paused=paused, router_id=peer.router_id,
+        )  # fmt: skip
+        peer.producers[info.producer_id] = record
+        await redis_call(self.store.put_producer(peer.room, record))
+        if kind == "audio" and local.speaker_observer and peer.router_id is None:
+            with contextlib.suppress(SfuRpcError):
+                await local.sfu.observer_add_producer(local.speaker_observer, info.producer_id)
+        await self.events.publish(new_producer_event(peer.room, record, origin=peer.peer_id))
+        self.counts[f"produce.{info.kind}"] += 1
+        log.info(
+            "producer created room=%s peer=%s producer=%s kind=%s",
+            peer.room,
+            peer.peer_id,
+            info.producer_id,
+            kind,
+        )
+        return info.producer_id
+
+    async def set_producer_paused(self, peer: LocalPeer, producer_id: str, paused: bool) -> None:
+        """The peer mutes or unmutes its own track."""
+        record = peer.owns_producer(producer_id)
+        await self.set_paused(peer.room, record, paused, self.sfu_of(peer), origin=peer.peer_id)
+
+    async def set_paused(
+        self,
+        room: str,
+        record: ProducerRecord,
+        paused: bool,
+        sfu: SfuClient,
+        *,
+        origin: str | None = None,
+        by_admin: bool = False,
+    ) -> None:
+        """Pause or resume a producer in the SFU, in Redis, and tell the room (mute)."""
+        producer_id = record.producer_id
+        await sfu_call(
+            sfu.pause_producer(producer_id) if paused else sfu.resume_producer(producer_id)
+        )
+        record.paused = paused
+        await redis_call(self.store.put_producer(room, record))
+        event = ProducerPaused if paused else ProducerResumed
+        await self.events.publish(
+            event(
+                room=room, origin=origin, producer_id=producer_id, peer_id=record.peer_id,
+                by_admin=True if by_admin else None,
+            )
+        )  # fmt: skip
+
+    async def close_producer(self, peer: LocalPeer, producer_id: str) -> None:
+        peer.owns_producer(producer_id)
+        await sfu_call(self.sfu_of(peer).close_producer(producer_id))
+        peer.producers.pop(producer_id, None)
+        await redis_call(self.store.remove_producer(peer.room, producer_id))
+        await redis_call(self.store.remove_pipes(peer.room, producer_id))
+        await self._closed(peer, producer_id)
+
+    async def _closed(self, peer: LocalPeer, producer_id: str) -> None:
+        await self.events.publish(
+            ProducerClosed(
+                room=peer.room, origin=peer.peer_id, producer_id=producer_id, peer_id=peer.peer_id
+            )
+        )
+
+    # consuming -------------------------------------------------------------------------
+    async def consume(
+        self, peer: LocalPeer, transport_id: str, producer_id: str, rtp_capabilities: Json
+    ) -> Json:
+        local = self.room_of(peer)
+        if peer.owns_transport(transport_id) != "recv":
+            raise InvalidState("consume needs a recv transport")
+        producer = await redis_call(self.store.get_producer(peer.room, producer_id))
+        if producer is None:
+            raise NotFound(f"producer {producer_id} is not in this room")
+        if producer.peer_id == peer.peer_id:
+            raise InvalidState("a peer does not consume its own producer")
+        source_id = await self.placement.usable_producer(
+            peer.room, local.sfu, producer, peer.router_id or local.router_id
+        )
+        info = await sfu_call(
+            local.sfu.consume(
+                transport_id,
+                source_id,
+                rtp_capabilities,
+                paused=True,
+                app_data={"peerId": peer.peer_id},
+            )
+        )
+        peer.consumers[info.consumer_id] = producer_id
+        self.consumer_owner[info.consumer_id] = peer
+        self.counts[f"consume.{info.kind}"] += 1
+        out = info.model_dump(by_alias=True)
+        # The room's producer id, also when a pipe of it is what is consumed.
+        out.update(
+            {"producerId": producer_id, "peerId": producer.peer_id, "source": producer.source}
+        )
+        return out
+
+    async def resume_consumer(self, peer: LocalPeer, consumer_id: str) -> None:
+        sfu = self.sfu_of(peer)
+        owned = peer.owns_consumer(consumer_id)
+        await sfu_call(sfu.resume_consumer(owned))
+
+    async def pause_consumer(self, peer: LocalPeer, consumer_id: str) -> None:
+        sfu = self.sfu_of(peer)
+        owned = peer.owns_consumer(consumer_id)
+        await sfu_call(sfu.pause_consumer(owned))
+
+    async def set_preferred_layers(
+        self, peer: LocalPeer, consumer_id: str, spatial: int, temporal: int | None
+    ) -> None:
+        sfu = self.sfu_of(peer)
+        owned = peer.owns_consumer(consumer_id)
+        await sfu_call(sfu.set_preferred_layers(owned, spatial, temporal))
+
+    async def request_key_frame(self, peer: LocalPeer, consumer_id: str) -> None:
+        sfu = self.sfu_of(peer)
+        owned = peer.owns_consumer(consumer_id)
+        await sfu_call(sfu.request_key_frame(owned))

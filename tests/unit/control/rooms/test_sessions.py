@@ -1,0 +1,108 @@
+"""A peer's requests are refused before any SFU or Redis call when it has not joined,
+names an id it does not own, or uses a transport of the wrong direction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import pytest
+
+from mediaplane.control.auth import Grants, Principal
+from mediaplane.control.errors import InvalidState, NotFound
+from mediaplane.control.rooms.events import RoomEvents
+from mediaplane.control.rooms.peers import LocalPeer, LocalRoom
+from mediaplane.control.rooms.placement import Placement
+from mediaplane.control.rooms.sessions import Sessions
+from mediaplane.control.tasks import OwnedTasks
+from mediaplane.state.store import StateStore
+from mediaplane.wire.ids import Json
+
+# Neither is ever reached: every refusal below comes first.
+NO_STORE = cast(StateStore, None)
+NO_SFU = cast(Any, None)
+
+
+async def _sink(_event: str, _data: Json) -> None:
+    return None
+
+
+async def _gone(_code: int, _reason: str) -> None:
+    return None
+
+
+def _sessions() -> tuple[Sessions, LocalPeer]:
+    placement = Placement(NO_STORE, cast(Any, None), OwnedTasks())
+    events = RoomEvents(NO_STORE, "inst", placement.rooms)
+    sessions = Sessions(NO_STORE, placement, events, notify=lambda _n, _d: None, counts=Counter())
+    principal = Principal(identity="a", name="", api_key="k", grants=Grants(room="r"))
+    peer = LocalPeer(
+        peer_id="p1", room="r", principal=principal, display_name="a",
+        instance="inst", send_event=_sink, disconnect=_gone,
+    )  # fmt: skip
+    return sessions, peer
+
+
+def _join(sessions: Sessions, peer: LocalPeer) -> None:
+    local = LocalRoom("r", "router-1", {}, NO_SFU, "node-1")
+    local.peers[peer.peer_id] = peer
+    sessions.rooms["r"] = local
+    peer.transports.update({"t-send": "send", "t-recv": "recv"})
+
+
+Call = Callable[[Sessions, LocalPeer], Awaitable[Any]]
+CALLS: dict[str, Call] = {
+    "create_transport": lambda s, p: s.create_transport(p, "send"),
+    "connect_transport": lambda s, p: s.connect_transport(p, "t-send", {}),
+    "restart_ice": lambda s, p: s.restart_ice(p, "t-send"),
+    "produce": lambda s, p: s.produce(p, "t-send", "audio", {}, "audio", False),
+    "consume": lambda s, p: s.consume(p, "t-recv", "x", {}),
+    "resume_consumer": lambda s, p: s.resume_consumer(p, "c1"),
+    "pause_consumer": lambda s, p: s.pause_consumer(p, "c1"),
+    "set_preferred_layers": lambda s, p: s.set_preferred_layers(p, "c1", 0, None),
+    "request_key_frame": lambda s, p: s.request_key_frame(p, "c1"),
+    "stats": lambda s, p: s.stats(p),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+async def test_nothing_before_the_join(name: str) -> None:
+    sessions, peer = _sessions()
+    peer.transports["t-send"] = "send"  # even with ids it would own
+    peer.consumers["c1"] = "x"
+    assert not sessions.is_joined(peer)
+    with pytest.raises(InvalidState, match="join the room first"):
+        await CALLS[name](sessions, peer)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, p: s.connect_transport(p, "t-other", {}),
+        lambda s, p: s.restart_ice(p, "t-other"),
+        lambda s, p: s.produce(p, "t-other", "audio", {}, "audio", False),
+        lambda s, p: s.consume(p, "t-other", "x", {}),
+        lambda s, p: s.resume_consumer(p, "c-other"),
+        lambda s, p: s.pause_consumer(p, "c-other"),
+        lambda s, p: s.set_preferred_layers(p, "c-other", 1, 0),
+        lambda s, p: s.request_key_frame(p, "c-other"),
+        lambda s, p: s.set_producer_paused(p, "pr-other", True),
+        lambda s, p: s.close_producer(p, "pr-other"),
+    ],
+)
+async def test_ids_of_others_are_not_found(call: Call) -> None:
+    sessions, peer = _sessions()
+    _join(sessions, peer)
+    assert sessions.is_joined(peer)
+    with pytest.raises(NotFound, match="for this peer"):
+        await call(sessions, peer)
+
+
+async def test_a_transport_is_used_in_its_direction_only() -> None:
+    sessions, peer = _sessions()
+    _join(sessions, peer)
+    with pytest.raises(InvalidState, match="produce needs a send transport"):
+        await sessions.produce(peer, "t-recv", "audio", {}, "audio", False)
+    with pytest.raises(InvalidState, match="consume needs a recv transport"):
+        await sessions.consume(peer, "t-send", "x", {})
