@@ -18,15 +18,29 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from gi.repository import GLib, Gst
 
-from mediaplane.media.gst_parts import DECODE, caps, emit, encoded_output, make
-from mediaplane.media.models import CompositeInput, CompositeRequest
-
-if TYPE_CHECKING:
-    from mediaplane.media.worker import Worker
+from mediaplane.media.worker import outputs, rtp_inputs
+from mediaplane.media.worker.codecs import DECODE, DECODE_ELEMENTS
+from mediaplane.media.worker.context import JobContext
+from mediaplane.media.worker.events import emit
+from mediaplane.media.worker.gst import caps, link, make
+from mediaplane.media.worker.kind import Kind
+from mediaplane.media.worker.outputs import OutputKind, encoded_output
+from mediaplane.media.worker.rtp_inputs import RtpInput
+from mediaplane.wire.media import (
+    ActiveSpeaker,
+    AddInput,
+    CompositeInput,
+    FirstPacket,
+    InputAdded,
+    InputRemoved,
+    InputReply,
+    Ports,
+    Ready,
+    RemoveInput,
+)
 
 MIX_LATENCY_NS = 300 * Gst.MSECOND  # covers the jitter buffer (200 ms) of late-added tracks
 # The mixers run live on the clock: a track with no data yet is skipped at each
@@ -42,8 +56,7 @@ SPEAKER_POLL_MS = 300
 @dataclass
 class Track:
     spec: CompositeInput
-    elements: list[Gst.Element]  # udpsrcs first, then the branch
-    rtpbin_pads: list[Gst.Pad]
+    made: RtpInput
     mixer_pad: Gst.Pad
     aspect: float | None = None
 
@@ -66,21 +79,25 @@ class Speaker:
         return loudest
 
 
-def link(a: Gst.Element, b: Gst.Element) -> None:
-    if not a.link(b):
-        raise RuntimeError(f"cannot link {a.get_name()} to {b.get_name()}")
+class Composite(Kind):
+    name = "composite"
+    elements = (*rtp_inputs.ELEMENTS, *DECODE_ELEMENTS, *outputs.ELEMENTS, "compositor",
+                "audiomixer", "textoverlay", "level", "audiotestsrc", "videotestsrc")  # fmt: skip
 
-
-class Composite:
-    def __init__(
-        self,
-        worker: Worker,
-        request: CompositeRequest,
-        output: tuple[str, str],  # (kind, location)
-    ) -> None:
-        self.worker = worker
-        self.request = request
-        self.output = output
+    def __init__(self, job: JobContext) -> None:
+        super().__init__(job)
+        c = job.config
+        assert c.composite is not None
+        self.request = c.composite
+        self.output: tuple[OutputKind, str]  # (kind, location)
+        if c.container == "hls":
+            self.output = ("hls", str(c.output))
+        elif c.container == "flv":
+            self.output = ("flv", str(c.rtmp_url))
+        elif c.container in ("mp4", "mkv", "webm"):
+            self.output = (c.container, str(c.output))
+        else:
+            raise ValueError(f"a composite cannot write {c.container}")
         self.tracks: dict[str, Track] = {}
         self.order: list[str] = []  # video track ids in the order they joined
         self.speaker = Speaker()
@@ -94,7 +111,7 @@ class Composite:
 
         def announce() -> bool:
             self.on_output()  # the worker's `ready`
-            emit("first-packet", stream="output", at=at)
+            emit(FirstPacket(stream="output", at=at))
             return False
 
         GLib.idle_add(announce)
@@ -102,10 +119,10 @@ class Composite:
 
     # building ----------------------------------------------------------------------
     def build(self) -> None:
-        r, w = self.request, self.worker
+        r, w = self.request, self.job
         kind, location = self.output
         out = encoded_output(
-            w.pipeline, kind,  # type: ignore[arg-type]
+            w.pipeline, kind,
             location=location, audio=True, video=not r.audio_only, fps=r.fps,
             video_kbps=r.video_kbps, hls_window=r.hls_window,
         )  # fmt: skip
@@ -153,18 +170,42 @@ class Composite:
         encoder = out.video_encoder or out.audio_encoder
         assert encoder is not None
         encoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._first_output)
-        w.ensure_rtpbin()  # in the pipeline from the start, even with no track yet
-        w.element_handlers.append(self._on_element)
+        w.rtp.ensure_rtpbin()  # in the pipeline from the start, even with no track yet
         GLib.timeout_add(SPEAKER_POLL_MS, self._pick_speaker)
         for spec in r.inputs:
             self.add(spec, live=False)
 
+    def started(self) -> None:
+        # Ready once output flows: tracks added while the mixers start up could
+        # make them wait for data on every pad instead of running on the clock.
+        self.on_output = lambda: emit(Ready(ports=self.job.rtp.ports(), pid=0))
+
+    def command(self, command: AddInput | RemoveInput) -> InputReply:
+        if isinstance(command, AddInput):
+            ports = self.add(command.input, live=True)
+            return InputAdded(input=command.input.id, ports=ports)
+        self.remove(command.id)
+        return InputRemoved(input=command.id)
+
+    def on_message(self, msg: Gst.Message) -> bool:
+        if msg.type == Gst.MessageType.ELEMENT:
+            self._on_element(msg)
+            return True
+        return False
+
+    def stop(self) -> None:
+        # A track that never sent anything leaves rather than ends.
+        for track_id in list(self.tracks):
+            if track_id not in self.job.rtp.seen:
+                self.remove(track_id)
+        super().stop()
+
     # tracks ------------------------------------------------------------------------------
-    def add(self, spec: CompositeInput, *, live: bool) -> dict[str, int]:
-        """Add one track; returns its bound ports {"rtp", "rtcp"}."""
+    def add(self, spec: CompositeInput, *, live: bool) -> Ports:
+        """Add one track; returns its bound ports."""
         if spec.id in self.tracks:
             raise ValueError(f"input {spec.id!r} exists")
-        w, s = self.worker, spec.stream
+        w, s = self.job, spec.stream
         if s.kind == "video":
             if self.compositor is None:
                 raise ValueError("this composite is audio only")
@@ -187,12 +228,12 @@ class Composite:
             ]  # fmt: skip
             aggregator = self.mixer
         assert aggregator is not None
-        made = w.rtp_input(spec.id, s, branch, wait_for_keyframe=True)
+        made = w.rtp.add(spec.id, s, branch, wait_for_keyframe=True)
         pad = aggregator.request_pad_simple("sink_%u")
         tail = branch[-1].get_static_pad("src")
         if tail.link(pad) != Gst.PadLinkReturn.OK:
             raise RuntimeError(f"cannot link input {spec.id} to its mixer")
-        track = Track(spec, made.elements, made.rtpbin_pads, pad)
+        track = Track(spec, made, pad)
         self.tracks[spec.id] = track
         if s.kind == "video":
             pad.set_property("zorder", 2)
@@ -204,26 +245,18 @@ class Composite:
                 e.sync_state_with_parent()
             w.pipeline.recalculate_latency()
         self.layout()
-        return w.port_of(spec.id)
+        return w.rtp.port_of(spec.id)
 
     def remove(self, track_id: str) -> None:
         track = self.tracks.pop(track_id, None)
         if track is None:
             raise KeyError(track_id)
-        w = self.worker
         if track_id in self.order:
             self.order.remove(track_id)
-        for e in track.elements:  # sources first: nothing new flows in
-            e.set_state(Gst.State.NULL)
-        assert w.rtpbin is not None
-        for pad in track.rtpbin_pads:
-            w.rtpbin.release_request_pad(pad)
-        for e in track.elements:
-            w.pipeline.remove(e)
+        self.job.rtp.remove(track_id, track.made)
         parent = track.mixer_pad.get_parent_element()
         if parent is not None:
             parent.release_request_pad(track.mixer_pad)
-        w.forget_input(track_id)
         self.speaker.levels.pop(track.spec.participant, None)
         if self.speaker.current == track.spec.participant and not any(
             t.spec.participant == track.spec.participant for t in self.tracks.values()
@@ -309,9 +342,6 @@ class Composite:
         chosen = self.speaker.choose()
         if chosen != self.speaker.current:
             self.speaker.current = chosen
-            emit("active-speaker", participant=chosen)
+            emit(ActiveSpeaker(participant=chosen))
             self.layout()
         return True
-
-
-Handler = Callable[[Gst.Message], None]
