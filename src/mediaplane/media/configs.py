@@ -7,18 +7,24 @@ worker side in worker/kinds/<kind>.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from mediaplane.media.files import hls_folder, output_file
 from mediaplane.media.paths import confine
 from mediaplane.settings import Settings
 from mediaplane.wire.media import (
     AnyJobRequest,
+    AnyWorkerConfig,
+    CompositeConfig,
     CompositeRequest,
+    InjectConfig,
     InjectRequest,
+    RecordConfig,
     RecordRequest,
+    StreamConfig,
     StreamRequest,
+    TranscodeConfig,
     TranscodeRequest,
-    WorkerConfig,
 )
 
 TRANSCODE_SUFFIX = {"ogg-opus": ".ogg", "webm-vp8-opus": ".webm", "mp4-h264-aac": ".mp4"}
@@ -41,75 +47,80 @@ def job_cost(req: AnyJobRequest) -> float:
 
 def worker_config(
     req: AnyJobRequest, job_id: str, settings: Settings
-) -> tuple[WorkerConfig, Path | None]:
+) -> tuple[AnyWorkerConfig, Path | None]:
     """(what the worker builds its pipeline from, the final output path if any).
 
     Paths are resolved under the recordings root (refused if they escape it or exist).
     """
-    config = WorkerConfig(job_id=job_id, kind=req.kind, listen_ip=settings.media_rtp_ip)
+    ids = {"job_id": job_id, "listen_ip": settings.media_rtp_ip}
     root = settings.recordings_dir
     if isinstance(req, RecordRequest):
-        return config, _record(config, req, root)
+        return _record(ids, req, root)
     if isinstance(req, StreamRequest):
-        return config, _stream(config, req, root)
+        return _stream(ids, req, root)
     if isinstance(req, CompositeRequest):
-        return config, _composite(config, req, root)
+        return _composite(ids, req, root)
     if isinstance(req, InjectRequest):
-        _inject(config, req, root, settings.media_inject_timeout_s)
-        return config, None
-    return config, _transcode(config, req, root)
+        return _inject(ids, req, root, settings.media_inject_timeout_s), None
+    return _transcode(ids, req, root)
 
 
-def _record(config: WorkerConfig, req: RecordRequest, root: Path) -> Path:
-    config.audio, config.video = req.audio, req.video
+def _record(ids: dict[str, str], req: RecordRequest, root: Path) -> tuple[RecordConfig, Path]:
+    container: Literal["ogg", "webm", "mkv"]
     if req.video is None:
-        config.container, suffix = "ogg", ".ogg"
+        container = "ogg"
     elif req.video.encoding_name == "H264":
-        config.container, suffix = "mkv", ".mkv"
+        container = "mkv"
     else:
-        config.container, suffix = "webm", ".webm"
-    final = output_file(root, req.file_path, suffix)
-    config.output = str(final) + ".part"
-    return final
+        container = "webm"
+    final = output_file(root, req.file_path, f".{container}")
+    config = RecordConfig(
+        **ids, audio=req.audio, video=req.video, output=f"{final}.part", container=container
+    )
+    return config, final
 
 
-def _stream(config: WorkerConfig, req: StreamRequest, root: Path) -> Path | None:
-    config.audio, config.video = req.audio, req.video
+def _stream(
+    ids: dict[str, str], req: StreamRequest, root: Path
+) -> tuple[StreamConfig, Path | None]:
+    streams = {"audio": req.audio, "video": req.video}
     if req.hls_path is None:
-        config.container, config.rtmp_url = "flv", req.rtmp_url
-        return None
+        return StreamConfig(**ids, **streams, container="flv", rtmp_url=req.rtmp_url), None
     final = hls_folder(root, req.hls_path)
-    config.container, config.output = "hls", str(final)
-    config.hls_window = req.hls_window
-    return final
+    config = StreamConfig(
+        **ids, **streams, container="hls", output=str(final), hls_window=req.hls_window
+    )
+    return config, final
 
 
-def _composite(config: WorkerConfig, req: CompositeRequest, root: Path) -> Path | None:
-    config.composite = req
+def _composite(
+    ids: dict[str, str], req: CompositeRequest, root: Path
+) -> tuple[CompositeConfig, Path | None]:
     if req.hls_path is not None:
         final = hls_folder(root, req.hls_path)
-        config.container, config.output = "hls", str(final)
-        return final
+        return CompositeConfig(**ids, request=req, container="hls", output=str(final)), final
     if req.rtmp_url is not None:
-        config.container, config.rtmp_url = "flv", req.rtmp_url
-        return None
+        return CompositeConfig(**ids, request=req, container="flv", rtmp_url=req.rtmp_url), None
     final = output_file(root, req.file_path or "", f".{req.format}")
-    config.container, config.output = req.format, str(final) + ".part"
-    return final
+    config = CompositeConfig(**ids, request=req, container=req.format, output=f"{final}.part")
+    return config, final
 
 
-def _inject(config: WorkerConfig, req: InjectRequest, root: Path, timeout_s: float) -> None:
-    config.source = (
+def _inject(ids: dict[str, str], req: InjectRequest, root: Path, timeout_s: float) -> InjectConfig:
+    source = (
         str(req.source_url)
         if req.source_url
         else str(confine(root, req.source_path or "", must_exist=True))
     )
-    config.audio_target, config.video_target, config.loop = req.audio, req.video, req.loop
-    config.source_timeout_s = timeout_s
+    return InjectConfig(
+        **ids, source=source, audio_target=req.audio, video_target=req.video, loop=req.loop,
+        source_timeout_s=timeout_s,
+    )  # fmt: skip
 
 
-def _transcode(config: WorkerConfig, req: TranscodeRequest, root: Path) -> Path:
-    config.source = str(confine(root, req.source_path, must_exist=True))
+def _transcode(
+    ids: dict[str, str], req: TranscodeRequest, root: Path
+) -> tuple[TranscodeConfig, Path]:
+    source = str(confine(root, req.source_path, must_exist=True))
     final = output_file(root, req.file_path, TRANSCODE_SUFFIX[req.format])
-    config.output, config.transcode_format = str(final) + ".part", req.format
-    return final
+    return TranscodeConfig(**ids, source=source, output=f"{final}.part", format=req.format), final

@@ -35,6 +35,7 @@ from mediaplane.wire.media import (
     ActiveSpeaker,
     AddInput,
     AnyJobRequest,
+    AnyWorkerConfig,
     AnyWorkerEvent,
     CompositeInput,
     Endpoint,
@@ -54,7 +55,6 @@ from mediaplane.wire.media import (
     RemoveInput,
     Stats,
     Transition,
-    WorkerConfig,
 )
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class JobManager:
         for observe in self.on_transition:
             observe(job)
 
-    async def _launch(self, job: Job, config: WorkerConfig) -> None:
+    async def _launch(self, job: Job, config: AnyWorkerConfig) -> None:
         """Spawn the job's worker and its watcher; wait for `ready` (30 s at most)."""
         config_path = self.state_dir / f"{job.id}.config.json"
         config_path.write_text(config.model_dump_json())

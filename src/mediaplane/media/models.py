@@ -10,6 +10,7 @@ from __future__ import annotations
 from mediaplane.wire.media import (
     TERMINAL,
     AnyJobRequest,
+    AnyWorkerConfig,
     CompositeInput,
     CompositeRequest,
     Endpoint,
@@ -40,6 +41,7 @@ from mediaplane.wire.media import (
 __all__ = [
     "TERMINAL",
     "AnyJobRequest",
+    "AnyWorkerConfig",
     "CompositeInput",
     "CompositeRequest",
     "Endpoint",

@@ -244,24 +244,60 @@ JobRequest = Annotated[AnyJobRequest, Field(discriminator="kind")]
 """POST /jobs: one request model per kind, told apart by `kind`."""
 
 
-# what the worker process receives --------------------------------------------
-class WorkerConfig(BaseModel):
+# what the worker process receives: one config per kind, told apart by `kind` ------
+class WorkerBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     job_id: str
-    kind: JobKind
-    listen_ip: str = "127.0.0.1"
+    listen_ip: str = "127.0.0.1"  # where RTP inputs bind
+
+
+class RecordConfig(WorkerBase):
+    kind: Literal["record"] = "record"
     audio: RtpStream | None = None
     video: RtpStream | None = None
-    output: str | None = None  # absolute temporary path (.part) or HLS folder
-    container: Literal["ogg", "webm", "mkv", "mp4", "flv", "hls"] | None = None
-    rtmp_url: str | None = None
+    output: str  # absolute temporary path (.part)
+    container: Literal["ogg", "webm", "mkv"]
+
+
+class StreamConfig(WorkerBase):
+    kind: Literal["stream"] = "stream"
+    audio: RtpStream | None = None
+    video: RtpStream | None = None
+    container: Literal["hls", "flv"]
+    output: str | None = None  # HLS: the folder
+    rtmp_url: str | None = None  # flv: where to
     hls_window: int = 0  # HLS: segments in the playlist (0: all)
-    source: str | None = None  # absolute file path or URL
+
+
+class InjectConfig(WorkerBase):
+    kind: Literal["inject"] = "inject"
+    source: str  # absolute file path or URL
     audio_target: RtpTarget | None = None
     video_target: RtpTarget | None = None
     loop: bool = False
-    source_timeout_s: float = 10.0  # inject: no decoded data for this long fails the job
-    transcode_format: str | None = None
-    composite: CompositeRequest | None = None
+    source_timeout_s: float = 10.0  # no decoded data for this long fails the job
+
+
+class TranscodeConfig(WorkerBase):
+    kind: Literal["transcode"] = "transcode"
+    source: str  # absolute file path
+    output: str  # absolute temporary path (.part)
+    format: Literal["ogg-opus", "webm-vp8-opus", "mp4-h264-aac"]
+
+
+class CompositeConfig(WorkerBase):
+    kind: Literal["composite"] = "composite"
+    request: CompositeRequest
+    container: Literal["mp4", "mkv", "webm", "flv", "hls"]
+    output: str | None = None  # a file: the temporary path (.part); HLS: the folder
+    rtmp_url: str | None = None  # flv: where to
+
+
+AnyWorkerConfig = RecordConfig | StreamConfig | InjectConfig | TranscodeConfig | CompositeConfig
+WorkerConfig = Annotated[AnyWorkerConfig, Field(discriminator="kind")]
+"""The JSON file a worker is started with (`python -m mediaplane.media.worker <file>`)."""
+WORKER_CONFIG: TypeAdapter[AnyWorkerConfig] = TypeAdapter(WorkerConfig)
 
 
 # the worker's commands (stdin) and events (stdout), one JSON line each ----------

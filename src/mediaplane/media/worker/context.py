@@ -7,12 +7,12 @@ from gi.repository import GLib, Gst
 from mediaplane.media.worker.events import emit
 from mediaplane.media.worker.gst import add, chain
 from mediaplane.media.worker.rtp_inputs import RtpInputs
-from mediaplane.wire.media import PipelineError, WorkerConfig
+from mediaplane.wire.media import PipelineError, WorkerBase
 
 
 class JobContext:
-    def __init__(self, config: WorkerConfig) -> None:
-        self.config = config
+    def __init__(self, config: WorkerBase) -> None:
+        self.job_id = config.job_id
         self.pipeline = Gst.Pipeline.new(f"job-{config.job_id}")
         self.loop = GLib.MainLoop()
         self.rtp = RtpInputs(self.pipeline, config.listen_ip)

@@ -9,23 +9,35 @@ bus message, for its position and on a stop. It imports the shared parts
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from gi.repository import Gst
 
 from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
-from mediaplane.wire.media import AddInput, InputReply, JobKind, Ready, RemoveInput
+from mediaplane.wire.media import (
+    AddInput,
+    InputReply,
+    JobKind,
+    Ready,
+    RemoveInput,
+    WorkerBase,
+)
+
+Config = TypeVar("Config", bound=WorkerBase)
 
 
-class Kind(ABC):
+class Kind(ABC, Generic[Config]):
+    """A kind's pipeline, built from its own config (wire.media: RecordConfig, ...)."""
+
     name: ClassVar[JobKind]
     elements: ClassVar[tuple[str, ...]]
     """Every GStreamer element the kind may make: checked at the manager's start (a kind
     with one missing is refused with 503) and against the code by a unit test."""
 
-    def __init__(self, job: JobContext) -> None:
+    def __init__(self, job: JobContext, config: Config) -> None:
         self.job = job
+        self.config = config
 
     @abstractmethod
     def build(self) -> None:

@@ -39,20 +39,21 @@ from mediaplane.media.worker.events import emit
 from mediaplane.media.worker.kinds import KINDS
 from mediaplane.wire.media import (
     WORKER_COMMAND,
+    WORKER_CONFIG,
+    AnyWorkerConfig,
     Eos,
     InputError,
     PipelineError,
     Stats,
-    WorkerConfig,
 )
 
 STATS_INTERVAL_MS = 1000
 
 
 class Worker:
-    def __init__(self, config: WorkerConfig) -> None:
+    def __init__(self, config: AnyWorkerConfig) -> None:
         self.job = JobContext(config)
-        self.kind = KINDS[config.kind](self.job)
+        self.kind = KINDS[config.kind](self.job, config)
         self.command_buffer = b""
 
     def run(self) -> int:
@@ -154,7 +155,7 @@ def _input_of(raw: object) -> str:
 
 
 def main() -> int:
-    config = WorkerConfig.model_validate_json(Path(sys.argv[1]).read_text())
+    config = WORKER_CONFIG.validate_json(Path(sys.argv[1]).read_text())
     try:
         return Worker(config).run()
     except RuntimeError as e:

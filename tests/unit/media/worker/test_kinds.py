@@ -13,19 +13,26 @@ from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.kinds import ELEMENTS_BY_KIND, KINDS
 from mediaplane.wire.media import (
+    WORKER_CONFIG,
+    AnyWorkerConfig,
+    CompositeConfig,
     CompositeInput,
     CompositeRequest,
+    InjectConfig,
     JobKind,
+    RecordConfig,
+    RemoveInput,
     RtpStream,
     RtpTarget,
-    WorkerConfig,
+    StreamConfig,
+    TranscodeConfig,
 )
 
 OPUS = RtpStream(mimeType="audio/opus", payloadType=100, clockRate=48000, channels=2)
 VP8 = RtpStream(mimeType="video/VP8", payloadType=101, clockRate=90000)
 
 
-def configs(tmp: Path) -> dict[str, WorkerConfig]:
+def configs(tmp: Path) -> dict[str, AnyWorkerConfig]:
     out = str(tmp / "out.part")
     target = RtpTarget(ip="127.0.0.1", port=5000, payloadType=100, ssrc=1)
     composite = CompositeRequest(
@@ -35,19 +42,21 @@ def configs(tmp: Path) -> dict[str, WorkerConfig]:
             CompositeInput(id="v", participant="alice", stream=VP8),
         ],
     )
-    base = {"job_id": "0123456789abcdef"}
+    ids = {"job_id": "0123456789abcdef"}
     return {
-        "record": WorkerConfig(**base, kind="record", audio=OPUS, video=VP8, output=out,
-                               container="webm"),
-        "stream": WorkerConfig(**base, kind="stream", audio=OPUS, video=VP8, output=str(tmp),
-                               container="hls"),
-        "inject": WorkerConfig(**base, kind="inject", source=str(tmp / "in.mp4"),
-                               audio_target=target),
-        "transcode": WorkerConfig(**base, kind="transcode", source=str(tmp / "in.ogg"),
-                                  output=out, transcode_format="webm-vp8-opus"),
-        "composite": WorkerConfig(**base, kind="composite", output=out, container="mp4",
-                                  composite=composite),
+        "record": RecordConfig(**ids, audio=OPUS, video=VP8, output=out, container="webm"),
+        "stream": StreamConfig(**ids, audio=OPUS, video=VP8, output=str(tmp), container="hls"),
+        "inject": InjectConfig(**ids, source=str(tmp / "in.mp4"), audio_target=target),
+        "transcode": TranscodeConfig(**ids, source=str(tmp / "in.ogg"), output=out,
+                                     format="webm-vp8-opus"),
+        "composite": CompositeConfig(**ids, output=out, container="mp4", request=composite),
     }  # fmt: skip
+
+
+def test_configs_round_trip_as_the_worker_reads_them(tmp_path: Path) -> None:
+    for name, config in configs(tmp_path).items():
+        read = WORKER_CONFIG.validate_json(config.model_dump_json())
+        assert read == config and read.kind == name
 
 
 def test_every_job_kind_has_one_kind() -> None:
@@ -61,8 +70,9 @@ def test_every_job_kind_has_one_kind() -> None:
 
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_a_kind_builds_only_elements_it_lists(name: JobKind, tmp_path: Path) -> None:
-    job = JobContext(configs(tmp_path)[name])
-    kind = KINDS[name](job)
+    config = configs(tmp_path)[name]
+    job = JobContext(config)
+    kind = KINDS[name](job, config)
     kind.build()
     made = {e.get_factory().get_name() for e in job.pipeline.iterate_elements()}
     assert made, "the pipeline has elements"
@@ -72,15 +82,15 @@ def test_a_kind_builds_only_elements_it_lists(name: JobKind, tmp_path: Path) -> 
 
 
 def test_rtp_inputs_bind_one_session_each(tmp_path: Path) -> None:
-    job = JobContext(configs(tmp_path)["record"])
-    KINDS["record"](job).build()
+    config = configs(tmp_path)["record"]
+    job = JobContext(config)
+    KINDS["record"](job, config).build()
     assert job.rtp.sessions == ["audio", "video"]
     assert set(job.rtp.ports()) == {"audio", "video"}
 
 
 def test_a_kind_without_commands_refuses_them(tmp_path: Path) -> None:
-    from mediaplane.wire.media import RemoveInput
-
-    kind = KINDS["record"](JobContext(configs(tmp_path)["record"]))
+    config = configs(tmp_path)["record"]
+    kind = KINDS["record"](JobContext(config), config)
     with pytest.raises(ValueError, match="takes no remove-input"):
         kind.command(RemoveInput(id="x"))

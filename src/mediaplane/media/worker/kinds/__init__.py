@@ -1,11 +1,13 @@
 """The job kinds, one file each, and the one table the worker and the manager look them up in.
 
-A new kind: a `kinds/<kind>.py` with a `Kind` subclass (worker/kind.py), its name in
-`JobKind` and a request model (wire/media.py), a line in KINDS below, and its
-config and cost in the manager (media/configs.py).
+A new kind: a `kinds/<kind>.py` with a `Kind[<its config>]` subclass (worker/kind.py),
+its name in `JobKind`, a request model and a worker config model (wire/media.py), a line
+in KINDS below, and its request -> config and cost in the manager (media/configs.py).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.kinds.composite import Composite
@@ -15,7 +17,7 @@ from mediaplane.media.worker.kinds.stream import Stream
 from mediaplane.media.worker.kinds.transcode import Transcode
 from mediaplane.wire.media import JobKind
 
-KINDS: dict[JobKind, type[Kind]] = {
+KINDS: dict[JobKind, type[Kind[Any]]] = {
     kind.name: kind for kind in (Record, Stream, Inject, Transcode, Composite)
 }
 

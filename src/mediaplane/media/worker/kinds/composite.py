@@ -32,6 +32,7 @@ from mediaplane.media.worker.rtp_inputs import RtpInput
 from mediaplane.wire.media import (
     ActiveSpeaker,
     AddInput,
+    CompositeConfig,
     CompositeInput,
     FirstPacket,
     InputAdded,
@@ -79,25 +80,17 @@ class Speaker:
         return loudest
 
 
-class Composite(Kind):
+class Composite(Kind[CompositeConfig]):
     name = "composite"
     elements = (*rtp_inputs.ELEMENTS, *DECODE_ELEMENTS, *outputs.ELEMENTS, "compositor",
                 "audiomixer", "textoverlay", "level", "audiotestsrc", "videotestsrc")  # fmt: skip
 
-    def __init__(self, job: JobContext) -> None:
-        super().__init__(job)
-        c = job.config
-        assert c.composite is not None
-        self.request = c.composite
-        self.output: tuple[OutputKind, str]  # (kind, location)
-        if c.container == "hls":
-            self.output = ("hls", str(c.output))
-        elif c.container == "flv":
-            self.output = ("flv", str(c.rtmp_url))
-        elif c.container in ("mp4", "mkv", "webm"):
-            self.output = (c.container, str(c.output))
-        else:
-            raise ValueError(f"a composite cannot write {c.container}")
+    def __init__(self, job: JobContext, config: CompositeConfig) -> None:
+        super().__init__(job, config)
+        self.request = config.request
+        # (kind, location): a file path or HLS folder, or the RTMP URL
+        location = config.rtmp_url if config.container == "flv" else config.output
+        self.output: tuple[OutputKind, str] = (config.container, str(location))
         self.tracks: dict[str, Track] = {}
         self.order: list[str] = []  # video track ids in the order they joined
         self.speaker = Speaker()

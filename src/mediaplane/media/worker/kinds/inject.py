@@ -34,6 +34,7 @@ from mediaplane.media.worker.kind import Kind
 from mediaplane.wire.media import (
     Eos,
     FirstPacket,
+    InjectConfig,
     Looped,
     PipelineError,
     PipelineWarning,
@@ -44,16 +45,14 @@ NETWORK_TIMEOUT_S = 8
 WATCHDOG_MS = 500
 
 
-class Inject(Kind):
+class Inject(Kind[InjectConfig]):
     name = "inject"
     elements = ("uridecodebin", "audioconvert", "audioresample", "videoconvert",
                 "capsfilter", "queue", "opusenc", "rtpopuspay", "vp8enc", "rtpvp8pay",
                 "udpsink", "fakesink")  # fmt: skip
 
-    def __init__(self, job: JobContext) -> None:
-        super().__init__(job)
-        config = job.config
-        assert config.source is not None
+    def __init__(self, job: JobContext, config: InjectConfig) -> None:
+        super().__init__(job, config)
         self.source = config.source
         self.loop = config.loop
         self.timeout_s = config.source_timeout_s
@@ -67,7 +66,7 @@ class Inject(Kind):
 
     # building -------------------------------------------------------------------------
     def build(self) -> None:
-        w, c = self.job, self.job.config
+        w, c = self.job, self.config
         uri = self.source if "://" in self.source else Gst.filename_to_uri(self.source)
         dec = make("uridecodebin", uri=uri)
         dec.connect("source-setup", self._source_setup)

@@ -12,21 +12,22 @@ from mediaplane.media.worker import rtp_inputs
 from mediaplane.media.worker.gst import make
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.outputs import filesink
+from mediaplane.wire.media import RecordConfig
 
 
-class Record(Kind):
+class Record(Kind[RecordConfig]):
     name = "record"
     elements = (*rtp_inputs.ELEMENTS, "oggmux", "matroskamux", "webmmux", "filesink")
 
     def build(self) -> None:
-        c = self.job.config
+        c = self.config
         if c.container == "ogg":
             mux = make("oggmux", max_delay=200_000_000, max_page_delay=200_000_000)
         elif c.container == "webm":
             mux = make("webmmux", streamable=True)
         else:
             mux = make("matroskamux", streamable=True)
-        self.job.chain(mux, filesink(str(c.output)))
+        self.job.chain(mux, filesink(c.output))
         for name, stream in (("audio", c.audio), ("video", c.video)):
             if stream is not None:
                 queue = make(

@@ -10,19 +10,19 @@ from mediaplane.media.worker import outputs, rtp_inputs
 from mediaplane.media.worker.codecs import DECODE, DECODE_ELEMENTS
 from mediaplane.media.worker.gst import make
 from mediaplane.media.worker.kind import Kind
-from mediaplane.media.worker.outputs import OutputKind, encoded_output
+from mediaplane.media.worker.outputs import encoded_output
+from mediaplane.wire.media import StreamConfig
 
 
-class Stream(Kind):
+class Stream(Kind[StreamConfig]):
     name = "stream"
     elements = (*rtp_inputs.ELEMENTS, *DECODE_ELEMENTS, *outputs.ELEMENTS)
 
     def build(self) -> None:
-        c = self.job.config
-        kind: OutputKind = "hls" if c.container == "hls" else "flv"
+        c = self.config
         out = encoded_output(
-            self.job.pipeline, kind,
-            location=str(c.output) if kind == "hls" else str(c.rtmp_url),
+            self.job.pipeline, c.container,
+            location=str(c.output) if c.container == "hls" else str(c.rtmp_url),
             audio=c.audio is not None, video=c.video is not None, video_kbps=1500,
             hls_window=c.hls_window,
         )  # fmt: skip

@@ -16,29 +16,28 @@ from mediaplane.media.worker.events import emit
 from mediaplane.media.worker.gst import make
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.outputs import filesink
-from mediaplane.wire.media import FirstPacket
+from mediaplane.wire.media import FirstPacket, TranscodeConfig
 
 
-class Transcode(Kind):
+class Transcode(Kind[TranscodeConfig]):
     name = "transcode"
     elements = ("filesrc", "decodebin", "queue", "audioconvert", "audioresample",
                 "videoconvert", "opusenc", "vp8enc", "x264enc", "avenc_aac", "aacparse",
                 "h264parse", "oggmux", "webmmux", "mp4mux", "matroskamux", "filesink")  # fmt: skip
 
     def build(self) -> None:
-        c = self.job.config
-        assert c.source is not None
+        c = self.config
         src = make("filesrc", location=c.source)
         dec = make("decodebin")
         self.job.chain(src, dec)
-        fmt = c.transcode_format
+        fmt = c.format
         if fmt == "ogg-opus":
             mux = make("oggmux")
         elif fmt == "webm-vp8-opus":
             mux = make("webmmux")
         else:
             mux = make("mp4mux", faststart=True)
-        self.job.chain(mux, filesink(str(c.output)))
+        self.job.chain(mux, filesink(c.output))
         audio_enc = "opusenc" if fmt != "mp4-h264-aac" else "avenc_aac"
         video_enc = "vp8enc" if fmt == "webm-vp8-opus" else "x264enc"
 
