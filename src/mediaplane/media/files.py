@@ -1,4 +1,5 @@
-"""A job's output under the recordings root: confined, never overwritten, with room to write."""
+"""A job's output under the recordings root: confined, never overwritten, with room to write,
+and kept (`<name>.part` renamed to `<name>`) however its worker ended."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from mediaplane.media.errors import BadRequest, Conflict, MediaError
 from mediaplane.media.paths import confine
+from mediaplane.wire.media import Job
 
 MIN_FREE_BYTES = 64 * 2**20
 
@@ -43,3 +45,23 @@ def hls_folder(root: Path, name: str) -> Path:
         raise Conflict(f"{name} already exists")
     folder.mkdir(parents=True)
     return folder
+
+
+def keep_output(job: Job) -> str:
+    """Rename the worker's `.part` to the job's output path; says what was kept.
+
+    Also when the worker died: the container is crash-safe, the file decodes up to
+    the death. Sets the job's byte count.
+    """
+    if job.output_path is None:
+        return "no file"
+    final = Path(job.output_path)
+    part = Path(job.output_path + ".part")
+    if part.is_dir() or final.is_dir():
+        return f"output kept in {final}"
+    if part.exists():
+        os.replace(part, final)
+    if final.exists():
+        job.stats.bytes = final.stat().st_size
+        return f"file kept at {final.name}"
+    return "no data was written"

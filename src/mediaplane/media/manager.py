@@ -27,7 +27,8 @@ from typing import assert_never
 from mediaplane.media import jobs
 from mediaplane.media.configs import job_cost, worker_config
 from mediaplane.media.errors import BadRequest, Conflict, NotFound, OverBudget, Unavailable
-from mediaplane.media.process import WORKER_MODULE, WorkerProcess
+from mediaplane.media.files import keep_output
+from mediaplane.media.process import WorkerProcess, is_worker_of, pid_alive
 from mediaplane.media.worker.gst import missing_elements
 from mediaplane.media.worker.kinds import ELEMENTS_BY_KIND
 from mediaplane.settings import Settings
@@ -140,8 +141,7 @@ class JobManager:
             self.reconciled.append(f"{job.id}: {note}")
 
     async def _settle_orphan(self, job: Job) -> str:
-        part = Path(job.output_path + ".part") if job.output_path else None
-        alive = job.pid is not None and _is_our_worker(job.pid, job.id)
+        alive = job.pid is not None and is_worker_of(job.pid, job.id)
         if alive and job.pid is not None:
             self._advance(
                 job, "stopping", "manager restarted: stopping the orphaned worker with EOS"
@@ -149,30 +149,17 @@ class JobManager:
             os.kill(job.pid, signal.SIGINT)
             deadline = time.monotonic() + self.settings.media_stop_deadline_s
             # Not our child any more: nothing to await but its pid going away.
-            while time.monotonic() < deadline and _pid_alive(job.pid):  # noqa: ASYNC110
+            while time.monotonic() < deadline and pid_alive(job.pid):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
-            if _pid_alive(job.pid):
+            if pid_alive(job.pid):
                 os.kill(job.pid, signal.SIGKILL)
                 await asyncio.sleep(0.1)
-            kept = self._keep_file(job, part)
+            kept = keep_output(job)
             self._advance(job, "completed", f"manager restarted: orphaned worker stopped, {kept}")
             return "orphan stopped and finalized"
-        kept = self._keep_file(job, part)
+        kept = keep_output(job)
         self._advance(job, "failed", f"worker ended while the manager was down; {kept}")
         return "worker gone; " + kept
-
-    def _keep_file(self, job: Job, part: Path | None) -> str:
-        if part is None or job.output_path is None:
-            return "no file"
-        final = Path(job.output_path)
-        if part.is_dir() or final.is_dir():
-            return f"output kept in {final}"
-        if part.exists():
-            os.replace(part, final)
-        if final.exists():
-            job.stats.bytes = final.stat().st_size
-            return f"file kept at {final.name}"
-        return "no data was written"
 
     # creating jobs --------------------------------------------------------------
     def load(self) -> tuple[float, list[str]]:
@@ -318,14 +305,13 @@ class JobManager:
         rc = await worker.wait()
         self.workers.pop(job.id, None)
         self._update_bytes(job)
-        part = Path(job.output_path + ".part") if job.output_path else None
         if rc == 0 and job.error is None:
-            kept = self._keep_file(job, part)
+            kept = keep_output(job)
             how = "stopped" if job.id in self._stop_requested else "source ended"
             self._advance(job, "stopping", how)
             self._advance(job, "completed", f"{how}; {kept}")
         else:
-            kept = self._keep_file(job, part)
+            kept = keep_output(job)
             if job.error:
                 why = job.error
             elif rc < 0:
@@ -425,24 +411,3 @@ class JobManager:
         if how != "eos":
             log.warning("job=%s needed %s to stop", job_id, how)
         return job
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    return True
-
-
-def _is_our_worker(pid: int, job_id: str) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return WORKER_MODULE.encode() in cmdline and any(job_id.encode() in a for a in cmdline)

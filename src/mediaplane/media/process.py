@@ -111,3 +111,25 @@ class WorkerProcess:
                 self.signal(sig)
         await self.proc.wait()
         return "sigkill"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    return True
+
+
+def is_worker_of(pid: int, job_id: str) -> bool:
+    """Whether `pid` is a worker of ours running `job_id` (an orphan after a restart)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return WORKER_MODULE.encode() in cmdline and any(job_id.encode() in a for a in cmdline)
