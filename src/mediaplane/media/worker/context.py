@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from gi.repository import GLib, Gst
-
 from mediaplane.media.worker.events import emit
-from mediaplane.media.worker.gst import add, chain
+from mediaplane.media.worker.gst import GLib, Gst, add, chain
 from mediaplane.media.worker.rtp_inputs import RtpInputs
 from mediaplane.wire.media import PipelineError, WorkerBase
 

@@ -1,6 +1,8 @@
 """GStreamer for the worker: initialised once, elements made by factory name, linked in chains.
 
 Imported only by the worker process and the element checks (it initialises GStreamer).
+The worker's modules take `Gst` and `GLib` from here, so the version is always required
+before the first import.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from typing import Any
 import gi
 
 gi.require_version("Gst", "1.0")
-from gi.repository import Gst  # noqa: E402
+from gi.repository import GLib, Gst  # noqa: E402
 
 Gst.init(None)
+
+__all__ = ["GLib", "Gst", "add", "caps", "chain", "link", "make", "missing_elements", "queue"]
 
 
 def make(factory: str, name: str | None = None, **props: Any) -> Gst.Element:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, TypeVar
 
-from gi.repository import Gst
-
 from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
+from mediaplane.media.worker.gst import Gst
 from mediaplane.wire.media import (
     AddInput,
     InputReply,

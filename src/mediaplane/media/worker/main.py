@@ -32,10 +32,9 @@ import signal
 import sys
 from pathlib import Path
 
-from gi.repository import GLib, Gst
-
 from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
+from mediaplane.media.worker.gst import GLib, Gst
 from mediaplane.media.worker.kinds import KINDS
 from mediaplane.wire.media import (
     WORKER_COMMAND,

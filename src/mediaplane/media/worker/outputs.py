@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gi.repository import Gst
-
-from mediaplane.media.worker.gst import caps, link, make, queue
+from mediaplane.media.worker.gst import Gst, caps, link, make, queue
 
 OutputKind = Literal["mp4", "mkv", "webm", "flv", "hls"]
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from gi.repository import Gst
-
 from mediaplane.media.worker.codecs import DEPAY, PARSE
 from mediaplane.media.worker.events import emit
-from mediaplane.media.worker.gst import add, chain, make
+from mediaplane.media.worker.gst import Gst, add, chain, make
 from mediaplane.wire.media import FirstPacket, KeyframeWanted, Ports, RtpStream
 
 KEYFRAME_INTERVAL_S = 1.0  # at most one key frame request per video input per second

@@ -19,13 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gi.repository import GLib, Gst
-
 from mediaplane.media.worker import outputs, rtp_inputs
 from mediaplane.media.worker.codecs import DECODE, DECODE_ELEMENTS
 from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
-from mediaplane.media.worker.gst import caps, link, make
+from mediaplane.media.worker.gst import GLib, Gst, caps, link, make
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.outputs import OutputKind, encoded_output
 from mediaplane.media.worker.rtp_inputs import RtpInput
@@ -78,6 +76,42 @@ class Speaker:
         if self.current is not None and current_db >= SPEAKING_DB and db - current_db < SWITCH_DB:
             return self.current
         return loudest
+
+
+Rect = tuple[int, int, int, int]  # x, y, width, height
+
+
+def tiles(aspects: list[float | None], width: int, height: int) -> list[Rect]:
+    """Where each video goes: a grid of n cells in order, the last row centred, each
+    video fitted into its cell (inside the speaker frame's margin) at its aspect ratio
+    (None: not known yet, the whole cell)."""
+    n = len(aspects)
+    cols = math.ceil(math.sqrt(n)) if n else 1
+    rows = math.ceil(n / cols) if n else 1
+    cw, ch = width // cols, height // rows
+    rects: list[Rect] = []
+    for index, aspect in enumerate(aspects):
+        row, col = divmod(index, cols)
+        in_row = min(cols, n - row * cols)
+        x0 = col * cw + (cols - in_row) * cw // 2
+        y0 = row * ch
+        iw, ih = cw - 2 * FRAME_PX, ch - 2 * FRAME_PX
+        if aspect:
+            if iw / ih > aspect:
+                iw = int(ih * aspect)
+            else:
+                ih = int(iw / aspect)
+        rects.append((x0 + (cw - iw) // 2, y0 + (ch - ih) // 2, iw, ih))
+    return rects
+
+
+def _place(pad: Gst.Pad, rect: Rect) -> None:
+    x, y, w, h = rect
+    pad.set_property("xpos", x)
+    pad.set_property("ypos", y)
+    pad.set_property("width", w)
+    pad.set_property("height", h)
+    pad.set_property("alpha", 1.0)
 
 
 class Composite(Kind[CompositeConfig]):
@@ -279,42 +313,19 @@ class Composite(Kind[CompositeConfig]):
         if self.compositor is None:
             return
         ids = [i for i in self.order if i in self.tracks]
-        W, H = self.request.width, self.request.height
-        n = len(ids)
-        cols = math.ceil(math.sqrt(n)) if n else 1
-        rows = math.ceil(n / cols) if n else 1
-        cw, ch = W // cols, H // rows
-        speaker_cell: tuple[int, int] | None = None
-        for index, track_id in enumerate(ids):
-            row, col = divmod(index, cols)
-            in_row = min(cols, n - row * cols)
-            x0 = col * cw + (cols - in_row) * cw // 2
-            y0 = row * ch
+        rects = tiles([self.tracks[i].aspect for i in ids], self.request.width, self.request.height)
+        frame: Rect | None = None
+        for track_id, rect in zip(ids, rects, strict=True):
             track = self.tracks[track_id]
-            iw, ih = cw - 2 * FRAME_PX, ch - 2 * FRAME_PX
-            if track.aspect:
-                if iw / ih > track.aspect:
-                    iw = int(ih * track.aspect)
-                else:
-                    ih = int(iw / track.aspect)
-            pad = track.mixer_pad
-            pad.set_property("xpos", x0 + (cw - iw) // 2)
-            pad.set_property("ypos", y0 + (ch - ih) // 2)
-            pad.set_property("width", iw)
-            pad.set_property("height", ih)
-            pad.set_property("alpha", 1.0)
-            if track.spec.participant == self.speaker.current and speaker_cell is None:
-                speaker_cell = (x0 + (cw - iw) // 2 - FRAME_PX, y0 + (ch - ih) // 2 - FRAME_PX)
-                speaker_size = (iw + 2 * FRAME_PX, ih + 2 * FRAME_PX)
+            _place(track.mixer_pad, rect)
+            if track.spec.participant == self.speaker.current and frame is None:
+                x, y, w, h = rect
+                frame = (x - FRAME_PX, y - FRAME_PX, w + 2 * FRAME_PX, h + 2 * FRAME_PX)
         if self.frame_pad is not None:
-            if speaker_cell is None or n < 2:
+            if frame is None or len(ids) < 2:
                 self.frame_pad.set_property("alpha", 0.0)
             else:
-                self.frame_pad.set_property("xpos", speaker_cell[0])
-                self.frame_pad.set_property("ypos", speaker_cell[1])
-                self.frame_pad.set_property("width", speaker_size[0])
-                self.frame_pad.set_property("height", speaker_size[1])
-                self.frame_pad.set_property("alpha", 1.0)
+                _place(self.frame_pad, frame)
 
     # active speaker ----------------------------------------------------------------------------
     def _on_element(self, msg: Gst.Message) -> None:

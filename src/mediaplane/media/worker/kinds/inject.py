@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import time
 
-from gi.repository import GLib, Gst
-
 from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
-from mediaplane.media.worker.gst import caps, make
+from mediaplane.media.worker.gst import GLib, Gst, caps, make
 from mediaplane.media.worker.kind import Kind
 from mediaplane.wire.media import (
     Eos,

@@ -6,10 +6,8 @@ audio/video RTP input -> queue -> oggmux (Opus only) | webmmux (VP8/VP9) | matro
 
 from __future__ import annotations
 
-from gi.repository import Gst
-
 from mediaplane.media.worker import rtp_inputs
-from mediaplane.media.worker.gst import make
+from mediaplane.media.worker.gst import Gst, make
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.outputs import filesink
 from mediaplane.wire.media import RecordConfig

@@ -10,10 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gi.repository import Gst
-
 from mediaplane.media.worker.events import emit
-from mediaplane.media.worker.gst import make
+from mediaplane.media.worker.gst import Gst, make
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.outputs import filesink
 from mediaplane.wire.media import FirstPacket, TranscodeConfig
