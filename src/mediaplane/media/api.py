@@ -8,7 +8,7 @@ the health checks. One error-to-reply point: every error is
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -20,7 +20,14 @@ from starlette.responses import Response
 from mediaplane.http_errors import error_reply, install_common
 from mediaplane.media.errors import MediaError
 from mediaplane.media.manager import JobManager
-from mediaplane.media.models import CompositeInput, Endpoint, Job, JobRequest, RecordRequest
+from mediaplane.wire.media import (
+    CompositeInput,
+    Endpoint,
+    Job,
+    JobKind,
+    JobRequest,
+    RecordRequest,
+)
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -67,9 +74,7 @@ async def create_job(m: Manager, body: Annotated[JobRequest, Body()]) -> Job:
 @router.get("/jobs", response_model=list[Job])
 async def list_jobs(
     m: Manager,
-    kind: Literal["record", "stream", "inject", "transcode", "composite"] | None = Query(
-        default=None
-    ),
+    kind: Annotated[JobKind | None, Query()] = None,
     state: str | None = Query(default=None, max_length=16),
 ) -> list[Job]:
     return m.list(kind, state)

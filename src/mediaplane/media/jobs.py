@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from mediaplane.media.models import Job, JobState, Transition
+from mediaplane.wire.media import Job, JobState, Transition
 
 log = logging.getLogger(__name__)
 

@@ -16,89 +16,51 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import time
 import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import assert_never
 
 from mediaplane.media import jobs
-from mediaplane.media.errors import BadRequest, Conflict, MediaError, NotFound, OverBudget
-from mediaplane.media.models import (
-    CompositeInput,
-    CompositeRequest,
-    Endpoint,
-    InjectRequest,
-    Job,
-    RecordRequest,
-    StreamRequest,
-    TranscodeRequest,
-    Transition,
-    WorkerConfig,
-)
-from mediaplane.media.paths import confine
-from mediaplane.media.process import WorkerProcess
+from mediaplane.media.configs import job_cost, worker_config
+from mediaplane.media.errors import BadRequest, Conflict, NotFound, OverBudget, Unavailable
+from mediaplane.media.files import keep_output
+from mediaplane.media.process import WorkerProcess, is_worker_of, pid_alive
+from mediaplane.media.worker.gst import missing_elements
+from mediaplane.media.worker.kinds import ELEMENTS_BY_KIND
 from mediaplane.settings import Settings
+from mediaplane.wire.media import (
+    ActiveSpeaker,
+    AddInput,
+    AnyJobRequest,
+    AnyWorkerConfig,
+    AnyWorkerEvent,
+    CompositeInput,
+    Endpoint,
+    Eos,
+    FirstPacket,
+    InputAdded,
+    InputError,
+    InputRemoved,
+    InputReply,
+    Job,
+    JobState,
+    KeyframeWanted,
+    Looped,
+    PipelineError,
+    PipelineWarning,
+    Ready,
+    RemoveInput,
+    Stats,
+    Transition,
+)
 
 log = logging.getLogger(__name__)
 
-# Every GStreamer element a job kind builds (tests/unit/test_media_elements.py
-# checks that the worker code makes no element missing from here). A kind whose
-# elements are not all installed is refused with 503 naming them; the others run.
-_RTP_IN = ["udpsrc", "rtpbin", "queue", "rtpopusdepay", "rtpvp8depay", "rtpvp9depay",
-           "rtph264depay", "opusparse", "h264parse"]  # fmt: skip
-_DECODE = ["opusdec", "vp8dec", "vp9dec", "avdec_h264", "audioconvert", "audioresample",
-           "videoconvert", "capsfilter"]  # fmt: skip
-_ENCODE_OUT = ["x264enc", "avenc_aac", "aacparse", "flvmux", "rtmp2sink", "hlssink2",
-               "matroskamux", "webmmux", "mp4mux", "opusenc", "vp8enc", "filesink"]  # fmt: skip
-ELEMENTS_BY_KIND: dict[str, list[str]] = {
-    "record": [*_RTP_IN, "oggmux", "matroskamux", "webmmux", "filesink"],
-    "stream": [*_RTP_IN, *_DECODE, *_ENCODE_OUT],
-    "inject": ["uridecodebin", "audioconvert", "audioresample", "videoconvert", "capsfilter",
-               "queue", "opusenc", "rtpopuspay", "vp8enc", "rtpvp8pay", "udpsink", "fakesink"],
-    "transcode": ["filesrc", "decodebin", "queue", "audioconvert", "audioresample",
-                  "videoconvert", "opusenc", "vp8enc", "x264enc", "avenc_aac", "aacparse",
-                  "h264parse", "oggmux", "webmmux", "mp4mux", "matroskamux", "filesink"],
-    "composite": [*_RTP_IN, *_DECODE, *_ENCODE_OUT, "compositor", "audiomixer", "textoverlay",
-                  "level", "audiotestsrc", "videotestsrc"],
-}  # fmt: skip
-JobRequestModel = (
-    RecordRequest | StreamRequest | InjectRequest | TranscodeRequest | CompositeRequest
-)
-MIN_FREE_BYTES = 64 * 2**20
-
-
-class InsufficientStorage(MediaError):
-    status = 507
-    code = "insufficient_storage"
-
-
-def missing_elements(names: list[str]) -> list[str]:
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-
-    Gst.init(None)
-    return [n for n in names if Gst.ElementFactory.find(n) is None]
-
-
-def job_cost(req: Any) -> float:
-    """CPU cost units; the budget (MEDIAPLANE_MEDIA_CPU_BUDGET) is their sum's limit."""
-    if isinstance(req, RecordRequest):
-        return 1.0 + (2.0 if req.video else 0.0)  # no transcoding: depay + mux only
-    if isinstance(req, StreamRequest):
-        return 25.0 if req.video else 5.0  # decode + x264/AAC encode
-    if isinstance(req, InjectRequest):
-        return 15.0 if req.video else 3.0
-    if isinstance(req, CompositeRequest):
-        # decode per track + mix + one encode that grows with the pixel rate
-        pixels = 0.0 if req.audio_only else req.width * req.height * req.fps / (1280 * 720 * 30)
-        return 10.0 + 40.0 * pixels
-    return 30.0  # transcode runs as fast as the CPU allows
+__all__ = ["ELEMENTS_BY_KIND", "JobManager", "missing_elements"]
 
 
 class JobManager:
@@ -112,7 +74,7 @@ class JobManager:
         self._ready: dict[str, asyncio.Event] = {}
         self._stop_requested: set[str] = set()
         self._final_paths: dict[str, Path] = {}
-        self._commands: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        self._commands: dict[tuple[str, str], asyncio.Future[InputReply]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self.missing: dict[str, list[str]] = {}  # job kind -> its elements not installed
         self.reconciled: list[str] = []
@@ -158,7 +120,7 @@ class JobManager:
         tmp.write_text(job.model_dump_json(by_alias=True))
         os.replace(tmp, path)
 
-    def _advance(self, job: Job, state: Any, reason: str = "") -> None:
+    def _advance(self, job: Job, state: JobState, reason: str = "") -> None:
         if jobs.advance(job, state, reason):
             self._save(job)
             for observe in self.on_transition:
@@ -179,8 +141,7 @@ class JobManager:
             self.reconciled.append(f"{job.id}: {note}")
 
     async def _settle_orphan(self, job: Job) -> str:
-        part = Path(job.output_path + ".part") if job.output_path else None
-        alive = job.pid is not None and _is_our_worker(job.pid, job.id)
+        alive = job.pid is not None and is_worker_of(job.pid, job.id)
         if alive and job.pid is not None:
             self._advance(
                 job, "stopping", "manager restarted: stopping the orphaned worker with EOS"
@@ -188,30 +149,17 @@ class JobManager:
             os.kill(job.pid, signal.SIGINT)
             deadline = time.monotonic() + self.settings.media_stop_deadline_s
             # Not our child any more: nothing to await but its pid going away.
-            while time.monotonic() < deadline and _pid_alive(job.pid):  # noqa: ASYNC110
+            while time.monotonic() < deadline and pid_alive(job.pid):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
-            if _pid_alive(job.pid):
+            if pid_alive(job.pid):
                 os.kill(job.pid, signal.SIGKILL)
                 await asyncio.sleep(0.1)
-            kept = self._keep_file(job, part)
+            kept = keep_output(job)
             self._advance(job, "completed", f"manager restarted: orphaned worker stopped, {kept}")
             return "orphan stopped and finalized"
-        kept = self._keep_file(job, part)
+        kept = keep_output(job)
         self._advance(job, "failed", f"worker ended while the manager was down; {kept}")
         return "worker gone; " + kept
-
-    def _keep_file(self, job: Job, part: Path | None) -> str:
-        if part is None or job.output_path is None:
-            return "no file"
-        final = Path(job.output_path)
-        if part.is_dir() or final.is_dir():
-            return f"output kept in {final}"
-        if part.exists():
-            os.replace(part, final)
-        if final.exists():
-            job.stats.bytes = final.stat().st_size
-            return f"file kept at {final.name}"
-        return "no data was written"
 
     # creating jobs --------------------------------------------------------------
     def load(self) -> tuple[float, list[str]]:
@@ -228,85 +176,16 @@ class JobManager:
                 f"{cost:.0f}; retry when a job ends"
             )
 
-    def _output(self, name: str, suffix: str) -> Path:
-        path = confine(self.root, name)
-        if path.suffix.lower() != suffix:
-            path = path.with_name(path.name + suffix)
-        if path.exists() or Path(str(path) + ".part").exists():
-            raise Conflict(f"{path.relative_to(self.root.resolve())} already exists")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise BadRequest(f"cannot create the folder for {name!r}: {e.strerror}") from None
-        if not os.access(path.parent, os.W_OK):
-            raise BadRequest(f"the folder for {name!r} is not writable")
-        free = shutil.disk_usage(path.parent).free
-        if free < MIN_FREE_BYTES:
-            raise InsufficientStorage(f"only {free // 2**20} MiB free under the recordings root")
-        return path
-
-    def _hls_folder(self, name: str) -> Path:
-        folder = confine(self.root, name)
-        if folder.exists():
-            raise Conflict(f"{name} already exists")
-        folder.mkdir(parents=True)
-        return folder
-
-    async def create(self, req: JobRequestModel) -> Job:
+    async def create(self, req: AnyJobRequest) -> Job:
+        """Admit a job, start its worker and answer once it is ready (or failed)."""
         if absent := self.missing.get(req.kind):
-            from mediaplane.media.errors import Unavailable
-
             raise Unavailable(
                 f"GStreamer elements missing for {req.kind} jobs: {', '.join(absent)}"
             )
         cost = job_cost(req)
         self._admit(cost)
         job_id = uuid.uuid4().hex[:16]
-        config = WorkerConfig(job_id=job_id, kind=req.kind, listen_ip=self.settings.media_rtp_ip)
-        final: Path | None = None
-        if isinstance(req, RecordRequest):
-            config.audio, config.video = req.audio, req.video
-            if req.video is None:
-                config.container, suffix = "ogg", ".ogg"
-            elif req.video.encoding_name == "H264":
-                config.container, suffix = "mkv", ".mkv"
-            else:
-                config.container, suffix = "webm", ".webm"
-            final = self._output(req.file_path, suffix)
-            config.output = str(final) + ".part"
-        elif isinstance(req, StreamRequest):
-            config.audio, config.video = req.audio, req.video
-            if req.hls_path is not None:
-                final = self._hls_folder(req.hls_path)
-                config.container, config.output = "hls", str(final)
-                config.hls_window = req.hls_window
-            else:
-                config.container, config.rtmp_url = "flv", req.rtmp_url
-        elif isinstance(req, CompositeRequest):
-            config.composite = req
-            if req.hls_path is not None:
-                final = self._hls_folder(req.hls_path)
-                config.container, config.output = "hls", str(final)
-            elif req.rtmp_url is not None:
-                config.container, config.rtmp_url = "flv", req.rtmp_url
-            else:
-                final = self._output(req.file_path or "", f".{req.format}")
-                config.container, config.output = req.format, str(final) + ".part"
-        elif isinstance(req, InjectRequest):
-            config.source = (
-                str(req.source_url)
-                if req.source_url
-                else str(confine(self.root, req.source_path or "", must_exist=True))
-            )
-            config.audio_target, config.video_target, config.loop = req.audio, req.video, req.loop
-            config.source_timeout_s = self.settings.media_inject_timeout_s
-        else:
-            config.source = str(confine(self.root, req.source_path, must_exist=True))
-            suffix = {"ogg-opus": ".ogg", "webm-vp8-opus": ".webm", "mp4-h264-aac": ".mp4"}[
-                req.format
-            ]
-            final = self._output(req.file_path, suffix)
-            config.output, config.transcode_format = str(final) + ".part", req.format
+        config, final = worker_config(req, job_id, self.settings)
         job = Job(
             id=job_id,
             kind=req.kind,
@@ -314,86 +193,106 @@ class JobManager:
             output_path=str(final) if final else None,
             cost=cost,
         )
+        self._record_admitted(job)
+        await self._launch(job, config)
+        return job
+
+    def _record_admitted(self, job: Job) -> None:
         job.history.append(Transition(state="pending", at=job.created_at, reason="admitted"))
-        log.info("job=%s kind=%s state=pending cost=%.0f", job_id, job.kind, cost)
-        self.jobs[job_id] = job
+        log.info("job=%s kind=%s state=pending cost=%.0f", job.id, job.kind, job.cost)
+        self.jobs[job.id] = job
         self._save(job)
         for observe in self.on_transition:
             observe(job)
-        config_path = self.state_dir / f"{job_id}.config.json"
+
+    async def _launch(self, job: Job, config: AnyWorkerConfig) -> None:
+        """Spawn the job's worker and its watcher; wait for `ready` (30 s at most)."""
+        config_path = self.state_dir / f"{job.id}.config.json"
         config_path.write_text(config.model_dump_json())
-        self._ready[job_id] = asyncio.Event()
-        worker = await WorkerProcess.spawn(job_id, config_path, lambda e: self._on_event(job, e))
-        self.workers[job_id] = worker
+        self._ready[job.id] = asyncio.Event()
+        worker = await WorkerProcess.spawn(job.id, config_path, lambda e: self._on_event(job, e))
+        self.workers[job.id] = worker
         job.pid = worker.pid
         self._save(job)
-        self._watchers[job_id] = asyncio.create_task(self._watch(job, worker), name=f"job {job_id}")
+        self._watchers[job.id] = asyncio.create_task(self._watch(job, worker), name=f"job {job.id}")
         try:
-            await asyncio.wait_for(self._ready[job_id].wait(), 30)
+            await asyncio.wait_for(self._ready[job.id].wait(), 30)
         except TimeoutError:
-            await self.stop(job_id)
+            await self.stop(job.id)
             self._advance(job, "failed", "the worker did not start within 30 s")
-        return job
 
     # events from the worker ------------------------------------------------------
-    async def _on_event(self, job: Job, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "ready":
+    async def _on_event(self, job: Job, event: AnyWorkerEvent) -> None:
+        """The one dispatch over what a worker says (wire.media.WorkerEvent)."""
+        match event:
+            case Ready():
+                self._on_ready(job, event)
+            case FirstPacket():
+                self._on_first_packet(job, event)
+            case Stats():
+                self._on_stats(job, event)
+            case PipelineError():
+                job.error = event.message
+                log.error("job=%s pipeline error: %s", job.id, job.error)
+                self._ready[job.id].set()
+            case PipelineWarning():
+                pass
+            case Eos():
+                log.info("job=%s end of stream", job.id)
+            case Looped():
+                job.stats.loops = event.count
+                log.info("job=%s source starts again (loop %d)", job.id, job.stats.loops)
+                self._save(job)
+            case InputAdded() | InputRemoved() | InputError():
+                self._on_input_reply(job, event)
+            case KeyframeWanted():
+                job.keyframe_requests[event.input] = job.keyframe_requests.get(event.input, 0) + 1
+                log.info("job=%s input=%s wants a key frame", job.id, event.input)
+            case ActiveSpeaker():
+                job.active_speaker = event.participant
+                self._save(job)
+            case _:
+                assert_never(event)
+
+    def _on_ready(self, job: Job, event: Ready) -> None:
+        ip = self.settings.media_rtp_ip
+        job.rtp = {
+            name: Endpoint(ip=ip, port=p.rtp, rtcpPort=p.rtcp) for name, p in event.ports.items()
+        }
+        self._advance(job, "starting", f"worker pid {job.pid} ready")
+        self._ready[job.id].set()
+
+    def _on_first_packet(self, job: Job, event: FirstPacket) -> None:
+        job.first_packet_by_stream.setdefault(event.stream, event.at)
+        if job.first_packet_at is None:
+            job.first_packet_at = event.at
+            job.time_to_first_packet_s = job.first_packet_at - job.created_at
+            job.stats.last_packet_at = job.first_packet_at
+        self._advance(job, "running", f"first {event.stream} data")
+        self._save(job)
+
+    def _on_stats(self, job: Job, event: Stats) -> None:
+        if event.packets_received > job.stats.packets_received:
+            job.stats.last_packet_at = time.time()
+            if job.stats.stalled:
+                job.stats.stalled = False
+                log.info("job=%s data flows again", job.id)
+        job.stats.packets_received = event.packets_received
+        job.stats.packets_lost = event.packets_lost
+        job.stats.duration_s = event.position_s
+        self._update_bytes(job)
+
+    def _on_input_reply(self, job: Job, event: InputReply) -> None:
+        """A composite's answer to a command: the job's ports change, the caller is told."""
+        if isinstance(event, InputAdded):
             ip = self.settings.media_rtp_ip
-            job.rtp = {
-                name: Endpoint(ip=ip, port=p["rtp"], rtcpPort=p["rtcp"])
-                for name, p in (event.get("ports") or {}).items()
-            }
-            self._advance(job, "starting", f"worker pid {job.pid} ready")
-            self._ready[job.id].set()
-        elif kind == "first-packet":
-            job.first_packet_by_stream.setdefault(str(event.get("stream")), float(event["at"]))
-            if job.first_packet_at is None:
-                job.first_packet_at = float(event["at"])
-                job.time_to_first_packet_s = job.first_packet_at - job.created_at
-                job.stats.last_packet_at = job.first_packet_at
-            self._advance(job, "running", f"first {event.get('stream')} data")
-            self._save(job)
-        elif kind == "stats":
-            received = int(event.get("packets_received") or 0)
-            if received > job.stats.packets_received:
-                job.stats.last_packet_at = time.time()
-                if job.stats.stalled:
-                    job.stats.stalled = False
-                    log.info("job=%s data flows again", job.id)
-            job.stats.packets_received = received
-            job.stats.packets_lost = int(event.get("packets_lost") or 0)
-            job.stats.duration_s = float(event.get("position_s") or 0.0)
-            self._update_bytes(job)
-        elif kind == "error":
-            job.error = str(event.get("message"))
-            log.error("job=%s pipeline error: %s", job.id, job.error)
-            self._ready[job.id].set()
-        elif kind == "eos":
-            log.info("job=%s end of stream", job.id)
-        elif kind == "loop":
-            job.stats.loops = int(event.get("count") or 0)
-            log.info("job=%s source starts again (loop %d)", job.id, job.stats.loops)
-            self._save(job)
-        elif kind in ("input-added", "input-removed", "input-error"):
-            name = str(event.get("input"))
-            if kind == "input-added":
-                ports = event["ports"]
-                ip = self.settings.media_rtp_ip
-                job.rtp[name] = Endpoint(ip=ip, port=ports["rtp"], rtcpPort=ports["rtcp"])
-            elif kind == "input-removed":
-                job.rtp.pop(name, None)
-            self._save(job)
-            future = self._commands.pop((job.id, name), None)
-            if future is not None and not future.done():
-                future.set_result(event)
-        elif kind == "keyframe-wanted":
-            name = str(event.get("input"))
-            job.keyframe_requests[name] = job.keyframe_requests.get(name, 0) + 1
-            log.info("job=%s input=%s wants a key frame", job.id, name)
-        elif kind == "active-speaker":
-            job.active_speaker = event.get("participant")
-            self._save(job)
+            job.rtp[event.input] = Endpoint(ip=ip, port=event.ports.rtp, rtcpPort=event.ports.rtcp)
+        elif isinstance(event, InputRemoved):
+            job.rtp.pop(event.input, None)
+        self._save(job)
+        future = self._commands.pop((job.id, event.input), None)
+        if future is not None and not future.done():
+            future.set_result(event)
 
     def _update_bytes(self, job: Job) -> None:
         if job.output_path:
@@ -406,14 +305,13 @@ class JobManager:
         rc = await worker.wait()
         self.workers.pop(job.id, None)
         self._update_bytes(job)
-        part = Path(job.output_path + ".part") if job.output_path else None
         if rc == 0 and job.error is None:
-            kept = self._keep_file(job, part)
+            kept = keep_output(job)
             how = "stopped" if job.id in self._stop_requested else "source ended"
             self._advance(job, "stopping", how)
             self._advance(job, "completed", f"{how}; {kept}")
         else:
-            kept = self._keep_file(job, part)
+            kept = keep_output(job)
             if job.error:
                 why = job.error
             elif rc < 0:
@@ -456,7 +354,7 @@ class JobManager:
         ]  # fmt: skip
 
     # composite inputs -------------------------------------------------------------
-    async def _command(self, job_id: str, input_id: str, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def _command(self, job_id: str, input_id: str, cmd: AddInput | RemoveInput) -> InputReply:
         job = self.get(job_id)
         worker = self.workers.get(job_id)
         if job.kind != "composite":
@@ -467,12 +365,12 @@ class JobManager:
             raise Conflict(f"job {job_id} is {job.state}: {job.error or ''}".rstrip(": "))
         if (job_id, input_id) in self._commands:
             raise Conflict(f"a change of input {input_id!r} is under way")
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[InputReply] = asyncio.get_running_loop().create_future()
         self._commands[(job_id, input_id)] = future
         watcher = self._watchers[job_id]
         try:
             await worker.send(cmd)
-            waiting: set[asyncio.Future[Any]] = {future, watcher}
+            waiting: set[asyncio.Future[InputReply] | asyncio.Task[None]] = {future, watcher}
             await asyncio.wait(waiting, timeout=10, return_when=FIRST_COMPLETED)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the worker is gone; its watcher settles the job
@@ -484,22 +382,21 @@ class JobManager:
                 raise Conflict(f"job {job_id} ended ({job.state}): {job.error or ''}".rstrip(": "))
             raise Conflict(f"job {job_id} did not answer about input {input_id!r} in 10 s")
         reply = future.result()
-        if reply.get("event") == "input-error":
-            raise BadRequest(f"input {input_id!r}: {reply.get('message')}")
+        if isinstance(reply, InputError):
+            raise BadRequest(f"input {input_id!r}: {reply.message}")
         return reply
 
     async def add_input(self, job_id: str, spec: CompositeInput) -> Endpoint:
         if spec.id in self.get(job_id).rtp:
             raise Conflict(f"job {job_id} already has input {spec.id!r}")
-        cmd = {"cmd": "add-input", "input": spec.model_dump(mode="json", by_alias=True)}
-        await self._command(job_id, spec.id, cmd)
+        await self._command(job_id, spec.id, AddInput(input=spec))
         log.info("job=%s input=%s added (%s)", job_id, spec.id, spec.stream.mime_type)
         return self.get(job_id).rtp[spec.id]
 
     async def remove_input(self, job_id: str, input_id: str) -> None:
         if input_id not in self.get(job_id).rtp:
             raise NotFound(f"job {job_id} has no input {input_id!r}")
-        await self._command(job_id, input_id, {"cmd": "remove-input", "id": input_id})
+        await self._command(job_id, input_id, RemoveInput(id=input_id))
         log.info("job=%s input=%s removed", job_id, input_id)
 
     async def stop(self, job_id: str) -> Job:
@@ -514,24 +411,3 @@ class JobManager:
         if how != "eos":
             log.warning("job=%s needed %s to stop", job_id, how)
         return job
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    return True
-
-
-def _is_our_worker(pid: int, job_id: str) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"mediaplane.media.worker" in cmdline and any(job_id.encode() in a for a in cmdline)

@@ -24,8 +24,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mediaplane.media.manager import ELEMENTS_BY_KIND, JobManager
-from mediaplane.media.models import Job, JobKind, JobState
+from mediaplane.media.manager import JobManager
+from mediaplane.media.worker.kinds import ELEMENTS_BY_KIND
+from mediaplane.wire.media import Job, JobKind, JobState
 
 KINDS: tuple[str, ...] = get_args(JobKind)
 STATES: tuple[str, ...] = get_args(JobState)

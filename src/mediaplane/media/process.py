@@ -1,10 +1,12 @@
-"""Spawn, watch and stop one worker process (argv, never a shell)."""
+"""Spawn, watch and stop one worker process (argv, never a shell).
+
+It speaks typed lines (wire.media): WorkerEvent on its stdout, WorkerCommand on its stdin.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -12,10 +14,14 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+
+from pydantic import ValidationError
+
+from mediaplane.wire.media import WORKER_EVENT, AddInput, AnyWorkerEvent, RemoveInput
 
 log = logging.getLogger(__name__)
-EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+EventHandler = Callable[[AnyWorkerEvent], Awaitable[None]]
+WORKER_MODULE = "mediaplane.media.worker"  # its argv names it: how an orphan is recognised
 
 
 class WorkerProcess:
@@ -34,7 +40,7 @@ class WorkerProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "mediaplane.media.worker",
+            WORKER_MODULE,
             str(config_path),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -55,14 +61,16 @@ class WorkerProcess:
         assert self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
             try:
-                event = json.loads(line)
-            except ValueError:
-                log.warning("job=%s worker wrote a non-JSON line: %.200r", self.job_id, line)
+                event = WORKER_EVENT.validate_json(line)
+            except ValidationError:
+                log.warning(
+                    "job=%s worker wrote a line that is no event: %.200r", self.job_id, line
+                )
                 continue
             try:
                 await on_event(event)
             except Exception:
-                log.exception("job=%s event handler failed on %s", self.job_id, event.get("event"))
+                log.exception("job=%s event handler failed on %s", self.job_id, event.event)
 
     async def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -71,10 +79,10 @@ class WorkerProcess:
             self.stderr_tail.append(text)
             log.debug("job=%s worker: %s", self.job_id, text)
 
-    async def send(self, command: dict[str, Any]) -> None:
+    async def send(self, command: AddInput | RemoveInput) -> None:
         """One command line to the worker (composite inputs)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        self.proc.stdin.write(command.model_dump_json(by_alias=True).encode() + b"\n")
         await self.proc.stdin.drain()
 
     async def wait(self) -> int:
@@ -103,3 +111,25 @@ class WorkerProcess:
                 self.signal(sig)
         await self.proc.wait()
         return "sigkill"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    return True
+
+
+def is_worker_of(pid: int, job_id: str) -> bool:
+    """Whether `pid` is a worker of ours running `job_id` (an orphan after a restart)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return WORKER_MODULE.encode() in cmdline and any(job_id.encode() in a for a in cmdline)

@@ -18,15 +18,28 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from gi.repository import GLib, Gst
-
-from mediaplane.media.gst_parts import DECODE, caps, emit, encoded_output, make
-from mediaplane.media.models import CompositeInput, CompositeRequest
-
-if TYPE_CHECKING:
-    from mediaplane.media.worker import Worker
+from mediaplane.media.worker import outputs, rtp_inputs
+from mediaplane.media.worker.codecs import DECODE, DECODE_ELEMENTS
+from mediaplane.media.worker.context import JobContext
+from mediaplane.media.worker.events import emit
+from mediaplane.media.worker.gst import GLib, Gst, caps, link, make
+from mediaplane.media.worker.kind import Kind
+from mediaplane.media.worker.outputs import OutputKind, encoded_output
+from mediaplane.media.worker.rtp_inputs import RtpInput
+from mediaplane.wire.media import (
+    ActiveSpeaker,
+    AddInput,
+    CompositeConfig,
+    CompositeInput,
+    FirstPacket,
+    InputAdded,
+    InputRemoved,
+    InputReply,
+    Ports,
+    Ready,
+    RemoveInput,
+)
 
 MIX_LATENCY_NS = 300 * Gst.MSECOND  # covers the jitter buffer (200 ms) of late-added tracks
 # The mixers run live on the clock: a track with no data yet is skipped at each
@@ -42,8 +55,7 @@ SPEAKER_POLL_MS = 300
 @dataclass
 class Track:
     spec: CompositeInput
-    elements: list[Gst.Element]  # udpsrcs first, then the branch
-    rtpbin_pads: list[Gst.Pad]
+    made: RtpInput
     mixer_pad: Gst.Pad
     aspect: float | None = None
 
@@ -66,21 +78,53 @@ class Speaker:
         return loudest
 
 
-def link(a: Gst.Element, b: Gst.Element) -> None:
-    if not a.link(b):
-        raise RuntimeError(f"cannot link {a.get_name()} to {b.get_name()}")
+Rect = tuple[int, int, int, int]  # x, y, width, height
 
 
-class Composite:
-    def __init__(
-        self,
-        worker: Worker,
-        request: CompositeRequest,
-        output: tuple[str, str],  # (kind, location)
-    ) -> None:
-        self.worker = worker
-        self.request = request
-        self.output = output
+def tiles(aspects: list[float | None], width: int, height: int) -> list[Rect]:
+    """Where each video goes: a grid of n cells in order, the last row centred, each
+    video fitted into its cell (inside the speaker frame's margin) at its aspect ratio
+    (None: not known yet, the whole cell)."""
+    n = len(aspects)
+    cols = math.ceil(math.sqrt(n)) if n else 1
+    rows = math.ceil(n / cols) if n else 1
+    cw, ch = width // cols, height // rows
+    rects: list[Rect] = []
+    for index, aspect in enumerate(aspects):
+        row, col = divmod(index, cols)
+        in_row = min(cols, n - row * cols)
+        x0 = col * cw + (cols - in_row) * cw // 2
+        y0 = row * ch
+        iw, ih = cw - 2 * FRAME_PX, ch - 2 * FRAME_PX
+        if aspect:
+            if iw / ih > aspect:
+                iw = int(ih * aspect)
+            else:
+                ih = int(iw / aspect)
+        rects.append((x0 + (cw - iw) // 2, y0 + (ch - ih) // 2, iw, ih))
+    return rects
+
+
+def _place(pad: Gst.Pad, rect: Rect) -> None:
+    x, y, w, h = rect
+    pad.set_property("xpos", x)
+    pad.set_property("ypos", y)
+    pad.set_property("width", w)
+    pad.set_property("height", h)
+    pad.set_property("alpha", 1.0)
+
+
+class Composite(Kind[CompositeConfig]):
+    name = "composite"
+    elements = (*rtp_inputs.ELEMENTS, *DECODE_ELEMENTS, *outputs.ELEMENTS, "compositor",
+                "audiomixer", "textoverlay", "level", "audiotestsrc", "videotestsrc")  # fmt: skip
+
+    def __init__(self, job: JobContext, config: CompositeConfig) -> None:
+        super().__init__(job, config)
+        self.request = config.request
+        # (kind, location): a file path or HLS folder, or the RTMP URL
+        location = config.rtmp_url if config.container == "flv" else config.output
+        self.output: tuple[OutputKind, str] = (config.container, str(location))
         self.tracks: dict[str, Track] = {}
         self.order: list[str] = []  # video track ids in the order they joined
         self.speaker = Speaker()
@@ -94,7 +138,7 @@ class Composite:
 
         def announce() -> bool:
             self.on_output()  # the worker's `ready`
-            emit("first-packet", stream="output", at=at)
+            emit(FirstPacket(stream="output", at=at))
             return False
 
         GLib.idle_add(announce)
@@ -102,10 +146,10 @@ class Composite:
 
     # building ----------------------------------------------------------------------
     def build(self) -> None:
-        r, w = self.request, self.worker
+        r, w = self.request, self.job
         kind, location = self.output
         out = encoded_output(
-            w.pipeline, kind,  # type: ignore[arg-type]
+            w.pipeline, kind,
             location=location, audio=True, video=not r.audio_only, fps=r.fps,
             video_kbps=r.video_kbps, hls_window=r.hls_window,
         )  # fmt: skip
@@ -153,18 +197,42 @@ class Composite:
         encoder = out.video_encoder or out.audio_encoder
         assert encoder is not None
         encoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._first_output)
-        w.ensure_rtpbin()  # in the pipeline from the start, even with no track yet
-        w.element_handlers.append(self._on_element)
+        w.rtp.ensure_rtpbin()  # in the pipeline from the start, even with no track yet
         GLib.timeout_add(SPEAKER_POLL_MS, self._pick_speaker)
         for spec in r.inputs:
             self.add(spec, live=False)
 
+    def started(self) -> None:
+        # Ready once output flows: tracks added while the mixers start up could
+        # make them wait for data on every pad instead of running on the clock.
+        self.on_output = lambda: emit(Ready(ports=self.job.rtp.ports(), pid=0))
+
+    def command(self, command: AddInput | RemoveInput) -> InputReply:
+        if isinstance(command, AddInput):
+            ports = self.add(command.input, live=True)
+            return InputAdded(input=command.input.id, ports=ports)
+        self.remove(command.id)
+        return InputRemoved(input=command.id)
+
+    def on_message(self, msg: Gst.Message) -> bool:
+        if msg.type == Gst.MessageType.ELEMENT:
+            self._on_element(msg)
+            return True
+        return False
+
+    def stop(self) -> None:
+        # A track that never sent anything leaves rather than ends.
+        for track_id in list(self.tracks):
+            if track_id not in self.job.rtp.seen:
+                self.remove(track_id)
+        super().stop()
+
     # tracks ------------------------------------------------------------------------------
-    def add(self, spec: CompositeInput, *, live: bool) -> dict[str, int]:
-        """Add one track; returns its bound ports {"rtp", "rtcp"}."""
+    def add(self, spec: CompositeInput, *, live: bool) -> Ports:
+        """Add one track; returns its bound ports."""
         if spec.id in self.tracks:
             raise ValueError(f"input {spec.id!r} exists")
-        w, s = self.worker, spec.stream
+        w, s = self.job, spec.stream
         if s.kind == "video":
             if self.compositor is None:
                 raise ValueError("this composite is audio only")
@@ -187,12 +255,12 @@ class Composite:
             ]  # fmt: skip
             aggregator = self.mixer
         assert aggregator is not None
-        made = w.rtp_input(spec.id, s, branch, wait_for_keyframe=True)
+        made = w.rtp.add(spec.id, s, branch, wait_for_keyframe=True)
         pad = aggregator.request_pad_simple("sink_%u")
         tail = branch[-1].get_static_pad("src")
         if tail.link(pad) != Gst.PadLinkReturn.OK:
             raise RuntimeError(f"cannot link input {spec.id} to its mixer")
-        track = Track(spec, made.elements, made.rtpbin_pads, pad)
+        track = Track(spec, made, pad)
         self.tracks[spec.id] = track
         if s.kind == "video":
             pad.set_property("zorder", 2)
@@ -204,26 +272,18 @@ class Composite:
                 e.sync_state_with_parent()
             w.pipeline.recalculate_latency()
         self.layout()
-        return w.port_of(spec.id)
+        return w.rtp.port_of(spec.id)
 
     def remove(self, track_id: str) -> None:
         track = self.tracks.pop(track_id, None)
         if track is None:
             raise KeyError(track_id)
-        w = self.worker
         if track_id in self.order:
             self.order.remove(track_id)
-        for e in track.elements:  # sources first: nothing new flows in
-            e.set_state(Gst.State.NULL)
-        assert w.rtpbin is not None
-        for pad in track.rtpbin_pads:
-            w.rtpbin.release_request_pad(pad)
-        for e in track.elements:
-            w.pipeline.remove(e)
+        self.job.rtp.remove(track_id, track.made)
         parent = track.mixer_pad.get_parent_element()
         if parent is not None:
             parent.release_request_pad(track.mixer_pad)
-        w.forget_input(track_id)
         self.speaker.levels.pop(track.spec.participant, None)
         if self.speaker.current == track.spec.participant and not any(
             t.spec.participant == track.spec.participant for t in self.tracks.values()
@@ -253,42 +313,19 @@ class Composite:
         if self.compositor is None:
             return
         ids = [i for i in self.order if i in self.tracks]
-        W, H = self.request.width, self.request.height
-        n = len(ids)
-        cols = math.ceil(math.sqrt(n)) if n else 1
-        rows = math.ceil(n / cols) if n else 1
-        cw, ch = W // cols, H // rows
-        speaker_cell: tuple[int, int] | None = None
-        for index, track_id in enumerate(ids):
-            row, col = divmod(index, cols)
-            in_row = min(cols, n - row * cols)
-            x0 = col * cw + (cols - in_row) * cw // 2
-            y0 = row * ch
+        rects = tiles([self.tracks[i].aspect for i in ids], self.request.width, self.request.height)
+        frame: Rect | None = None
+        for track_id, rect in zip(ids, rects, strict=True):
             track = self.tracks[track_id]
-            iw, ih = cw - 2 * FRAME_PX, ch - 2 * FRAME_PX
-            if track.aspect:
-                if iw / ih > track.aspect:
-                    iw = int(ih * track.aspect)
-                else:
-                    ih = int(iw / track.aspect)
-            pad = track.mixer_pad
-            pad.set_property("xpos", x0 + (cw - iw) // 2)
-            pad.set_property("ypos", y0 + (ch - ih) // 2)
-            pad.set_property("width", iw)
-            pad.set_property("height", ih)
-            pad.set_property("alpha", 1.0)
-            if track.spec.participant == self.speaker.current and speaker_cell is None:
-                speaker_cell = (x0 + (cw - iw) // 2 - FRAME_PX, y0 + (ch - ih) // 2 - FRAME_PX)
-                speaker_size = (iw + 2 * FRAME_PX, ih + 2 * FRAME_PX)
+            _place(track.mixer_pad, rect)
+            if track.spec.participant == self.speaker.current and frame is None:
+                x, y, w, h = rect
+                frame = (x - FRAME_PX, y - FRAME_PX, w + 2 * FRAME_PX, h + 2 * FRAME_PX)
         if self.frame_pad is not None:
-            if speaker_cell is None or n < 2:
+            if frame is None or len(ids) < 2:
                 self.frame_pad.set_property("alpha", 0.0)
             else:
-                self.frame_pad.set_property("xpos", speaker_cell[0])
-                self.frame_pad.set_property("ypos", speaker_cell[1])
-                self.frame_pad.set_property("width", speaker_size[0])
-                self.frame_pad.set_property("height", speaker_size[1])
-                self.frame_pad.set_property("alpha", 1.0)
+                _place(self.frame_pad, frame)
 
     # active speaker ----------------------------------------------------------------------------
     def _on_element(self, msg: Gst.Message) -> None:
@@ -309,9 +346,6 @@ class Composite:
         chosen = self.speaker.choose()
         if chosen != self.speaker.current:
             self.speaker.current = chosen
-            emit("active-speaker", participant=chosen)
+            emit(ActiveSpeaker(participant=chosen))
             self.layout()
         return True
-
-
-Handler = Callable[[Gst.Message], None]

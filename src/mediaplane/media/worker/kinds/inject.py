@@ -24,31 +24,39 @@ Stop: nothing has to be finished (no file), so a stop ends the pipeline at once.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from gi.repository import GLib, Gst
-
-from mediaplane.media.gst_parts import caps, emit, make
-from mediaplane.media.models import RtpTarget
-
-if TYPE_CHECKING:
-    from mediaplane.media.worker import Worker
+from mediaplane.media.worker.context import JobContext
+from mediaplane.media.worker.events import emit
+from mediaplane.media.worker.gst import GLib, Gst, caps, make
+from mediaplane.media.worker.kind import Kind
+from mediaplane.wire.media import (
+    Eos,
+    FirstPacket,
+    InjectConfig,
+    Looped,
+    PipelineError,
+    PipelineWarning,
+    RtpTarget,
+)
 
 NETWORK_TIMEOUT_S = 8
 WATCHDOG_MS = 500
 
 
-class Inject:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        config = worker.config
-        assert config.source is not None
+class Inject(Kind[InjectConfig]):
+    name = "inject"
+    elements = ("uridecodebin", "audioconvert", "audioresample", "videoconvert",
+                "capsfilter", "queue", "opusenc", "rtpopuspay", "vp8enc", "rtpvp8pay",
+                "udpsink", "fakesink")  # fmt: skip
+
+    def __init__(self, job: JobContext, config: InjectConfig) -> None:
+        super().__init__(job, config)
         self.source = config.source
         self.loop = config.loop
         self.timeout_s = config.source_timeout_s
         self.outputs: dict[str, Gst.Element] = {}
         self.first_data: set[str] = set()
-        self.started = time.monotonic()
+        self.started_at = time.monotonic()
         self.last_data: float | None = None
         self.looping = False  # the first segment seek succeeded
         self.loops = 0
@@ -56,7 +64,7 @@ class Inject:
 
     # building -------------------------------------------------------------------------
     def build(self) -> None:
-        w, c = self.worker, self.worker.config
+        w, c = self.job, self.config
         uri = self.source if "://" in self.source else Gst.filename_to_uri(self.source)
         dec = make("uridecodebin", uri=uri)
         dec.connect("source-setup", self._source_setup)
@@ -78,7 +86,7 @@ class Inject:
             make("rtpopuspay", pt=t.payload_type, ssrc=t.ssrc),
             make("udpsink", host=t.ip, port=t.port, sync=True),
         ]  # fmt: skip
-        self.worker.chain(*chain)
+        self.job.chain(*chain)
         return chain[0]
 
     def _video(self, t: RtpTarget) -> Gst.Element:
@@ -89,7 +97,7 @@ class Inject:
             make("rtpvp8pay", pt=t.payload_type, ssrc=t.ssrc, picture_id_mode=2),
             make("udpsink", host=t.ip, port=t.port, sync=True),
         ]  # fmt: skip
-        self.worker.chain(*chain)
+        self.job.chain(*chain)
         return chain[0]
 
     def _source_setup(self, _dec: Gst.Element, source: Gst.Element) -> None:
@@ -121,7 +129,7 @@ class Inject:
             int(Gst.ResourceError.NOT_AUTHORIZED),
         )
         # On the pipeline's bus: hlsdemux swallows its fragment sources' own errors.
-        pipeline = self.worker.pipeline
+        pipeline = self.job.pipeline
         pipeline.post_message(Gst.Message.new_error(pipeline, err, "local file from a URL source"))
 
     def _on_pad(self, _dec: Gst.Element, pad: Gst.Pad) -> None:
@@ -132,12 +140,12 @@ class Inject:
             # Not wanted (no target, a second stream of a kind, subtitles): consumed in time.
             self.fakesinks += 1
             sink = make("fakesink", sync=True, async_=False)
-            self.worker.add(sink)
+            self.job.add(sink)
             sink.sync_state_with_parent()
             pad.link(sink.get_static_pad("sink"))
             return
         if pad.link(target.get_static_pad("sink")) != Gst.PadLinkReturn.OK:
-            emit("error", message=f"cannot link the source's {kind} to its encoder", debug="")
+            emit(PipelineError(message=f"cannot link the source's {kind} to its encoder"))
             return
         pad.add_probe(Gst.PadProbeType.BUFFER, self._data, kind)
 
@@ -145,20 +153,19 @@ class Inject:
         self.last_data = time.monotonic()
         if kind not in self.first_data:
             self.first_data.add(kind)
-            emit("first-packet", stream=kind, at=time.time())
+            emit(FirstPacket(stream=kind, at=time.time()))
         return Gst.PadProbeReturn.OK
 
     # running --------------------------------------------------------------------------
     def on_message(self, msg: Gst.Message) -> bool:
-        """Bus messages of the inject pipeline; True when handled here."""
         if msg.type == Gst.MessageType.ASYNC_DONE and self.loop and not self.looping:
-            if msg.src is self.worker.pipeline:
-                self.looping = self.worker.pipeline.seek(
+            if msg.src is self.job.pipeline:
+                self.looping = self.job.pipeline.seek(
                     1.0, Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT,
                     Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1,
                 )  # fmt: skip
                 if not self.looping:
-                    emit("warning", message="the source cannot seek: it plays once")
+                    emit(PipelineWarning(message="the source cannot seek: it plays once"))
             return False
         if msg.type == Gst.MessageType.ERROR:
             # Network sources often say only "Internal data stream error": add why it stopped.
@@ -167,45 +174,43 @@ class Inject:
             text = f"{msg.src.get_name()}: {err.message}"
             if detail[0] and "reason" in detail[0]:
                 text += f" ({detail[0].strip()})"
-            self._fail(f"cannot play the source: {text}", debug or "")
+            self.job.fail(f"cannot play the source: {text}", debug or "")
             return True
         if msg.type == Gst.MessageType.SEGMENT_DONE:
             self.loops += 1
-            ok = self.worker.pipeline.seek(
+            ok = self.job.pipeline.seek(
                 1.0, Gst.Format.TIME, Gst.SeekFlags.SEGMENT,
                 Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1,
             )  # fmt: skip
             if ok:
-                emit("loop", count=self.loops)
+                emit(Looped(count=self.loops))
             else:
-                emit("warning", message="seeking back to the start failed: ending")
-                self.worker.pipeline.send_event(Gst.Event.new_eos())
+                emit(PipelineWarning(message="seeking back to the start failed: ending"))
+                self.job.pipeline.send_event(Gst.Event.new_eos())
             return True
         return False
 
     def _watchdog(self) -> bool:
-        if self.worker.stopping:
+        if self.job.stopping:
             return False
         now = time.monotonic()
         if self.last_data is None:
-            if now - self.started > self.timeout_s:
-                self._fail(f"no media from the source within {self.timeout_s:.0f} s")
+            if now - self.started_at > self.timeout_s:
+                self.job.fail(f"no media from the source within {self.timeout_s:.0f} s")
                 return False
         elif now - self.last_data > self.timeout_s:
-            self._fail(f"the source sent no media for {self.timeout_s:.0f} s")
+            self.job.fail(f"the source sent no media for {self.timeout_s:.0f} s")
             return False
         return True
 
-    def _fail(self, message: str, debug: str = "") -> None:
-        if self.worker.exit_code:
-            return  # the first error is the reason
-        emit("error", message=message, debug=debug)
-        self.worker.exit_code = 2
-        self.worker.loop.quit()
+    def stop(self) -> None:
+        # Nothing to finish (no file): a stopped injection ends at once, cleanly.
+        emit(Eos())
+        self.job.loop.quit()
 
-    def running_time_s(self) -> float:
-        """Time played so far (grows across loops, unlike the position)."""
-        pipeline = self.worker.pipeline
+    def position_s(self) -> float:
+        """Time played so far (grows across loops, unlike the pipeline's position)."""
+        pipeline = self.job.pipeline
         clock = pipeline.get_clock()
         if clock is None or pipeline.get_state(0)[1] != Gst.State.PLAYING:
             return 0.0

@@ -6,17 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from mediaplane.media import gst_parts
 from mediaplane.media.manager import ELEMENTS_BY_KIND, missing_elements
+from mediaplane.media.worker import codecs
+from mediaplane.media.worker.kinds import KINDS
 
-MEDIA_SRC = Path(gst_parts.__file__).parent
+WORKER_SRC = Path(codecs.__file__).parent
+MAKE = re.compile(r'make\(\s*"([a-z0-9_]+)"')
+
+
+def made_in(path: Path) -> set[str]:
+    return set(MAKE.findall(path.read_text()))
 
 
 def made_by_worker_code() -> set[str]:
     names: set[str] = set()
-    for path in MEDIA_SRC.glob("*.py"):
-        names |= set(re.findall(r'make\(\s*"([a-z0-9_]+)"', path.read_text()))
-    for table in (gst_parts.DEPAY, gst_parts.DECODE, gst_parts.PARSE):
+    for path in WORKER_SRC.rglob("*.py"):
+        names |= made_in(path)
+    for table in (codecs.DEPAY, codecs.DECODE, codecs.PARSE):
         names |= set(table.values())
     return names
 
@@ -26,6 +32,13 @@ def test_every_element_made_is_listed_for_some_kind() -> None:
     made = made_by_worker_code()
     assert len(made) > 30  # the scan found the worker code
     assert made - listed == set()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_kind_lists_what_its_own_file_makes(kind: str) -> None:
+    made = made_in(WORKER_SRC / "kinds" / f"{kind}.py")
+    assert made, "the scan found the kind's code"
+    assert made - set(KINDS[kind].elements) == set()  # type: ignore[index]
 
 
 @pytest.mark.parametrize("kind", sorted(ELEMENTS_BY_KIND))
