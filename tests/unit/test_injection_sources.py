@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediaplane.control.injections import classify, default_name
+from mediaplane.control.jobs.injections import classify, default_name
 from mediaplane.control.urls import redact, redact_stream_key, redact_urls
 from mediaplane.media.models import check_rtmp_url, check_source_url
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediaplane.control.auth import Principal, TokenError, verify_token
 from mediaplane.control.deps import PrincipalDep, SettingsDep, api_keys, bearer
-from mediaplane.control.egress import EgressRecord, EgressRequest, EgressService
+from mediaplane.control.jobs.egress import EgressRecord, EgressRequest, EgressService
 from mediaplane.media.models import HlsWindow, RtmpUrl
 
 router = APIRouter(tags=["egress"])

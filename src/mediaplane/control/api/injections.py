@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediaplane.control.deps import PrincipalDep
-from mediaplane.control.injections import InjectionRecord, InjectionRequest, InjectionService
+from mediaplane.control.jobs.injections import InjectionRecord, InjectionRequest, InjectionService
 
 router = APIRouter(tags=["injections"])
 RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")

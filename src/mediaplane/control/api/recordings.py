@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.errors import InvalidState
-from mediaplane.control.recordings import RecordingRecord, RecordingService
-from mediaplane.control.transcodes import TranscodeFormat, TranscodeRecord, TranscodeService
+from mediaplane.control.jobs.recordings import RecordingRecord, RecordingService
+from mediaplane.control.jobs.transcodes import TranscodeFormat, TranscodeRecord, TranscodeService
 
 router = APIRouter(tags=["recordings"])
 RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from mediaplane.control.deps import PrincipalDep, RoomsDep
-from mediaplane.control.recordings import RecordingService
+from mediaplane.control.jobs.recordings import RecordingService
 from mediaplane.control.urls import redact_urls
 
 router = APIRouter(tags=["system"])

@@ -21,9 +21,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
+from mediaplane.control.jobs.recordings import RecordingRecord, RecordingService
+from mediaplane.control.jobs.records import confined_file
 from mediaplane.control.media_client import MediaClient, MediaManagerError
-from mediaplane.control.recordings import RecordingRecord, RecordingService
-from mediaplane.control.records import confined_file
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
 

@@ -38,9 +38,9 @@ from pydantic import BaseModel, Field
 
 from mediaplane.control.auth import Grants, PermissionDenied, Principal
 from mediaplane.control.errors import BadRequest, Conflict, ControlError, NotFound
+from mediaplane.control.jobs.records import RecordStore, StoredRecord
 from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.peers import LocalPeer
-from mediaplane.control.records import RecordStore, StoredRecord
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.urls import redact

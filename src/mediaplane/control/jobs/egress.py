@@ -29,13 +29,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
+from mediaplane.control.jobs.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.media_client import (
     KeyFrameRelay,
     MediaClient,
     MediaManagerError,
     consumer_stream,
 )
-from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.urls import redact_stream_key

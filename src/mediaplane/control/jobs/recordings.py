@@ -34,13 +34,13 @@ from mediaplane.control.errors import (
     NotFound,
     Unavailable,
 )
+from mediaplane.control.jobs.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.media_client import (
     KeyFrameRelay,
     MediaClient,
     MediaManagerError,
     consumer_stream,
 )
-from mediaplane.control.records import RecordStore, StoredRecord, confined_file
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
