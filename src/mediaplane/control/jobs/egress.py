@@ -23,7 +23,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,7 +35,7 @@ from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.urls import redact_stream_key
 from mediaplane.control.webhooks import Webhooks
-from mediaplane.media.models import HlsWindow, Job, RtmpUrl
+from mediaplane.media.models import CompositeRequest, HlsWindow, Job, RtmpUrl
 from mediaplane.sfu import SfuClient
 from mediaplane.state.models import ProducerRecord
 from mediaplane.wire.ids import Identity, Json
@@ -52,8 +52,14 @@ def key(egress_id: str) -> str:
     return f"mp:egress:{egress_id}"
 
 
+def _as_the_manager(name: str) -> Any:
+    """A field of the manager's `CompositeRequest` (constraints, default, alias), not a copy."""
+    return CompositeRequest.model_fields[name]
+
+
 class EgressRequest(BaseModel):
-    """What a client asks for (the REST body, validated once here)."""
+    """What a client asks for (the REST body, validated once here): who to follow and
+    where to send it; how it looks are the manager's composite fields."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -62,16 +68,14 @@ class EgressRequest(BaseModel):
     )
     identity: Identity | None = None
     output: Literal["file", "rtmp", "hls"] = "file"
-    format: Literal["mp4", "mkv", "webm"] = Field(
-        default="mp4", description="file: mp4 (H264+AAC), mkv (H264+Opus), webm (VP8+Opus)"
-    )
-    rtmp_url: RtmpUrl | None = Field(default=None, alias="rtmpUrl")
-    hls_window: HlsWindow = 0
-    width: int = Field(default=1280, ge=160, le=1920, multiple_of=2)
-    height: int = Field(default=720, ge=120, le=1080, multiple_of=2)
-    fps: int = Field(default=30, ge=5, le=60)
-    video_kbps: int = Field(default=2500, alias="videoKbps", ge=100, le=20000)
-    audio_only: bool = Field(default=False, alias="audioOnly")
+    format: Literal["mp4", "mkv", "webm"] = _as_the_manager("format")
+    rtmp_url: RtmpUrl | None = _as_the_manager("rtmp_url")
+    hls_window: HlsWindow = _as_the_manager("hls_window")
+    width: int = _as_the_manager("width")
+    height: int = _as_the_manager("height")
+    fps: int = _as_the_manager("fps")
+    video_kbps: int = _as_the_manager("video_kbps")
+    audio_only: bool = _as_the_manager("audio_only")
 
     @model_validator(mode="after")
     def _consistent(self) -> EgressRequest:
@@ -140,22 +144,15 @@ class EgressService(JobService[EgressRecord]):
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
     ) -> None:
         records = RecordStore(rooms.store.redis, EgressRecord, "egress", key, INDEX)
-        super().__init__(records, media, webhooks, rooms.instance_id)
-        self.rooms = rooms
-        self.store = rooms.store
-        self.root = recordings_root
+        super().__init__(rooms, media, webhooks, recordings_root, records)
         self.active: dict[str, Active] = {}
         self.empty_grace_s = EMPTY_GRACE_S
 
-    async def start_service(self) -> None:
+    def listen(self) -> None:
         self.rooms.room_listeners.append(self._on_room_event)
-        self.tasks.spawn(self.reattach(), "egress reattach")
 
-    async def close(self) -> None:
-        for egress_id in list(self.active):
-            with contextlib.suppress(Exception):
-                await self.stop(egress_id, "server shutting down")
-        await self.close_tasks()
+    def live(self) -> list[str]:
+        return list(self.active)
 
     # files ------------------------------------------------------------------------
     def file_path(self, rec: EgressRecord) -> Path:

@@ -154,21 +154,12 @@ class InjectionService(JobService[InjectionRecord]):
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, media_root: Path
     ) -> None:
         records = RecordStore(rooms.store.redis, InjectionRecord, "injection", key, INDEX)
-        super().__init__(records, media, webhooks, rooms.instance_id)
-        self.rooms = rooms
-        self.store = rooms.store
-        self.root = media_root
+        super().__init__(rooms, media, webhooks, media_root, records)
         self.active: dict[str, Active] = {}
 
-    async def start_service(self) -> None:
-        """Room events reach the injection's peer like any peer's: nothing to subscribe to."""
-        self.tasks.spawn(self.reattach(), "injection reattach")
-
-    async def close(self) -> None:
-        for injection_id in list(self.active):
-            with contextlib.suppress(Exception):
-                await self.stop(injection_id, "server shutting down")
-        await self.close_tasks()
+    # Room events reach the injection's peer like any peer's: no `listen`.
+    def live(self) -> list[str]:
+        return list(self.active)
 
     # the source -------------------------------------------------------------------------
     def _source(self, room: str, source: str) -> tuple[SourceType, dict[str, str], str]:

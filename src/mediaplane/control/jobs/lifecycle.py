@@ -20,30 +20,28 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, Generic, Literal, TypeVar
+from pathlib import Path
+from typing import ClassVar, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field
 
 from mediaplane.control.errors import ControlError, Unavailable
 from mediaplane.control.jobs.records import RecordStore, StoredRecord
 from mediaplane.control.media_client import MediaClient
+from mediaplane.control.rooms import RoomManager
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
+from mediaplane.media.models import TERMINAL as MANAGER_TERMINAL
 from mediaplane.media.models import Job, JobState
 from mediaplane.state import keys
 
 log = logging.getLogger(__name__)
 
-ORDER: dict[JobState, int] = {
-    "pending": 0,
-    "starting": 1,
-    "running": 2,
-    "stopping": 3,
-    "completed": 4,
-    "failed": 4,
-}
-TERMINAL: frozenset[JobState] = frozenset({"completed", "failed"})
-LIVE: tuple[JobState, ...] = ("pending", "starting", "running", "stopping")
+STATES: tuple[JobState, ...] = get_args(JobState)  # the manager's, in their order
+TERMINAL: frozenset[JobState] = frozenset(s for s in STATES if s in MANAGER_TERMINAL)
+# Rank: each live state after the one before; completed and failed both last.
+ORDER: dict[JobState, int] = {s: min(i, len(STATES) - len(TERMINAL)) for i, s in enumerate(STATES)}
+LIVE: tuple[JobState, ...] = tuple(s for s in STATES if s not in TERMINAL)
 
 
 def may_advance(current: JobState, target: JobState) -> bool:
@@ -147,13 +145,41 @@ class JobService(Generic[R]):
     poll_s: float = 0.5
 
     def __init__(
-        self, records: RecordStore[R], media: MediaClient, webhooks: Webhooks, instance: str
+        self,
+        rooms: RoomManager,
+        media: MediaClient,
+        webhooks: Webhooks,
+        root: Path,
+        records: RecordStore[R],
     ) -> None:
-        self.records = records
+        self.rooms = rooms
+        self.store = rooms.store
+        self.instance = rooms.instance_id
         self.media = media
         self.webhooks = webhooks
-        self.instance = instance
+        self.root = root  # where the kind's files are (or are read from)
+        self.records = records
         self.tasks = OwnedTasks()
+
+    # the service's life ----------------------------------------------------------------
+    async def start_service(self) -> None:
+        """Follow what the kind follows (`listen`); take over what a gone instance left."""
+        self.listen()
+        self.tasks.spawn(self.reattach(), f"{self.event} reattach")
+
+    def listen(self) -> None:
+        """The kind's subscriptions (room events, SFU notifications), in one place."""
+
+    def live(self) -> list[str]:
+        """Ids of the jobs this instance runs now (stopped at shutdown)."""
+        return []
+
+    async def close(self) -> None:
+        """Stop every job this instance runs (files are finished, not cut), then the tasks."""
+        for rec_id in self.live():
+            with contextlib.suppress(Exception):
+                await self.stop(rec_id, "server shutting down")
+        await self.tasks.cancel()
 
     # storage ----------------------------------------------------------------------
     async def save(self, rec: R) -> None:
@@ -277,6 +303,3 @@ class JobService(Generic[R]):
     async def finish_after_restart(self, rec: R, job: Job | None, ok: bool) -> None:
         why = job_reason(job) or "its media job is gone"
         await self.finish(rec, ok, f"ended while the control plane was down: {why}")
-
-    async def close_tasks(self) -> None:
-        await self.tasks.cancel()

@@ -113,32 +113,25 @@ class RecordingService(JobService[RecordingRecord]):
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
     ) -> None:
         records = RecordStore(rooms.store.redis, RecordingRecord, "recording", key, INDEX)
-        super().__init__(records, media, webhooks, rooms.instance_id)
-        self.rooms = rooms
-        self.store = rooms.store
-        self.root = recordings_root
+        super().__init__(rooms, media, webhooks, recordings_root, records)
         self.active: dict[str, Active] = {}
         self.groups: dict[str, Group] = {}
         self.republish_grace_s = REPUBLISH_GRACE_S
         self._by_consumer: dict[str, str] = {}
 
-    async def start_service(self) -> None:
+    def listen(self) -> None:
         self.rooms.pool.add_listener(self._on_sfu)
         self.rooms.pool.on_node_down.append(self._on_node_down)
         self.rooms.room_listeners.append(self._on_room_event)
-        self.tasks.spawn(self.reattach(), "recording reattach")
+
+    def live(self) -> list[str]:
+        return [*self.groups, *self.active]  # a group first: it stops its files
 
     async def close(self) -> None:
         self.rooms.pool.remove_listener(self._on_sfu)
         with contextlib.suppress(ValueError):
             self.rooms.pool.on_node_down.remove(self._on_node_down)
-        for group in list(self.groups.values()):
-            with contextlib.suppress(Exception):
-                await self._stop_group(group, "server shutting down")
-        for rec_id in list(self.active):
-            with contextlib.suppress(Exception):
-                await self.stop(rec_id, "server shutting down")
-        await self.close_tasks()
+        await super().close()
 
     # the room is told ---------------------------------------------------------------
     async def on_running(self, rec: RecordingRecord) -> None:
