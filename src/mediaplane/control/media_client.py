@@ -18,8 +18,13 @@ class MediaManagerError(ControlError):
 
 # The media manager's refusals that are the caller's to fix keep their status
 # (a path outside the root: 400, a missing file: 400, over the CPU budget: 429,
-# no disk: 507); anything else is a failure of the media manager (502).
-PASSED_ON = {400: "bad_request", 409: "conflict", 429: "over_budget", 507: "insufficient_storage"}
+# no disk: 507), and so does "no such job" (404, as the media pool says it: what a
+# restarted control plane needs to tell a forgotten job from a failing manager);
+# anything else is a failure of the media manager (502).
+PASSED_ON = {
+    400: "bad_request", 404: "not_found", 409: "conflict", 429: "over_budget",
+    507: "insufficient_storage",
+}  # fmt: skip
 
 
 class PlacedJob(Job):

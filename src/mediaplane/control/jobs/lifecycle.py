@@ -272,10 +272,10 @@ class JobService(Generic[R]):
                 continue
             try:
                 job: Job | None = await self.media.get(rec.media_job_id)
-            except Unavailable:
-                continue  # the manager is not reachable now: the record stays as it is
-            except ControlError:
-                job = None  # the manager does not know it (404)
+            except ControlError as e:
+                if isinstance(e, Unavailable) or e.status != 404:
+                    continue  # the manager cannot say now: the record stays as it is
+                job = None  # the manager does not know it
             decision = reattach_decision(rec.state, job, resumable=self.resumable)
             log.info(
                 "%s=%s room=%s job=%s after a restart: %s",
