@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import FileResponse, Response
 
-from mediaplane.control.api.jobs import RoomPath, add_job_routes, job_id_path, require_record
+from mediaplane.control.api.jobs import (
+    RoomPath,
+    add_job_routes,
+    app_service,
+    job_id_path,
+    require_record,
+)
 from mediaplane.control.auth import Principal, TokenError, verify_token
 from mediaplane.control.deps import PrincipalDep, SettingsDep, api_keys, bearer
 from mediaplane.control.jobs.egress import EgressRecord, EgressRequest, EgressService
@@ -17,10 +23,7 @@ router = APIRouter(tags=["egress"])
 HlsName = Path(pattern=r"^(playlist\.m3u8|segment[0-9]{5}\.ts)$")
 
 
-def egress_service(request: Request) -> EgressService:
-    service: EgressService = request.app.state.egress
-    return service
-
+egress_service = app_service("egress", EgressService)
 
 Egress = Annotated[EgressService, Depends(egress_service)]
 

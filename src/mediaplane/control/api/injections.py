@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, status
 
-from mediaplane.control.api.jobs import RoomPath, add_job_routes, require_room_admin
+from mediaplane.control.api.jobs import RoomPath, add_job_routes, app_service, require_room_admin
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.jobs.injections import InjectionRecord, InjectionRequest, InjectionService
 
 router = APIRouter(tags=["injections"])
 
 
-def injection_service(request: Request) -> InjectionService:
-    service: InjectionService = request.app.state.injections
-    return service
-
+injection_service = app_service("injections", InjectionService)
 
 Injections = Annotated[InjectionService, Depends(injection_service)]
 

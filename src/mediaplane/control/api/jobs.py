@@ -12,7 +12,7 @@ A kind's router adds its start route (its own body) and what is particular to it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Query, Request
 
@@ -31,8 +31,19 @@ def job_id_path() -> Any:
 
 RoomFilter = Query(default=None, pattern=NAME_PATTERN, description="only this room's")
 
+T = TypeVar("T")
 Service = Callable[[Request], JobService[Any]]
 Require = Callable[[Principal, str], None]
+
+
+def app_service(attr: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency: the app's service of that kind (`app.state.<attr>`, set by app.py)."""
+
+    def service(request: Request) -> T:
+        return cast(T, getattr(request.app.state, attr))
+
+    service.__name__ = f"{attr}_service"
+    return service
 
 
 def add_job_routes(

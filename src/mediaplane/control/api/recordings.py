@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaplane.control.api.jobs import RoomPath, add_job_routes, require_record
+from mediaplane.control.api.jobs import RoomPath, add_job_routes, app_service, require_record
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.errors import InvalidState
 from mediaplane.control.jobs.recordings import RecordingRecord, RecordingService
@@ -19,10 +19,7 @@ from mediaplane.wire.ids import NAME_PATTERN
 router = APIRouter(tags=["recordings"])
 
 
-def recordings(request: Request) -> RecordingService:
-    service: RecordingService = request.app.state.recordings
-    return service
-
+recordings = app_service("recordings", RecordingService)
 
 Recordings = Annotated[RecordingService, Depends(recordings)]
 
@@ -134,10 +131,7 @@ async def deliveries(
 
 
 # transcodes ------------------------------------------------------------------------
-def transcodes(request: Request) -> TranscodeService:
-    service: TranscodeService = request.app.state.transcodes
-    return service
-
+transcodes = app_service("transcodes", TranscodeService)
 
 Transcodes = Annotated[TranscodeService, Depends(transcodes)]
 
