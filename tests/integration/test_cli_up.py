@@ -101,7 +101,7 @@ async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) 
         started = await running.acli("record", "start", room, "--identity", "alice", "--json")
         assert started.returncode == 0, started.stdout + started.stderr
         rec: dict[str, Any] = json.loads(started.stdout)
-        assert rec["state"] == "recording", rec
+        assert rec["state"] == "running", rec
         listed = json.loads((await running.acli("record", "list", "--room", room, "--json")).stdout)
         assert sorted(r["id"] for r in listed) == sorted([rec["id"], short_rec["id"]])
 

@@ -84,7 +84,7 @@ async def test_room_composite_file_follows_joins(stack: Stack, tmp_path: Path) -
             r = await http.post(f"/api/rooms/{room}/egress", json=body)
             assert r.status_code == 202, r.text
             eg = r.json()
-            eg = await wait_egress(http, room, eg["id"], lambda e: e["state"] == "active")
+            eg = await wait_egress(http, room, eg["id"], lambda e: e["state"] == "running")
             assert len(eg["tracks"]) == 4, eg
             pubs.append(await publish(stack, room, "carol"))  # a newcomer gets a tile
             await wait_egress(http, room, eg["id"], lambda e: len(e["tracks"]) == 6)
@@ -151,7 +151,7 @@ async def test_participant_to_rtmp_and_unreachable_server(stack: Stack, nginx: N
             assert r.status_code == 202, r.text
             eg = r.json()
             assert "secret-key" not in r.text, "the stream key must not be echoed"
-            eg = await wait_egress(http, room, eg["id"], lambda e: e["state"] == "active")
+            eg = await wait_egress(http, room, eg["id"], lambda e: e["state"] == "running")
             await asyncio.sleep(6)
             done = (await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")).json()
             assert done["state"] == "completed", done
@@ -196,7 +196,7 @@ async def test_hls_served_by_the_control_plane(stack: Stack, tmp_path: Path) -> 
             assert r.status_code == 202, r.text
             eg = r.json()
             base = f"/api/rooms/{room}/egress/{eg['id']}/hls"
-            await wait_egress(http, room, eg["id"], lambda e: e["state"] == "active")
+            await wait_egress(http, room, eg["id"], lambda e: e["state"] == "running")
             await asyncio.sleep(7)
             async with httpx.AsyncClient(base_url=stack.control.http, timeout=30) as player:
                 assert (await player.get(f"{base}/playlist.m3u8")).status_code == 401

@@ -201,7 +201,7 @@ async def test_loop_keeps_playing_until_stopped(stack: Stack) -> None:
             tracks = await receive(http, viewer, rec, ("audio",))
             pcm = await collect_track_audio(tracks["audio"], 7.0)
             running = (await http.get(f"/api/rooms/{room}/injections/{rec['id']}")).json()
-            assert running["state"] == "active", running
+            assert running["state"] == "running", running
             stopped = await http.post(f"/api/rooms/{room}/injections/{rec['id']}/stop")
             assert stopped.status_code == 200, stopped.text
             done = stopped.json()

@@ -129,7 +129,7 @@ async def test_composite_recovers_after_loss(stack: Stack, tmp_path: Path) -> No
             r = await http.post(f"/api/rooms/{room}/egress", json=body)
             assert r.status_code == 202, r.text
             url = f"/api/rooms/{room}/egress/{r.json()['id']}"
-            eg = await poll(http, url, lambda e: e["state"] == "active")
+            eg = await poll(http, url, lambda e: e["state"] == "running")
             await asyncio.sleep(3)
             t0 = time.monotonic()
             dropped, before, after = await lose_video(stack, eg["media_job_id"], video)

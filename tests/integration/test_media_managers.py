@@ -119,7 +119,7 @@ async def test_jobs_placed_on_managers_with_room_and_a_vanished_manager_fails_it
         }
         assert managers == {"mm-a", "mm-b"}
         for rec in (rec_a, rec_b):
-            await _wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            await _wait_rec(http, room, rec["id"], lambda x: x["state"] == "running")
         await asyncio.sleep(3.0)
 
         # alice's recording completes on its manager, which then takes carol's.
@@ -131,7 +131,7 @@ async def test_jobs_placed_on_managers_with_room_and_a_vanished_manager_fails_it
         assert r.status_code == 202, r.text
         rec_c = r.json()
         assert (await _job(http, rec_c["media_job_id"]))["manager"] == owner_a
-        await _wait_rec(http, room, rec_c["id"], lambda x: x["state"] == "recording")
+        await _wait_rec(http, room, rec_c["id"], lambda x: x["state"] == "running")
 
         # That manager vanishes: carol's recording fails with the reason.
         t0 = time.monotonic()

@@ -126,7 +126,7 @@ async def test_counters_move_with_join_publish_and_recording(
                 )
                 assert r.status_code == 202, r.text
                 rec_id = r.json()["id"]
-                await wait_rec(api, room, rec_id, {"recording"})
+                await wait_rec(api, room, rec_id, {"running"})
                 c_rec, _, m_rec = await scrape_all(http, stack, sfu)
                 await asyncio.sleep(3.0)
                 done = (await api.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()

@@ -272,7 +272,7 @@ async def test_rooms_spread_and_a_dead_node_moves_its_peers(
         )
         assert r.status_code == 202, r.text
         rec_id = r.json()["id"]
-        await _wait_rec(http_a, room, rec_id, ("recording",))
+        await _wait_rec(http_a, room, rec_id, ("running",))
         await asyncio.sleep(2.0)
         first = await _room_node(http_a, room)
         victim = next(n for n in cluster.nodes if n.node_id == first)

@@ -63,7 +63,7 @@ async def test_record_a_participant_by_rest(stack: Stack, tmp_path: Path) -> Non
             r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "alice"})
             assert r.status_code == 202, r.text
             rec = r.json()
-            rec = await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            rec = await wait_rec(http, room, rec["id"], lambda x: x["state"] == "running")
             await asyncio.sleep(10.0)  # the length of the recording under test
             r = await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
             done = r.json()
@@ -115,7 +115,7 @@ async def test_leaving_participant_completes_the_recording(stack: Stack) -> None
                 f"/api/rooms/{room}/recordings", json={"identity": "bob", "video": False}
             )
         ).json()
-        await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+        await wait_rec(http, room, rec["id"], lambda x: x["state"] == "running")
         await asyncio.sleep(2.0)
         await peer.close()
         await sig.close()
@@ -149,7 +149,7 @@ async def test_recorder_killed_ends_the_recording_with_its_file(
                 f"/api/rooms/{room}/recordings", json={"identity": "dora", "video": False}
             )
             assert r.status_code == 202, r.text
-            rec = await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "recording")
+            rec = await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "running")
             await asyncio.sleep(3.0)
             async with stack.media.client() as media:
                 pid = (await media.get(f"/jobs/{rec['media_job_id']}")).json()["pid"]
@@ -207,7 +207,7 @@ async def test_recording_refusals(stack: Stack) -> None:
                 f"/api/rooms/{room}/recordings", json={"identity": "carol", "video": False}
             )
             assert again.status_code == 409
-            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "running")
             assert (
                 await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
             ).status_code == 200
@@ -239,7 +239,7 @@ async def test_recording_refusals(stack: Stack) -> None:
                 f"/api/rooms/{room}/recordings", json={"identity": "carol", "video": False}
             )
             assert r.status_code == 202
-            await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "recording")
+            await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "running")
             assert (
                 await http.post(f"/api/rooms/{room}/recordings/{r.json()['id']}/stop")
             ).status_code == 200
@@ -300,7 +300,7 @@ async def test_mute_in_the_middle_keeps_one_playable_file(stack: Stack, tmp_path
             rec = (
                 await http.post(f"/api/rooms/{room}/recordings", json={"identity": "gus"})
             ).json()
-            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "running")
             await asyncio.sleep(3.0)
             for p in producers.values():
                 await sig.request("pauseProducer", {"producerId": p})
@@ -343,14 +343,14 @@ async def test_republished_video_continues_the_same_file(stack: Stack, tmp_path:
             rec = (
                 await http.post(f"/api/rooms/{room}/recordings", json={"identity": "hal"})
             ).json()
-            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "recording")
+            await wait_rec(http, room, rec["id"], lambda x: x["state"] == "running")
             await asyncio.sleep(3.0)
             # A camera switch: the video track ends and a new one is published.
             await sig.request("closeProducer", {"producerId": producers["video"]})
             await peer.publish(PatternVideoTrack(width=320, height=240))
             await asyncio.sleep(4.0)
             still = (await http.get(f"/api/rooms/{room}/recordings/{rec['id']}")).json()
-            assert still["state"] == "recording", still
+            assert still["state"] == "running", still
             done = (await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")).json()
             out = tmp_path / "hal.webm"
             out.write_bytes(

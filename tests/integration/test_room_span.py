@@ -100,7 +100,7 @@ async def test_a_large_room_spans_workers_with_pipe_to_router(
         async with asyncio.timeout(20):
             while True:
                 rec = (await http.get(f"/api/rooms/{room}/recordings/{rec_id}")).json()
-                if rec["state"] == "recording":
+                if rec["state"] == "running":
                     break
                 await asyncio.sleep(0.1)
         await asyncio.sleep(2.0)

@@ -42,7 +42,7 @@ async def test_recording_transcoded_to_mp4(stack: Stack, tmp_path: Path) -> None
             rec_url = f"/api/rooms/{room}/recordings/{r.json()['id']}"
             early = await http.post(f"{rec_url}/transcodes", json={"format": "mp4-h264-aac"})
             assert early.status_code == 409, early.text  # not completed yet
-            await wait_for(http, rec_url, lambda x: x["state"] == "recording")
+            await wait_for(http, rec_url, lambda x: x["state"] == "running")
             await asyncio.sleep(4)
             rec = (await http.post(f"{rec_url}/stop")).json()
             assert rec["state"] == "completed", rec

@@ -82,7 +82,7 @@ async def test_dashboard_egress_and_injection(
             re.compile(r"[1-9][0-9]* kbit/s, lost [0-9]+, score (?:[1-9]|10) "), timeout=10000
         )
 
-        # Play a file into the room (looping): listed active, its participant appears.
+        # Play a file into the room (looping): listed running, its participant appears.
         inject = block.get_by_role("form", name=f"Play media into {room}")
         await inject.get_by_label("Media").fill(f"inject/{room}.mp4")
         await inject.get_by_label("Name").fill("Bars <b>&amp;</b>")
@@ -95,7 +95,7 @@ async def test_dashboard_egress_and_injection(
         t0 = time.monotonic()
         await inject.get_by_role("button", name="Play into room").click()
         injections = block.get_by_role("table", name=f"Injections of {room}")
-        await expect(injections.locator("[data-state=active]")).to_have_count(1, timeout=15000)
+        await expect(injections.locator("[data-state=running]")).to_have_count(1, timeout=15000)
         t_inject = time.monotonic() - t0
         await expect(row(people, "inject-")).to_have_count(1, timeout=10000)
         # The name is shown as text, never parsed as markup.
@@ -113,7 +113,7 @@ async def test_dashboard_egress_and_injection(
         await egress.get_by_role("button", name="Start egress").click()
         listed = block.get_by_role("table", name=f"Egress of {room}")
         file_row = row(listed, "file mp4")
-        await expect(file_row.locator("[data-state=active]")).to_have_count(1, timeout=20000)
+        await expect(file_row.locator("[data-state=running]")).to_have_count(1, timeout=20000)
         t_active = time.monotonic() - t0
 
         # RTMP to a closed port: the row ends failed with the reason.
@@ -151,7 +151,7 @@ async def test_dashboard_egress_and_injection(
         hls_row = listed.locator("tbody tr").filter(
             has=page.get_by_role("cell", name="HLS", exact=True)
         )
-        await expect(hls_row.locator("[data-state=active]")).to_have_count(1, timeout=20000)
+        await expect(hls_row.locator("[data-state=running]")).to_have_count(1, timeout=20000)
         await hls_row.get_by_role("button", name=re.compile(r"^HLS link")).click()
         link = hls_row.get_by_role("link", name=re.compile(r"^HLS playlist"))
         await expect(link).to_have_count(1, timeout=5000)

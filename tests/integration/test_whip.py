@@ -265,7 +265,7 @@ async def test_whip_participant_is_recordable(stack: Stack, tmp_path: Path) -> N
             r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "encoder"})
             assert r.status_code == 202, r.text
             rec_id = r.json()["id"]
-            await wait_rec(http, room, rec_id, lambda x: x["state"] == "recording")
+            await wait_rec(http, room, rec_id, lambda x: x["state"] == "running")
             await asyncio.sleep(4.0)
             done = (await http.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()
             assert done["state"] == "completed", done

@@ -41,7 +41,7 @@ const kbps = (b) => `${Math.round((b ?? 0) / 1000)} kbit/s`;
 // focus) across refreshes; only its header, tables and the source list are redrawn.
 const roomViews = new Map();
 const hlsLinks = new Map(); // egress id -> playlist URL with a room-scoped viewer token
-const ACTIVE = ['starting', 'active', 'stopping'];
+const ACTIVE = ['starting', 'running', 'stopping'];
 const path = (...parts) => parts.map(encodeURIComponent).join('/');
 const secs = (s) => (s ? `${s.toFixed(1)} s` : '');
 
@@ -265,7 +265,7 @@ async function renderRecordings() {
       r.duration_s ? `${r.duration_s.toFixed(1)} s` : '', r.size_bytes ? `${Math.round(r.size_bytes / 1024)} KiB` : '',
       r.start_latency_s ? `${Math.round(r.start_latency_s * 1000)} ms` : '',
       el('span', {},
-        ['starting', 'recording'].includes(r.state) ? act(`Stop recording ${r.identity}`, () =>
+        ['starting', 'running'].includes(r.state) ? act(`Stop recording ${r.identity}`, () =>
           api(`/api/rooms/${r.room}/recordings/${r.id}/stop`, { method: 'POST' })) : null,
         r.state === 'completed' && r.file ? act(`Play ${r.identity}`, () => play(r)) : null)]), 'Recordings'));
 }

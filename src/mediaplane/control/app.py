@@ -21,17 +21,17 @@ from mediaplane.control.api import (
     tokens,
     whip,
 )
-from mediaplane.control.egress import EgressService
-from mediaplane.control.injections import InjectionService
+from mediaplane.control.jobs.egress import EgressService
+from mediaplane.control.jobs.injections import InjectionService
+from mediaplane.control.jobs.recordings import RecordingService
+from mediaplane.control.jobs.transcodes import TranscodeService
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.metrics import ControlMetrics
-from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.security_headers import SecurityHeaders
 from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.control.signaling import endpoint
-from mediaplane.control.transcodes import TranscodeService
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.control.whip.service import WhipService
 from mediaplane.observability.metrics import HttpMetrics, metrics_router

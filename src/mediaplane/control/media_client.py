@@ -1,15 +1,14 @@
-"""The control plane's client of the media manager's REST API."""
+"""The control plane's client of the media manager's REST API: typed jobs in, typed jobs out."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from mediaplane.control.errors import ControlError, Unavailable
-from mediaplane.sfu import SfuClient, SfuError
+from mediaplane.media.models import Endpoint, Job
+from mediaplane.wire.ids import Json
 
 
 class MediaManagerError(ControlError):
@@ -19,44 +18,19 @@ class MediaManagerError(ControlError):
 
 # The media manager's refusals that are the caller's to fix keep their status
 # (a path outside the root: 400, a missing file: 400, over the CPU budget: 429,
-# no disk: 507); anything else is a failure of the media manager (502).
-PASSED_ON = {400: "bad_request", 409: "conflict", 429: "over_budget", 507: "insufficient_storage"}
+# no disk: 507), and so does "no such job" (404, as the media pool says it: what a
+# restarted control plane needs to tell a forgotten job from a failing manager);
+# anything else is a failure of the media manager (502).
+PASSED_ON = {
+    400: "bad_request", 404: "not_found", 409: "conflict", 429: "over_budget",
+    507: "insufficient_storage",
+}  # fmt: skip
 
 
-def consumer_stream(consumer_rtp: dict[str, Any]) -> dict[str, Any]:
-    """An SFU consumer's rtpParameters as the media manager's stream description."""
-    codec, enc = consumer_rtp["codecs"][0], consumer_rtp["encodings"][0]
-    out = {"mimeType": codec["mimeType"], "payloadType": codec["payloadType"],
-           "clockRate": codec["clockRate"], "ssrc": enc["ssrc"]}  # fmt: skip
-    if codec.get("channels"):
-        out["channels"] = codec["channels"]
-    return out
+class PlacedJob(Job):
+    """A media manager's job as the control plane sees it: which manager runs it."""
 
-
-class KeyFrameRelay:
-    """Key frames for a media job's video inputs after a loss: a worker sends no RTCP to
-    the SFU, so its depayloaders' requests are counted in the job (`keyframe_requests`),
-    and whoever connected the inputs asks the SFU each time a count moves."""
-
-    def __init__(self) -> None:
-        self.relayed: dict[str, int] = {}  # input -> requests seen
-
-    async def relay(
-        self, sfu: SfuClient, job: dict[str, Any], consumers: Mapping[str, str | None]
-    ) -> list[tuple[str, int]]:
-        """Ask for a key frame of each input (its consumer in `consumers`) with new
-        requests; returns those inputs and their counts."""
-        asked = []
-        for name, count in (job.get("keyframe_requests") or {}).items():
-            if count <= self.relayed.get(name, 0):
-                continue
-            self.relayed[name] = count
-            consumer = consumers.get(name)
-            if consumer is not None:
-                with contextlib.suppress(SfuError):
-                    await sfu.request_key_frame(consumer)
-                asked.append((name, count))
-        return asked
+    manager: str | None = None
 
 
 class MediaClient:
@@ -68,12 +42,12 @@ class MediaClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, **kw: Any) -> Json:
         try:
             r = await self._http.request(method, path, **kw)
         except httpx.TransportError as e:
             raise Unavailable(f"the media manager is unreachable: {e}") from None
-        body: dict[str, Any] = r.json() if r.content else {}
+        body: Json = r.json() if r.content else {}
         if r.status_code >= 400:
             err = body.get("error", {})
             refusal = MediaManagerError(f"media manager: {err.get('message', r.text)}")
@@ -82,32 +56,32 @@ class MediaClient:
             raise refusal
         return body
 
-    async def start_recording(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("POST", "/recordings", json=body)
+    async def start_recording(self, body: Json) -> PlacedJob:
+        return PlacedJob.model_validate(await self._call("POST", "/recordings", json=body))
 
-    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("POST", "/jobs", json=body)
+    async def create_job(self, body: Json) -> PlacedJob:
+        return PlacedJob.model_validate(await self._call("POST", "/jobs", json=body))
 
-    async def add_input(self, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    async def add_input(self, job_id: str, spec: Json) -> Endpoint:
         """A track into a running composite; the answer is where to send its RTP."""
-        return await self._call("POST", f"/jobs/{job_id}/inputs", json=spec)
+        answer = await self._call("POST", f"/jobs/{job_id}/inputs", json=spec)
+        return Endpoint.model_validate(answer)
 
     async def remove_input(self, job_id: str, input_id: str) -> None:
         await self._call("DELETE", f"/jobs/{job_id}/inputs/{input_id}")
 
-    async def get(self, job_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/jobs/{job_id}")
+    async def get(self, job_id: str) -> PlacedJob:
+        return PlacedJob.model_validate(await self._call("GET", f"/jobs/{job_id}"))
 
-    async def stop(self, job_id: str) -> dict[str, Any]:
-        return await self._call("POST", f"/jobs/{job_id}/stop")
+    async def stop(self, job_id: str) -> PlacedJob:
+        return PlacedJob.model_validate(await self._call("POST", f"/jobs/{job_id}/stop"))
 
-    async def jobs(self) -> list[dict[str, Any]]:
+    async def jobs(self) -> list[PlacedJob]:
         try:
             r = await self._http.get("/jobs")
         except httpx.TransportError as e:
             raise Unavailable(f"the media manager is unreachable: {e}") from None
-        data: list[dict[str, Any]] = r.json()
-        return data
+        return [PlacedJob.model_validate(j) for j in r.json()]
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> Json:
         return await self._call("GET", "/healthz")

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mediaplane.control.errors import Unavailable
-from mediaplane.control.media_client import MediaClient, MediaManagerError
+from mediaplane.control.media_client import MediaClient, MediaManagerError, PlacedJob
 from mediaplane.control.registry_watch import REDIS_ERRORS, watch_registry
 from mediaplane.state import keys
 from mediaplane.state.models import MediaJobPlacement, MediaManagerRecord
@@ -135,16 +135,16 @@ class MediaPool(MediaClient):
                 await self.store.forget_media_job(job_id, placement.manager_id)
         return job
 
-    async def jobs(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    async def jobs(self) -> list[PlacedJob]:
+        out: list[PlacedJob] = []
         for manager_id, client in list(self.clients.items()):
             with contextlib.suppress(Unavailable):
                 for job in await client.jobs():
-                    out.append(job | {"manager": manager_id})
+                    out.append(job.model_copy(update={"manager": manager_id}))
         for manager_id in await self._redis(self.store.media_managers_down()):
             for placement in await self._redis(self.store.media_jobs_of(manager_id)):
                 if placement.state == "failed":
-                    out.append(_failed_job(placement))
+                    out.append(PlacedJob.model_validate(_failed_job(placement)))
         return out
 
     async def health(self) -> dict[str, Any]:
@@ -216,6 +216,7 @@ def _failed_job(placement: MediaJobPlacement) -> dict[str, Any]:
         "id": placement.job_id,
         "kind": placement.kind,
         "state": "failed",
+        "request": {},
         "error": placement.error,
         "manager": placement.manager_id,
         "history": [{"state": "failed", "at": at, "reason": placement.error or ""}],

@@ -23,8 +23,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mediaplane.control.jobs.recordings import RecordingService
 from mediaplane.control.media_pool import MediaPool
-from mediaplane.control.recordings import RecordingService
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.observability.metrics import LATENCY_BUCKETS

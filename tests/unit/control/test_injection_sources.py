@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediaplane.control.injections import classify, default_name
+from mediaplane.control.jobs.injections import classify, default_name
 from mediaplane.control.urls import redact, redact_stream_key, redact_urls
 from mediaplane.wire.media import check_source_url
 

@@ -8,19 +8,18 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediaplane.control.api.jobs import RoomPath, add_job_routes, app_service, require_record
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.errors import InvalidState
-from mediaplane.control.recordings import RecordingRecord, RecordingService
-from mediaplane.control.transcodes import TranscodeFormat, TranscodeRecord, TranscodeService
+from mediaplane.control.jobs.recordings import RecordingRecord, RecordingService
+from mediaplane.control.jobs.transcodes import TranscodeFormat, TranscodeRecord, TranscodeService
+from mediaplane.media.models import JobState
+from mediaplane.wire.ids import NAME_PATTERN
 
 router = APIRouter(tags=["recordings"])
-RoomName = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def recordings(request: Request) -> RecordingService:
-    service: RecordingService = request.app.state.recordings
-    return service
-
+recordings = app_service("recordings", RecordingService)
 
 Recordings = Annotated[RecordingService, Depends(recordings)]
 
@@ -28,7 +27,7 @@ Recordings = Annotated[RecordingService, Depends(recordings)]
 class StartRecording(BaseModel):
     model_config = ConfigDict(extra="forbid")
     identity: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the participant to record"
+        default=None, pattern=NAME_PATTERN, description="the participant to record"
     )
     audio: bool = True
     video: bool = True
@@ -46,7 +45,7 @@ class StartRecording(BaseModel):
     response_model=RecordingRecord,
 )
 async def start_recording(
-    body: StartRecording, principal: PrincipalDep, service: Recordings, room: str = RoomName
+    body: StartRecording, principal: PrincipalDep, service: Recordings, room: str = RoomPath
 ) -> RecordingRecord:
     """Record a participant's tracks into one file (grant: room_record or room_admin)."""
     principal.require_record(room)
@@ -63,9 +62,9 @@ async def start_recording(
 async def list_room_recordings(
     principal: PrincipalDep,
     service: Recordings,
-    room: str = RoomName,
+    room: str = RoomPath,
     identity: str | None = Query(default=None, max_length=64),
-    state: Literal["starting", "recording", "stopping", "completed", "failed"] | None = None,
+    state: JobState | None = None,
     since: float | None = Query(default=None, description="requested at or after (unix s)"),
     until: float | None = Query(default=None, description="requested at or before (unix s)"),
 ) -> list[RecordingRecord]:
@@ -79,7 +78,7 @@ async def catalog(
     service: Recordings,
     room: str | None = Query(default=None, max_length=64),
     identity: str | None = Query(default=None, max_length=64),
-    state: Literal["starting", "recording", "stopping", "completed", "failed"] | None = None,
+    state: JobState | None = None,
     since: float | None = None,
     until: float | None = None,
 ) -> list[RecordingRecord]:
@@ -88,26 +87,15 @@ async def catalog(
     return await service.list(room, identity, state, since, until)
 
 
-@router.get("/api/rooms/{room}/recordings/{rec_id}", response_model=RecordingRecord)
-async def get_recording(
-    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
-) -> RecordingRecord:
-    principal.require_record(room)
-    return await service.get(room, rec_id)
-
-
-@router.post("/api/rooms/{room}/recordings/{rec_id}/stop", response_model=RecordingRecord)
-async def stop_recording(
-    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
-) -> RecordingRecord:
-    principal.require_record(room)
-    await service.get(room, rec_id)
-    return await service.stop(rec_id, "stopped by request")
+add_job_routes(
+    router, collection="recordings", record=RecordingRecord, service=recordings,
+    require=require_record, noun="recording", id_path=Path(), lists=False,
+)  # fmt: skip
 
 
 @router.get("/api/rooms/{room}/recordings/{rec_id}/file", response_class=FileResponse)
 async def download(
-    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomName
+    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomPath
 ) -> FileResponse:
     """The file (HTTP Range supported)."""
     principal.require_record(room)
@@ -125,7 +113,7 @@ async def delete_recording(
     principal: PrincipalDep,
     service: Recordings,
     rec_id: str,
-    room: str = RoomName,
+    room: str = RoomPath,
 ) -> None:
     """Delete the file, its transcodes and the record (grant: room_record or room_admin)."""
     principal.require_record(room)
@@ -143,10 +131,7 @@ async def deliveries(
 
 
 # transcodes ------------------------------------------------------------------------
-def transcodes(request: Request) -> TranscodeService:
-    service: TranscodeService = request.app.state.transcodes
-    return service
-
+transcodes = app_service("transcodes", TranscodeService)
 
 Transcodes = Annotated[TranscodeService, Depends(transcodes)]
 
@@ -166,7 +151,7 @@ async def start_transcode(
     principal: PrincipalDep,
     service: Transcodes,
     rec_id: str,
-    room: str = RoomName,
+    room: str = RoomPath,
 ) -> TranscodeRecord:
     """Transcode a completed recording into a new file (grant: room_record or room_admin)."""
     principal.require_record(room)
@@ -177,7 +162,7 @@ async def start_transcode(
     "/api/rooms/{room}/recordings/{rec_id}/transcodes", response_model=list[TranscodeRecord]
 )
 async def list_transcodes(
-    principal: PrincipalDep, service: Transcodes, rec_id: str, room: str = RoomName
+    principal: PrincipalDep, service: Transcodes, rec_id: str, room: str = RoomPath
 ) -> list[TranscodeRecord]:
     principal.require_record(room)
     return await service.list(room, rec_id)
@@ -192,7 +177,7 @@ async def get_transcode(
     service: Transcodes,
     rec_id: str,
     transcode_id: str,
-    room: str = RoomName,
+    room: str = RoomPath,
 ) -> TranscodeRecord:
     principal.require_record(room)
     return await service.get(room, rec_id, transcode_id)
@@ -207,7 +192,7 @@ async def download_transcode(
     service: Transcodes,
     rec_id: str,
     transcode_id: str,
-    room: str = RoomName,
+    room: str = RoomPath,
 ) -> FileResponse:
     """The transcoded file (HTTP Range supported)."""
     principal.require_record(room)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from mediaplane.control.deps import PrincipalDep, RoomsDep
-from mediaplane.control.recordings import RecordingService
+from mediaplane.control.jobs.recordings import RecordingService
 from mediaplane.control.urls import redact_urls
 
 router = APIRouter(tags=["system"])
@@ -73,5 +73,6 @@ async def media_jobs(principal: PrincipalDep, request: Request) -> list[dict[str
 
     Their requests carry stream keys and source credentials: every URL is redacted."""
     principal.require("room_list")
-    jobs: list[dict[str, Any]] = redact_urls(await _recordings(request).media.jobs())
+    placed = await _recordings(request).media.jobs()
+    jobs: list[dict[str, Any]] = redact_urls([j.model_dump(mode="json") for j in placed])
     return jobs

@@ -12,9 +12,9 @@ that joins through the RoomManager like any peer, so everyone in the room
     job ends (file finished, source gone) / stop / kick / room deleted
       -> the peer leaves (producerClosed per track, peerLeft)
 
-States only move forward:
+States (lifecycle.py, docs/job-lifecycle.md):
 
-    starting -> active -> stopping -> completed | failed
+    starting -> running -> stopping -> completed | failed
 
 Ownership: the instance that started an injection owns its LocalPeer (so its
 SFU objects) and one watcher task that polls the job. Records live in Redis
@@ -27,35 +27,34 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediaplane.control.auth import Grants, PermissionDenied, Principal
 from mediaplane.control.errors import BadRequest, Conflict, ControlError, NotFound
+from mediaplane.control.jobs.lifecycle import JobRecord, JobService, Step, job_reason
+from mediaplane.control.jobs.plumbing import close_transport
+from mediaplane.control.jobs.records import RecordStore
 from mediaplane.control.media_client import MediaClient, MediaManagerError
-from mediaplane.control.records import RecordStore, StoredRecord
 from mediaplane.control.rooms import LocalPeer, RoomManager
-from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.urls import redact
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.media.errors import BadRequest as MediaBadRequest
-from mediaplane.media.models import check_source_url
+from mediaplane.media.models import Job, check_source_url
 from mediaplane.media.paths import confine
-from mediaplane.sfu import SfuClient, SfuError
+from mediaplane.sfu import SfuClient
+from mediaplane.wire.ids import Json
 
 log = logging.getLogger(__name__)
 
-InjectionState = Literal["starting", "active", "stopping", "completed", "failed"]
 SourceType = Literal["file", "http", "hls", "rtmp", "rtsp"]
 ROOM_OUTPUT_TREES = ("rooms", "egress")  # <tree>/<room>/...: what a room's media work writes
 Kind = Literal["audio", "video"]
-ORDER = {"starting": 0, "active": 1, "stopping": 2, "completed": 3, "failed": 3}
 INDEX = "mp:injections"  # sorted set: injection id by requested_at
 POLL_S = 0.3
 # What the SFU receives: the worker encodes to exactly these.
@@ -73,23 +72,36 @@ def key(injection_id: str) -> str:
     return f"mp:injection:{injection_id}"
 
 
-class InjectionTransition(BaseModel):
-    state: InjectionState
-    at: float
-    reason: str = ""
-
-
 class InjectionRequest(BaseModel):
-    """What a client asks for (validated by the REST layer)."""
+    """What a client asks for (the REST body, validated once here)."""
 
-    source: str
-    name: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="a file under the media root (e.g. `media/intro.mp4`), or a URL: "
+        "http(s):// file or HLS playlist (.m3u8), rtmp(s)://, rtsp(s)://",
+    )
+    name: str | None = Field(
+        default=None, min_length=1, max_length=64, description="the participant name others see"
+    )
     audio: bool = True
     video: bool = True
-    loop: bool = False
+    loop: bool = Field(default=False, description="start again at the end (files, HTTP files)")
+
+    @model_validator(mode="after")
+    def _kinds(self) -> InjectionRequest:
+        if not (self.audio or self.video):
+            raise ValueError("inject audio, video or both")
+        if self.name is not None and any(ord(c) < 32 for c in self.name):
+            raise ValueError("name must not contain control characters")
+        return self
 
 
-class InjectionRecord(StoredRecord):
+class InjectionRecord(JobRecord):
+    noun: ClassVar[str] = "injection"
+
     identity: str  # inject-<id>: the participant others see
     name: str
     peer_id: str
@@ -98,29 +110,9 @@ class InjectionRecord(StoredRecord):
     audio: bool
     video: bool
     loop: bool
-    state: InjectionState = "starting"
-    history: list[InjectionTransition] = Field(default_factory=list)
-    media_job_id: str | None = None
     producers: dict[str, str] = Field(default_factory=dict)  # kind -> producer id
-    requested_at: float = Field(default_factory=time.time)
-    started_at: float | None = None  # the first decoded data
-    stopped_at: float | None = None
     played_s: float | None = None  # running time, across loops
     loops: int = 0
-    error: str | None = None
-    instance: str = ""
-
-    def advance(self, state: InjectionState, reason: str = "") -> bool:
-        if self.state in ("completed", "failed"):
-            return False
-        if state != "failed" and ORDER[state] <= ORDER[self.state]:
-            return False
-        self.state = state
-        self.history.append(InjectionTransition(state=state, at=time.time(), reason=reason))
-        if state == "failed":
-            self.error = reason
-        log.info("injection=%s room=%s state=%s %s", self.id, self.room, state, reason)
-        return True
 
 
 @dataclass
@@ -153,40 +145,20 @@ def default_name(source: str, source_type: SourceType) -> str:
     return f"{source_type}: {stem}"[:64] if stem else source_type
 
 
-class InjectionService:
+class InjectionService(JobService[InjectionRecord]):
+    event = "injection"
+    poll_s = POLL_S
+
     def __init__(
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, media_root: Path
     ) -> None:
-        self.rooms = rooms
-        self.store = rooms.store
-        self.records = RecordStore(rooms.store.redis, InjectionRecord, "injection", key, INDEX)
-        self.media = media
-        self.webhooks = webhooks
-        self.root = media_root
+        records = RecordStore(rooms.store.redis, InjectionRecord, "injection", key, INDEX)
+        super().__init__(rooms, media, webhooks, media_root, records)
         self.active: dict[str, Active] = {}
-        self.tasks = OwnedTasks()
 
-    async def start_service(self) -> None:
-        """Nothing to subscribe to: room events reach the injection's peer like any peer's."""
-
-    async def close(self) -> None:
-        for injection_id in list(self.active):
-            with contextlib.suppress(Exception):
-                await self.stop(injection_id, "server shutting down")
-        await self.tasks.cancel()
-
-    # storage ----------------------------------------------------------------------------
-    async def save(self, rec: InjectionRecord) -> None:
-        await self.records.save(rec)
-
-    async def load(self, injection_id: str) -> InjectionRecord | None:
-        return await self.records.load(injection_id)
-
-    async def get(self, room: str, injection_id: str) -> InjectionRecord:
-        return await self.records.get(room, injection_id)
-
-    async def list_all(self, room: str | None = None) -> list[InjectionRecord]:
-        return await self.records.list(room)
+    # Room events reach the injection's peer like any peer's: no `listen`.
+    def live(self) -> list[str]:
+        return list(self.active)
 
     # the source -------------------------------------------------------------------------
     def _source(self, room: str, source: str) -> tuple[SourceType, dict[str, str], str]:
@@ -220,11 +192,9 @@ class InjectionService:
         rec = InjectionRecord(
             id=injection_id, room=room, identity=identity, name=name,
             peer_id=uuid.uuid4().hex[:12], source=shown, source_type=source_type,
-            audio=req.audio, video=req.video, loop=req.loop, instance=self.rooms.instance_id,
+            audio=req.audio, video=req.video, loop=req.loop, instance=self.instance,
         )  # fmt: skip
-        rec.history.append(
-            InjectionTransition(state="starting", at=rec.requested_at, reason="requested")
-        )
+        rec.begin()
         principal = Principal(
             identity=identity, name=name, api_key="",
             grants=Grants(room=room, room_join=True, can_subscribe=False,
@@ -240,7 +210,7 @@ class InjectionService:
         self.active[rec.id] = active
         try:
             router_id = self.rooms.room_of(peer).router_id
-            body: dict[str, Any] = {"kind": "inject", "loop": req.loop, **job_source}
+            body: Json = {"kind": "inject", "loop": req.loop, **job_source}
             kinds: list[Kind] = [k for k in ("audio", "video") if getattr(req, k)]
             for kind in kinds:
                 t = await active.sfu.create_plain_transport(
@@ -255,15 +225,15 @@ class InjectionService:
                     "payloadType": RTP[kind]["payloadType"], "ssrc": active.ssrcs[kind],
                 }  # fmt: skip
             job = await self.media.create_job(body)
-            rec.media_job_id = job["id"]
-            if job["state"] == "failed":
-                raise MediaManagerError(f"the media job failed to start: {job.get('error')}")
+            rec.media_job_id = job.id
+            if job.state == "failed":
+                raise MediaManagerError(f"the media job failed to start: {job.error}")
             await self.save(rec)
         except BaseException as e:
             reason = e.message if isinstance(e, ControlError) else repr(e)
             await self._finish(active, False, f"start failed: {reason}")
             raise
-        active.watcher = self.tasks.spawn(self._watch(active))
+        active.watcher = self.tasks.spawn(self.watch(rec, self._step(active), retry_s=2))
         log.info(
             "injection=%s room=%s started job=%s source=%s (%s) loop=%s",
             rec.id, room, rec.media_job_id, shown, source_type, req.loop,
@@ -280,51 +250,43 @@ class InjectionService:
         log.info("injection=%s room=%s produces %s as %s", rec.id, rec.room, kind, producer_id)
 
     # the job's life -----------------------------------------------------------------------
-    async def _watch(self, active: Active) -> None:
+    def _step(self, active: Active) -> Step:
         rec = active.record
-        assert rec.media_job_id is not None
-        while not active.ending:
-            try:
-                job = await self.media.get(rec.media_job_id)
-            except Exception as e:
-                log.warning("injection=%s cannot read its job: %s", rec.id, e)
-                await asyncio.sleep(2)
-                continue
+
+        async def step(job: Job) -> bool:
             async with active.lock:
                 if active.ending:
-                    return
+                    return False
                 changed = await self._follow(active, job)
-                if job["state"] in ("completed", "failed"):
-                    ok = job["state"] == "completed"
-                    why = str(job.get("error") or job["history"][-1]["reason"])
-                    why = why.removesuffix("; no file")  # an inject job never writes one
+                if job.terminal:
+                    ok = job.state == "completed"
+                    why = job_reason(job).removesuffix("; no file")  # an inject job writes none
                     reason = "the source ended" if ok else f"the source failed: {why}"
                     await self._end(active, job, ok, reason)
-                    return
+                    return False
                 if changed:
                     await self.save(rec)
-            await asyncio.sleep(POLL_S)
+            return True
 
-    async def _follow(self, active: Active, job: dict[str, Any]) -> bool:
+        return step
+
+    async def _follow(self, active: Active, job: Job) -> bool:
         """Produce each kind once its data flows; keep the record's numbers. True if changed."""
         rec = active.record
         changed = False
-        flowing = job.get("first_packet_by_stream") or {}
         kinds: tuple[Kind, ...] = ("audio", "video")
         for kind in kinds:
-            if kind in active.transports and kind not in rec.producers and kind in flowing:
+            flows = kind in job.first_packet_by_stream
+            if kind in active.transports and kind not in rec.producers and flows:
                 await self._produce(active, kind)
                 changed = True
         if rec.producers and rec.state == "starting":
-            rec.started_at = job.get("first_packet_at")
-            rec.advance("active", "media flows: " + ", ".join(sorted(rec.producers)))
-            self.webhooks.emit("injection.started", rec.model_dump(mode="json"))
+            reason = "media flows: " + ", ".join(sorted(rec.producers))
+            await self.mark_running(rec, reason, job.first_packet_at)
             changed = True
-        stats = job.get("stats") or {}
-        loops = int(stats.get("loops") or 0)
-        if loops != rec.loops:
-            rec.loops, changed = loops, True
-        rec.played_s = stats.get("duration_s")
+        if job.stats.loops != rec.loops:
+            rec.loops, changed = job.stats.loops, True
+        rec.played_s = job.stats.duration_s
         return changed
 
     async def stop(self, injection_id: str, reason: str) -> InjectionRecord:
@@ -340,24 +302,16 @@ class InjectionService:
         async with active.lock:
             rec.advance("stopping", reason)
             await self.save(rec)
-            job: dict[str, Any] = {}
-            if rec.media_job_id is not None:
-                try:
-                    job = await self.media.stop(rec.media_job_id)
-                except Exception as e:  # it may have ended on its own
-                    log.warning("injection=%s stop of its job: %s", rec.id, e)
-                    with contextlib.suppress(Exception):
-                        job = await self.media.get(rec.media_job_id)
-            ok = job.get("state") == "completed"
+            job = await self.stop_job(rec)
+            ok = job is not None and job.state == "completed"
             await self._end(active, job, ok, reason)
         return rec
 
-    async def _end(self, active: Active, job: dict[str, Any], ok: bool, reason: str) -> None:
+    async def _end(self, active: Active, job: Job | None, ok: bool, reason: str) -> None:
         active.ending = True
-        stats = job.get("stats") or {}
-        if stats:
-            active.record.played_s = stats.get("duration_s")
-            active.record.loops = int(stats.get("loops") or 0)
+        if job is not None:
+            active.record.played_s = job.stats.duration_s
+            active.record.loops = job.stats.loops
         await self._finish(active, ok, reason)
 
     async def _finish(self, active: Active, ok: bool, reason: str) -> None:
@@ -371,19 +325,12 @@ class InjectionService:
         with contextlib.suppress(Exception):
             await self.rooms.leave(active.peer, reason[:200])
         for transport_id in active.transports.values():  # if the peer never fully joined
-            with contextlib.suppress(SfuError):
-                await active.sfu.close_transport(transport_id)
-        rec.stopped_at = time.time()
-        rec.advance("completed" if ok else "failed", reason)
-        with contextlib.suppress(Exception):
-            await self.save(rec)
-        self.webhooks.emit(
-            "injection.finished" if ok else "injection.failed", rec.model_dump(mode="json")
-        )
+            await close_transport(active.sfu, transport_id)
+        await self.finish(rec, ok, reason)
 
     # the injection's peer: what the room does to it ---------------------------------------
     def _peer_events(self, injection_id: str) -> Any:
-        async def on_event(name: str, data: dict[str, Any]) -> None:
+        async def on_event(name: str, data: Json) -> None:
             if name == "rejoin":  # the room's router is gone (an SFU worker died)
                 self.tasks.spawn(
                     self._end_quietly(injection_id, f"media server lost: {data}", False)

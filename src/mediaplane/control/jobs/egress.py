@@ -3,12 +3,12 @@
 One media-manager `composite` job per egress. The control plane feeds it
 track by track: a plain transport per track on the room's router -> consume
 (paused) -> `POST /jobs/{id}/inputs` answers with the ports -> connect ->
-resume -> key frames. It follows the room: a new producer becomes a tile (or
+resume -> key frames (plumbing.py). It follows the room: a new producer becomes a tile (or
 joins the mix), a closed one leaves it. A participant egress ends when the
 participant leaves; a room egress ends when the room has been empty for
-`EMPTY_GRACE_S` or is deleted. States only move forward:
+`EMPTY_GRACE_S` or is deleted. States (lifecycle.py, docs/job-lifecycle.md):
 
-    starting -> active -> stopping -> completed | failed
+    starting -> running -> stopping -> completed | failed
 
 Ownership: the instance that started an egress owns its SFU objects and its
 watcher task (it polls the job, so a job that fails on its own, e.g. an RTMP
@@ -20,28 +20,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
-from mediaplane.control.media_client import (
-    KeyFrameRelay,
-    MediaClient,
-    MediaManagerError,
-    consumer_stream,
-)
-from mediaplane.control.records import RecordStore, StoredRecord, confined_file
+from mediaplane.control.jobs.lifecycle import JobRecord, JobService, Step, job_reason
+from mediaplane.control.jobs.plumbing import Feed, KeyFrameRelay, open_feed, request_key_frames
+from mediaplane.control.jobs.records import RecordStore, confined_file
+from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.rooms import RoomManager
-from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.urls import redact_stream_key
 from mediaplane.control.webhooks import Webhooks
-from mediaplane.sfu import SfuClient, SfuError
+from mediaplane.media.models import CompositeRequest, HlsWindow, Job, RtmpUrl
+from mediaplane.sfu import SfuClient
 from mediaplane.state.models import ProducerRecord
+from mediaplane.wire.ids import Identity, Json
 from mediaplane.wire.room_events import (
     NewProducer,
     PeerJoined,
@@ -53,8 +50,6 @@ from mediaplane.wire.room_events import (
 
 log = logging.getLogger(__name__)
 
-EgressState = Literal["starting", "active", "stopping", "completed", "failed"]
-ORDER = {"starting": 0, "active": 1, "stopping": 2, "completed": 3, "failed": 3}
 INDEX = "mp:egresses"  # sorted set: egress id by requested_at
 EMPTY_GRACE_S = 10.0
 POLL_S = 0.5
@@ -65,29 +60,59 @@ def key(egress_id: str) -> str:
     return f"mp:egress:{egress_id}"
 
 
-class EgressTransition(BaseModel):
-    state: EgressState
-    at: float
-    reason: str = ""
+def _as_the_manager(name: str) -> Any:
+    """A field of the manager's `CompositeRequest` (constraints, default, alias), not a copy."""
+    return CompositeRequest.model_fields[name]
 
 
 class EgressRequest(BaseModel):
-    """What a client asks for (validated by the REST layer)."""
+    """What a client asks for (the REST body, validated once here): who to follow and
+    where to send it; how it looks are the manager's composite fields."""
 
-    source: Literal["room", "participant"] = "room"
-    identity: str | None = None
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source: Literal["room", "participant"] = Field(
+        default="room", description="room: everyone, following joins and leaves"
+    )
+    identity: Identity | None = None
     output: Literal["file", "rtmp", "hls"] = "file"
-    format: Literal["mp4", "mkv", "webm"] = "mp4"
-    rtmp_url: str | None = None
-    hls_window: int = 0
-    width: int = 1280
-    height: int = 720
-    fps: int = 30
-    video_kbps: int = 2500
-    audio_only: bool = False
+    format: Literal["mp4", "mkv", "webm"] = _as_the_manager("format")
+    rtmp_url: RtmpUrl | None = _as_the_manager("rtmp_url")
+    hls_window: HlsWindow = _as_the_manager("hls_window")
+    width: int = _as_the_manager("width")
+    height: int = _as_the_manager("height")
+    fps: int = _as_the_manager("fps")
+    video_kbps: int = _as_the_manager("video_kbps")
+    audio_only: bool = _as_the_manager("audio_only")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EgressRequest:
+        if (self.output == "rtmp") != (self.rtmp_url is not None):
+            raise ValueError("rtmpUrl is required for output 'rtmp' and only for it")
+        if self.hls_window and self.output != "hls":
+            raise ValueError("hlsWindow is for output 'hls' only")
+        if self.source == "participant" and self.identity is None:
+            raise ValueError("source 'participant' needs an identity")
+        return self
+
+    def job_body(self, name: str) -> Json:
+        """The media manager's `composite` request, its outputs named `name`."""
+        body: Json = {
+            "kind": "composite", "width": self.width, "height": self.height, "fps": self.fps,
+            "videoKbps": self.video_kbps, "audioOnly": self.audio_only,
+        }  # fmt: skip
+        if self.output == "file":
+            body.update(filePath=name, format=self.format)
+        elif self.output == "hls":
+            body.update(hlsPath=name, hlsWindow=self.hls_window)
+        else:
+            body["rtmpUrl"] = self.rtmp_url
+        return body
 
 
-class EgressRecord(StoredRecord):
+class EgressRecord(JobRecord):
+    noun: ClassVar[str] = "egress"
+
     source: Literal["room", "participant"]
     identity: str | None = None
     output: Literal["file", "rtmp", "hls"]
@@ -97,40 +122,13 @@ class EgressRecord(StoredRecord):
     height: int
     fps: int
     audio_only: bool = False
-    state: EgressState = "starting"
-    history: list[EgressTransition] = Field(default_factory=list)
-    media_job_id: str | None = None
     file: str | None = None  # relative to the recordings root (file output)
     hls_folder: str | None = None  # relative to the recordings root (HLS output)
     hls_window: int = 0  # HLS: segments in the live playlist (0: every segment)
     tracks: list[str] = Field(default_factory=list)  # producer ids in the mix now
     active_speaker: str | None = None
-    requested_at: float = Field(default_factory=time.time)
-    started_at: float | None = None
-    stopped_at: float | None = None
     duration_s: float | None = None
     size_bytes: int | None = None
-    error: str | None = None
-    instance: str = ""
-
-    def advance(self, state: EgressState, reason: str = "") -> bool:
-        if self.state in ("completed", "failed"):
-            return False
-        if state != "failed" and ORDER[state] <= ORDER[self.state]:
-            return False
-        self.state = state
-        self.history.append(EgressTransition(state=state, at=time.time(), reason=reason))
-        if state == "failed":
-            self.error = reason
-        log.info("egress=%s room=%s state=%s %s", self.id, self.room, state, reason)
-        return True
-
-
-@dataclass
-class Track:
-    producer_id: str
-    transport_id: str
-    consumer_id: str | None = None
 
 
 @dataclass
@@ -138,7 +136,7 @@ class Active:
     record: EgressRecord
     router_id: str
     sfu: SfuClient  # the SFU node hosting the room's router
-    tracks: dict[str, Track] = field(default_factory=dict)  # producer id -> plumbing
+    tracks: dict[str, Feed] = field(default_factory=dict)  # producer id -> its feed
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     watcher: asyncio.Task[None] | None = None
     empty_timer: asyncio.Task[None] | None = None
@@ -146,42 +144,25 @@ class Active:
     key_frames: KeyFrameRelay = field(default_factory=KeyFrameRelay)
 
 
-class EgressService:
+class EgressService(JobService[EgressRecord]):
+    event = "egress"
+    poll_s = POLL_S
+
     def __init__(
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
     ) -> None:
-        self.rooms = rooms
-        self.store = rooms.store
-        self.records = RecordStore(rooms.store.redis, EgressRecord, "egress", key, INDEX)
-        self.media = media
-        self.webhooks = webhooks
-        self.root = recordings_root
+        records = RecordStore(rooms.store.redis, EgressRecord, "egress", key, INDEX)
+        super().__init__(rooms, media, webhooks, recordings_root, records)
         self.active: dict[str, Active] = {}
         self.empty_grace_s = EMPTY_GRACE_S
-        self.tasks = OwnedTasks()
 
-    async def start_service(self) -> None:
+    def listen(self) -> None:
         self.rooms.room_listeners.append(self._on_room_event)
 
-    async def close(self) -> None:
-        for egress_id in list(self.active):
-            with contextlib.suppress(Exception):
-                await self.stop(egress_id, "server shutting down")
-        await self.tasks.cancel()
+    def live(self) -> list[str]:
+        return list(self.active)
 
-    # storage ----------------------------------------------------------------------
-    async def save(self, rec: EgressRecord) -> None:
-        await self.records.save(rec)
-
-    async def load(self, egress_id: str) -> EgressRecord | None:
-        return await self.records.load(egress_id)
-
-    async def get(self, room: str, egress_id: str) -> EgressRecord:
-        return await self.records.get(room, egress_id)
-
-    async def list_all(self, room: str | None = None) -> list[EgressRecord]:
-        return await self.records.list(room)
-
+    # files ------------------------------------------------------------------------
     def file_path(self, rec: EgressRecord) -> Path:
         return confined_file(self.root, rec.file, f"egress {rec.id}")
 
@@ -213,33 +194,21 @@ class EgressService:
             rtmp_target=redact_stream_key(req.rtmp_url) if req.rtmp_url else None,
             width=req.width, height=req.height, fps=req.fps, audio_only=req.audio_only,
             hls_window=req.hls_window if req.output == "hls" else 0,
-            instance=self.rooms.instance_id,
+            instance=self.instance,
         )  # fmt: skip
-        rec.history.append(
-            EgressTransition(state="starting", at=rec.requested_at, reason="requested")
-        )
-        body: dict[str, Any] = {
-            "kind": "composite", "width": req.width, "height": req.height, "fps": req.fps,
-            "videoKbps": req.video_kbps, "audioOnly": req.audio_only,
-        }  # fmt: skip
+        rec.begin()
         name = f"egress/{room}/{(req.identity or 'room')}-{rec.id}"
-        if req.output == "file":
-            body.update(filePath=name, format=req.format)
-        elif req.output == "hls":
-            body.update(hlsPath=name, hlsWindow=req.hls_window)
-        else:
-            body["rtmpUrl"] = req.rtmp_url
         active = Active(rec, router_id=room_rec.router_id, sfu=await self.rooms.room_sfu(room))
         # A refusal here (429 over budget or no manager up, 507 no disk, 400) is the
         # caller's answer, and no egress exists.
-        job = await self.media.create_job(body)
+        job = await self.media.create_job(req.job_body(name))
         self.active[rec.id] = active
         try:
-            rec.media_job_id = job["id"]
-            if job["state"] == "failed":
-                raise InvalidState(f"the media job failed to start: {job.get('error')}")
-            if job.get("output_path"):
-                relative = str(Path(job["output_path"]).resolve().relative_to(self.root.resolve()))
+            rec.media_job_id = job.id
+            if job.state == "failed":
+                raise InvalidState(f"the media job failed to start: {job.error}")
+            if job.output_path:
+                relative = str(Path(job.output_path).resolve().relative_to(self.root.resolve()))
                 if req.output == "hls":
                     rec.hls_folder = relative
                 else:
@@ -260,78 +229,58 @@ class EgressService:
                     await self.media.stop(rec.media_job_id)  # 409 when it ended already
             await self._finish(active, False, f"start failed: {e}")
             return rec
-        active.watcher = self.tasks.spawn(self._watch(active))
-        self.webhooks.emit("egress.started", rec.model_dump(mode="json"))
+        active.watcher = self.tasks.spawn(self.watch(rec, self._step(active), retry_s=2))
+        self.emit(rec, "started")
         return rec
 
     async def _wanted(self, rec: EgressRecord) -> list[ProducerRecord]:
-        producers = await self.store.list_producers(rec.room)
-        return [
-            p
-            for p in producers
-            if (rec.identity is None or p.identity == rec.identity)
-            and not (rec.audio_only and p.kind == "video")
-        ]
+        return [p for p in await self.store.list_producers(rec.room) if self._wants(rec, p)]
+
+    @staticmethod
+    def _wants(rec: EgressRecord, producer: ProducerRecord) -> bool:
+        return (rec.identity is None or producer.identity == rec.identity) and not (
+            rec.audio_only and producer.kind == "video"
+        )
 
     async def _add_track(self, active: Active, producer: ProducerRecord) -> None:
         rec = active.record
         if producer.producer_id in active.tracks or rec.media_job_id is None:
             return
         names = {p.peer_id: p.name for p in await self.store.list_peers(rec.room)}
-        t = await active.sfu.create_plain_transport(
-            active.router_id, rtcp_mux=False, app_data={"egress": rec.id}
-        )
-        track = Track(producer.producer_id, t.transport_id)
-        active.tracks[producer.producer_id] = track
+        source = await self.rooms.usable_producer(rec.room, active.sfu, producer, active.router_id)
+        feed = await open_feed(active.sfu, active.router_id, source, {"egress": rec.id})
+        active.tracks[producer.producer_id] = feed
         try:
-            caps = await active.sfu.get_router_rtp_capabilities(active.router_id)
-            source = await self.rooms.usable_producer(
-                rec.room, active.sfu, producer, active.router_id
-            )
-            c = await active.sfu.consume(t.transport_id, source, caps, paused=True)
-            track.consumer_id = c.consumer_id
             label = names.get(producer.peer_id) or producer.identity
             if producer.source == "screen":
                 label += " (screen)"
             ep = await self.media.add_input(rec.media_job_id, {
                 "id": producer.producer_id, "participant": producer.identity,
-                "name": label[:64], "stream": consumer_stream(c.rtp_parameters),
+                "name": label[:64], "stream": feed.stream,
             })  # fmt: skip
-            await active.sfu.connect_plain_transport(
-                t.transport_id, ip=ep["ip"], port=ep["port"], rtcp_port=ep["rtcpPort"]
-            )
-            await active.sfu.resume_consumer(c.consumer_id)
+            await feed.connect(ep)
         except BaseException:
             active.tracks.pop(producer.producer_id, None)
-            with contextlib.suppress(SfuError):
-                await active.sfu.close_transport(t.transport_id)
+            await feed.close()
             raise
         rec.tracks.append(producer.producer_id)
         await self.save(rec)
         if producer.kind == "video":
-            self.tasks.spawn(self._key_frames(active.sfu, c.consumer_id))
+            self.tasks.spawn(request_key_frames(active.sfu, feed.consumer_id, 4, 0.4))
         log.info(
             "egress=%s room=%s track added producer=%s identity=%s kind=%s",
             rec.id, rec.room, producer.producer_id, producer.identity, producer.kind,
         )  # fmt: skip
 
-    async def _key_frames(self, sfu: SfuClient, consumer_id: str) -> None:
-        # The decoder needs a key frame; the first requests may race the connect.
-        for _ in range(4):
-            with contextlib.suppress(SfuError):
-                await sfu.request_key_frame(consumer_id)
-            await asyncio.sleep(0.4)
-
     async def _remove_track(self, active: Active, producer_id: str) -> None:
-        track = active.tracks.pop(producer_id, None)
-        if track is None:
+        feed = active.tracks.pop(producer_id, None)
+        if feed is None:
             return
         rec = active.record
         if rec.media_job_id is not None:
             with contextlib.suppress(Exception):
                 await self.media.remove_input(rec.media_job_id, producer_id)
-        with contextlib.suppress(SfuError):
-            await active.sfu.close_transport(track.transport_id)
+        await feed.close()
         if producer_id in rec.tracks:
             rec.tracks.remove(producer_id)
         await self.save(rec)
@@ -344,19 +293,16 @@ class EgressService:
             if rec.room != event.room or active.stopping:
                 continue
             if isinstance(event, NewProducer):
-                if rec.identity is not None and event.identity != rec.identity:
-                    continue
-                if rec.audio_only and event.kind == "video":
-                    continue
                 producer = ProducerRecord(
                     producer_id=event.producer_id, peer_id=event.peer_id,
                     identity=event.identity, kind=event.kind, source=event.source,
                 )  # fmt: skip
-                self.tasks.spawn(self._follow_add(active, producer))
+                if self._wants(rec, producer):
+                    self.tasks.spawn(self._follow_add(active, producer))
             elif isinstance(event, ProducerClosed) and event.producer_id in active.tracks:
                 self.tasks.spawn(self._follow_remove(active, event.producer_id))
             elif isinstance(event, PeerLeft):
-                self.tasks.spawn(self._after_leave(active, event.peer_id))
+                self.tasks.spawn(self._after_leave(active))
             elif isinstance(event, PeerJoined) and active.empty_timer is not None:
                 active.empty_timer.cancel()
                 active.empty_timer = None
@@ -377,7 +323,7 @@ class EgressService:
             if not active.stopping:
                 await self._remove_track(active, producer_id)
 
-    async def _after_leave(self, active: Active, peer_id: str) -> None:
+    async def _after_leave(self, active: Active) -> None:
         rec = active.record
         peers = await self.store.list_peers(rec.room)
         if rec.identity is not None:
@@ -385,7 +331,6 @@ class EgressService:
                 await self._stop_quietly(rec.id, "the participant left")
         elif not peers and active.empty_timer is None:
             active.empty_timer = self.tasks.spawn(self._empty(active))
-        del peer_id
 
     async def _empty(self, active: Active) -> None:
         await asyncio.sleep(self.empty_grace_s)
@@ -393,35 +338,30 @@ class EgressService:
             await self._stop_quietly(active.record.id, "the room stayed empty")
 
     # the job's life ---------------------------------------------------------------------------
-    async def _watch(self, active: Active) -> None:
+    def _step(self, active: Active) -> Step:
         rec = active.record
-        assert rec.media_job_id is not None
-        while not active.stopping:
-            try:
-                job = await self.media.get(rec.media_job_id)
-            except Exception as e:
-                log.warning("egress=%s cannot read its job: %s", rec.id, e)
-                await asyncio.sleep(2)
-                continue
+
+        async def step(job: Job) -> bool:
             if active.stopping:
-                return
-            if job["state"] == "running" and rec.state == "starting":
-                rec.started_at = job.get("first_packet_at")
-                rec.advance("active", "media flows")
+                return False
+            if job.state == "running" and rec.state == "starting":
+                rec.started_at = job.first_packet_at
+                rec.advance("running", "media flows")
                 await self.save(rec)
             await self._relay_key_frames(active, job)
-            if job.get("active_speaker") != rec.active_speaker:
-                rec.active_speaker = job.get("active_speaker")
+            if job.active_speaker != rec.active_speaker:
+                rec.active_speaker = job.active_speaker
                 await self.save(rec)
-            if job["state"] in ("completed", "failed"):
-                why = job.get("error") or job["history"][-1]["reason"]
-                ok = job["state"] == "completed"
-                await self._end(active, job, ok, f"the job ended: {why}")
-                return
-            await asyncio.sleep(POLL_S)
+            if job.terminal:
+                ok = job.state == "completed"
+                await self._end(active, job, ok, f"the job ended: {job_reason(job)}")
+                return False
+            return True
 
-    async def _relay_key_frames(self, active: Active, job: dict[str, Any]) -> None:
-        consumers = {producer_id: t.consumer_id for producer_id, t in active.tracks.items()}
+        return step
+
+    async def _relay_key_frames(self, active: Active, job: Job) -> None:
+        consumers = {producer_id: f.consumer_id for producer_id, f in active.tracks.items()}
         for producer_id, count in await active.key_frames.relay(active.sfu, job, consumers):
             log.info(
                 "egress=%s room=%s producer=%s key frame requested: the mix lost data (%d)",
@@ -440,25 +380,20 @@ class EgressService:
         rec = active.record
         rec.advance("stopping", reason)
         await self.save(rec)
-        job: dict[str, Any] = {}
-        if rec.media_job_id is not None:
-            try:
-                job = await self.media.stop(rec.media_job_id)
-            except Exception as e:  # it may have ended on its own
-                log.warning("egress=%s stop of its job failed: %s", rec.id, e)
-                with contextlib.suppress(Exception):
-                    job = await self.media.get(rec.media_job_id)
-        ok = job.get("state") == "completed"
-        why = job.get("error") or (job["history"][-1]["reason"] if job.get("history") else "")
+        job = await self.stop_job(rec)
+        ok = job is not None and job.state == "completed"
+        why = job_reason(job)
         await self._end(active, job, ok, f"{reason}; job: {why}" if why else reason)
         return rec
 
-    async def _end(self, active: Active, job: dict[str, Any], ok: bool, reason: str) -> None:
+    async def _end(self, active: Active, job: Job | None, ok: bool, reason: str) -> None:
         active.stopping = True
         rec = active.record
-        stats = job.get("stats") or {}
-        rec.duration_s = stats.get("duration_s")
-        rec.size_bytes = stats.get("bytes") or None
+        if job is not None:
+            rec.duration_s = job.stats.duration_s
+            rec.size_bytes = job.stats.bytes or None
+        else:
+            rec.duration_s = rec.size_bytes = None
         await self._finish(active, ok, reason)
 
     async def _finish(self, active: Active, ok: bool, reason: str) -> None:
@@ -468,17 +403,11 @@ class EgressService:
         for t in (active.watcher, active.empty_timer):
             if t is not None and t is not asyncio.current_task():
                 t.cancel()
-        for track in list(active.tracks.values()):
-            with contextlib.suppress(SfuError):
-                await active.sfu.close_transport(track.transport_id)
+        for feed in list(active.tracks.values()):
+            await feed.close()
         active.tracks.clear()
         rec.tracks.clear()
-        rec.stopped_at = time.time()
-        rec.advance("completed" if ok else "failed", reason)
-        await self.save(rec)
-        self.webhooks.emit(
-            "egress.finished" if ok else "egress.failed", rec.model_dump(mode="json")
-        )
+        await self.finish(rec, ok, reason)
 
     async def _stop_quietly(self, egress_id: str, reason: str) -> None:
         with contextlib.suppress(Conflict, NotFound):

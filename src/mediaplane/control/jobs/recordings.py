@@ -23,9 +23,9 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mediaplane.control.errors import (
     Conflict,
@@ -34,24 +34,20 @@ from mediaplane.control.errors import (
     NotFound,
     Unavailable,
 )
-from mediaplane.control.media_client import (
-    KeyFrameRelay,
-    MediaClient,
-    MediaManagerError,
-    consumer_stream,
-)
-from mediaplane.control.records import RecordStore, StoredRecord, confined_file
+from mediaplane.control.jobs.lifecycle import JobRecord, JobService
+from mediaplane.control.jobs.plumbing import Feed, KeyFrameRelay, open_feed, request_key_frames
+from mediaplane.control.jobs.records import RecordStore, confined_file
+from mediaplane.control.media_client import MediaClient, MediaManagerError
 from mediaplane.control.rooms import RoomManager
-from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
+from mediaplane.media.models import Job
 from mediaplane.sfu import SfuClient, SfuError
 from mediaplane.sfu.models import Notification
+from mediaplane.state.models import ProducerRecord
+from mediaplane.wire.ids import Json
 from mediaplane.wire.room_events import NewProducer, PeerLeft, RecordingChanged, RoomEvent
 
 log = logging.getLogger(__name__)
-
-RecState = Literal["starting", "recording", "stopping", "completed", "failed"]
-ORDER = {"starting": 0, "recording": 1, "stopping": 2, "completed": 3, "failed": 3}
 
 
 def key(rec_id: str) -> str:
@@ -67,53 +63,25 @@ REPUBLISH_GRACE_S = 10.0
 WATCH_POLL_S = 0.5  # how often a recording's job is read (its end, key frame requests)
 
 
-class RecTransition(BaseModel):
-    state: RecState
-    at: float
-    reason: str = ""
+class RecordingRecord(JobRecord):
+    noun: ClassVar[str] = "recording"
 
-
-class RecordingRecord(StoredRecord):
     identity: str
     peer_id: str
     kinds: list[Literal["audio", "video"]]
     codecs: dict[str, str] = Field(default_factory=dict)
-    state: RecState = "starting"
-    history: list[RecTransition] = Field(default_factory=list)
-    media_job_id: str | None = None
     file: str | None = None  # relative to the recordings root
-    requested_at: float = Field(default_factory=time.time)
-    started_at: float | None = None
-    stopped_at: float | None = None
     start_latency_s: float | None = None  # request -> first packet written
     time_to_first_frame_s: float | None = None  # request -> first video data
     duration_s: float | None = None
     size_bytes: int | None = None
-    error: str | None = None
-    instance: str = ""
     mode: Literal["participant", "room"] = "participant"
     layout: Literal["muxed", "per_track"] = "muxed"
     parent_id: str | None = None  # set on the files of a group
     children: list[str] = Field(default_factory=list)  # set on a group (room mode, per-track)
 
-    def advance(self, state: RecState, reason: str = "") -> bool:
-        if self.state in ("completed", "failed"):
-            return False
-        if state != "failed" and ORDER[state] <= ORDER[self.state]:
-            return False
-        self.state = state
-        self.history.append(RecTransition(state=state, at=time.time(), reason=reason))
-        if state == "failed":
-            self.error = reason
-        log.info(
-            "recording=%s room=%s identity=%s state=%s %s",
-            self.id,
-            self.room,
-            self.identity,
-            state,
-            reason,
-        )
-        return True
+    def log_fields(self) -> str:
+        return f"identity={self.identity}"
 
 
 @dataclass
@@ -131,60 +99,46 @@ class Active:
     record: RecordingRecord
     sfu: SfuClient  # the SFU node hosting the room's router
     router_id: str = ""
-    transports: list[str] = field(default_factory=list)
-    transport_of: dict[str, str] = field(default_factory=dict)  # kind -> plain transport id
+    feeds: dict[str, Feed] = field(default_factory=dict)  # kind -> its feed (first track)
     consumers: dict[str, str] = field(default_factory=dict)  # consumer id -> kind
     detached: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # kind -> grace timer
     watcher: asyncio.Task[None] | None = None
     stopping: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class RecordingService:
+class RecordingService(JobService[RecordingRecord]):
+    event = "recording"
+    poll_s = WATCH_POLL_S
+
     def __init__(
         self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
     ) -> None:
-        self.rooms = rooms
-        self.store = rooms.store
-        self.records = RecordStore(rooms.store.redis, RecordingRecord, "recording", key, INDEX)
-        self.media = media
-        self.webhooks = webhooks
-        self.root = recordings_root
+        records = RecordStore(rooms.store.redis, RecordingRecord, "recording", key, INDEX)
+        super().__init__(rooms, media, webhooks, recordings_root, records)
         self.active: dict[str, Active] = {}
         self.groups: dict[str, Group] = {}
         self.republish_grace_s = REPUBLISH_GRACE_S
         self._by_consumer: dict[str, str] = {}
-        self.tasks = OwnedTasks()
 
-    async def start_service(self) -> None:
+    def listen(self) -> None:
         self.rooms.pool.add_listener(self._on_sfu)
         self.rooms.pool.on_node_down.append(self._on_node_down)
         self.rooms.room_listeners.append(self._on_room_event)
+
+    def live(self) -> list[str]:
+        return [*self.groups, *self.active]  # a group first: it stops its files
 
     async def close(self) -> None:
         self.rooms.pool.remove_listener(self._on_sfu)
         with contextlib.suppress(ValueError):
             self.rooms.pool.on_node_down.remove(self._on_node_down)
-        for group in list(self.groups.values()):
-            with contextlib.suppress(Exception):
-                await self._stop_group(group, "server shutting down")
-        for rec_id in list(self.active):
-            with contextlib.suppress(Exception):
-                await self.stop(rec_id, "server shutting down")
-        await self.tasks.cancel()
+        await super().close()
 
-    # storage --------------------------------------------------------------------
-    async def save(self, rec: RecordingRecord) -> None:
-        await self.records.save(rec)
+    # the room is told ---------------------------------------------------------------
+    async def on_running(self, rec: RecordingRecord) -> None:
+        await self._announce(rec)
 
-    async def load(self, rec_id: str) -> RecordingRecord | None:
-        return await self.records.load(rec_id)
-
-    async def _finish(self, rec: RecordingRecord, ok: bool, reason: str) -> None:
-        """End a recording: its final state, stored, told to the webhooks and the room."""
-        rec.advance("completed" if ok else "failed", reason)
-        await self.save(rec)
-        event = "recording.finished" if ok else "recording.failed"
-        self.webhooks.emit(event, rec.model_dump(mode="json"))
+    async def on_finished(self, rec: RecordingRecord) -> None:
         await self._announce(rec)
 
     async def _announce(self, rec: RecordingRecord) -> None:
@@ -192,11 +146,10 @@ class RecordingService:
         with contextlib.suppress(Exception):
             await self.rooms.publish_event(RecordingChanged(
                 room=rec.room, recording_id=rec.id, identity=rec.identity,
-                active=rec.state == "recording",
+                active=rec.state == "running",
             ))  # fmt: skip
 
-    async def get(self, room: str, rec_id: str) -> RecordingRecord:
-        return await self.records.get(room, rec_id)
+    # storage ------------------------------------------------------------------------
 
     async def list(
         self,
@@ -240,6 +193,34 @@ class RecordingService:
             raise InvalidState("record audio, video or both")
         room_rec = await self.rooms.get_room(room)
         wanted = {k for k, on in (("audio", audio), ("video", video)) if on}
+        peer_id, chosen = await self._choose(room, identity, wanted)
+        if room_rec.router_id is None:
+            raise InvalidState(f"room {room!r} has no media router")
+        rec = RecordingRecord(
+            id=uuid.uuid4().hex[:16], room=room, identity=identity, peer_id=peer_id,
+            kinds=list(chosen), instance=self.instance, parent_id=parent_id,
+        )  # fmt: skip
+        rec.begin()
+        active = Active(rec, await self.rooms.room_sfu(room), router_id=room_rec.router_id)
+        self.active[rec.id] = active
+        try:
+            await self._plumb(active, chosen)
+        except BaseException as e:
+            await self._teardown(active)
+            self.active.pop(rec.id, None)
+            await self.finish(rec, False, f"start failed: {e}")
+            raise
+        video_feed = active.feeds.get("video")
+        active.watcher = self.tasks.spawn(
+            self._watch(active, video_feed.consumer_id if video_feed else None)
+        )
+        return rec
+
+    async def _choose(
+        self, room: str, identity: str, wanted: set[str]
+    ) -> tuple[str, dict[str, ProducerRecord]]:
+        """The participant's peer id and the track of each wanted kind (not a screen);
+        409 when a kind is being recorded already, 404 when missing."""
         for a in self.active.values():
             same = a.record.room == room and a.record.identity == identity
             if same and wanted & set(a.record.kinds):
@@ -248,7 +229,7 @@ class RecordingService:
         if not peers:
             raise NotFound(f"participant {identity!r} is not in room {room!r}")
         producers = [p for p in await self.store.list_producers(room) if p.identity == identity]
-        chosen = {}
+        chosen: dict[str, ProducerRecord] = {}
         for kind in ("audio", "video"):
             if kind in wanted:
                 match = next(
@@ -257,61 +238,33 @@ class RecordingService:
                 if match is None:
                     raise NotFound(f"{identity!r} publishes no {kind} track")
                 chosen[kind] = match
-        if room_rec.router_id is None:
-            raise InvalidState(f"room {room!r} has no media router")
-        router_id = room_rec.router_id
-        sfu = await self.rooms.room_sfu(room)
+        return peers[0].peer_id, chosen
+
+    async def _plumb(self, active: Active, chosen: dict[str, ProducerRecord]) -> None:
+        """A feed per kind, the recorder started with their streams, connected, resumed."""
+        rec, sfu, router_id = active.record, active.sfu, active.router_id
         caps = await sfu.get_router_rtp_capabilities(router_id)
-        rec = RecordingRecord(
-            id=uuid.uuid4().hex[:16], room=room, identity=identity, peer_id=peers[0].peer_id,
-            kinds=list(chosen), instance=self.rooms.instance_id, parent_id=parent_id,
-        )  # fmt: skip
-        rec.history.append(RecTransition(state="starting", at=rec.requested_at, reason="requested"))
-        active = Active(rec, sfu, router_id=router_id)
-        self.active[rec.id] = active
-        try:
-            streams: dict[str, dict[str, Any]] = {}
-            for kind, producer in chosen.items():
-                t = await sfu.create_plain_transport(
-                    router_id, rtcp_mux=False, app_data={"recording": rec.id}
-                )
-                active.transports.append(t.transport_id)
-                active.transport_of[kind] = t.transport_id
-                source = await self.rooms.usable_producer(room, sfu, producer, router_id)
-                c = await sfu.consume(t.transport_id, source, caps, paused=True)
-                active.consumers[c.consumer_id] = kind
-                self._by_consumer[c.consumer_id] = rec.id
-                streams[kind] = {
-                    "transport": t.transport_id,
-                    "consumer": c.consumer_id,
-                    "rtp": consumer_stream(c.rtp_parameters),
-                }
-                rec.codecs[kind] = streams[kind]["rtp"]["mimeType"]
-            name = f"{parent_id}/{identity}-{rec.id}" if parent_id else f"{identity}-{rec.id}"
-            body: dict[str, Any] = {"filePath": f"rooms/{room}/{name}"}
-            body.update({kind: s["rtp"] for kind, s in streams.items()})
-            job = await self.media.start_recording(body)
-            rec.media_job_id = job["id"]
-            if job["state"] == "failed":
-                raise InvalidState(f"the recorder failed to start: {job.get('error')}")
-            rec.file = str(Path(job["output_path"]).resolve().relative_to(self.root.resolve()))
-            for kind, s in streams.items():
-                ep = job["rtp"][kind]
-                await sfu.connect_plain_transport(
-                    s["transport"], ip=ep["ip"], port=ep["port"], rtcp_port=ep["rtcpPort"]
-                )
-            for s in streams.values():
-                await sfu.resume_consumer(s["consumer"])
-            await self.save(rec)
-        except BaseException as e:
-            await self._teardown(active)
-            self.active.pop(rec.id, None)
-            await self._finish(rec, False, f"start failed: {e}")
-            raise
-        active.watcher = self.tasks.spawn(
-            self._watch(active, streams.get("video", {}).get("consumer"))
-        )
-        return rec
+        for kind, producer in chosen.items():
+            source = await self.rooms.usable_producer(rec.room, sfu, producer, router_id)
+            feed = await open_feed(sfu, router_id, source, {"recording": rec.id}, caps)
+            active.feeds[kind] = feed
+            active.consumers[feed.consumer_id] = kind
+            self._by_consumer[feed.consumer_id] = rec.id
+            rec.codecs[kind] = feed.stream["mimeType"]
+        parent_id, identity = rec.parent_id, rec.identity
+        name = f"{parent_id}/{identity}-{rec.id}" if parent_id else f"{identity}-{rec.id}"
+        body: Json = {"filePath": f"rooms/{rec.room}/{name}"}
+        body.update({kind: feed.stream for kind, feed in active.feeds.items()})
+        job = await self.media.start_recording(body)
+        rec.media_job_id = job.id
+        if job.state == "failed" or job.output_path is None:
+            raise InvalidState(f"the recorder failed to start: {job.error}")
+        rec.file = str(Path(job.output_path).resolve().relative_to(self.root.resolve()))
+        for kind, feed in active.feeds.items():
+            await feed.connect(job.rtp[kind], resume=False)
+        for feed in active.feeds.values():
+            await feed.resume()
+        await self.save(rec)
 
     # groups: a whole room, or one file per track -----------------------------
     async def start_group(
@@ -334,11 +287,9 @@ class RecordingService:
         parent = RecordingRecord(
             id=uuid.uuid4().hex[:16], room=room, identity=identity or "*", peer_id="",
             kinds=[k for k, on in (("audio", audio), ("video", video)) if on],
-            instance=self.rooms.instance_id, mode=mode, layout=layout,
+            instance=self.instance, mode=mode, layout=layout,
         )  # fmt: skip
-        parent.history.append(
-            RecTransition(state="starting", at=parent.requested_at, reason="requested")
-        )
+        parent.begin()
         group = Group(parent, audio, video)
         self.groups[parent.id] = group
         producers = await self.store.list_producers(room)
@@ -353,9 +304,9 @@ class RecordingService:
         if mode == "participant" and not parent.children:
             self.groups.pop(parent.id, None)
             raise NotFound(f"{identity!r} publishes nothing to record")
-        parent.advance("recording", f"{len(parent.children)} file(s)")
+        parent.advance("running", f"{len(parent.children)} file(s)")
         await self.save(parent)
-        self.webhooks.emit("recording.started", parent.model_dump(mode="json"))
+        self.emit(parent, "started")
         return parent
 
     async def _start_children(self, group: Group, identity: str) -> None:
@@ -414,10 +365,10 @@ class RecordingService:
         parent.stopped_at = time.time()
         states = [c.state for c in [await self.load(i) for i in parent.children] if c]
         if states and all(s == "failed" for s in states):
-            await self._finish(parent, False, f"{reason}; every file failed")
+            await self.finish(parent, False, f"{reason}; every file failed")
         else:
             done = states.count("completed")
-            await self._finish(parent, True, f"{reason}; {done} file(s) completed")
+            await self.finish(parent, True, f"{reason}; {done} file(s) completed")
         return parent
 
     async def _watch(self, active: Active, video_consumer: str | None) -> None:
@@ -429,31 +380,31 @@ class RecordingService:
             await self._watch_start(active, video_consumer)
         except (MediaManagerError, Unavailable) as e:
             log.warning("recording=%s cannot follow its start: %s", rec.id, e)
-        key_frames, unreachable = KeyFrameRelay(), False
-        while rec.state == "recording" and rec.media_job_id:
-            await asyncio.sleep(WATCH_POLL_S)
-            try:
-                job = await self.media.get(rec.media_job_id)
-            except (MediaManagerError, Unavailable) as e:
-                if not unreachable:  # once per outage; a lost manager is the registry's case
-                    log.warning("recording=%s cannot read its job: %s", rec.id, e)
-                unreachable = True
-                continue
-            unreachable = False
-            if job.get("state") in ("completed", "failed"):
+        if rec.state != "running" or not rec.media_job_id:
+            return
+        key_frames = KeyFrameRelay()
+
+        async def step(job: Job) -> bool:
+            if rec.state != "running":
+                return False
+            if job.terminal:
                 # stop() cancels this watcher: it runs as a task of its own, and adds the
                 # recorder's reason ("; recorder: worker killed by signal SIGKILL; ...").
                 self.tasks.spawn(
                     self._stop_quietly(rec.id, "the recorder ended by itself"),
                     f"recording {rec.id} ended",
                 )
-                return
+                return False
             video = next((c for c, k in active.consumers.items() if k == "video"), None)
             for _, count in await key_frames.relay(active.sfu, job, {"video": video}):
                 log.info(
                     "recording=%s key frame requested: the recorder lost video data (%d)",
                     rec.id, count,
                 )  # fmt: skip
+            return True
+
+        await asyncio.sleep(self.poll_s)
+        await self.watch(rec, step)
 
     async def _watch_start(self, active: Active, video_consumer: str | None) -> None:
         """Key frames until the recorder has video; the first packet marks the start."""
@@ -461,23 +412,19 @@ class RecordingService:
         assert rec.media_job_id is not None
         deadline = time.monotonic() + 15
         next_kf = 0.0
-        while time.monotonic() < deadline and rec.state in ("starting", "recording"):
+        while time.monotonic() < deadline and rec.state in ("starting", "running"):
             if video_consumer and time.monotonic() >= next_kf:
                 with contextlib.suppress(SfuError):
                     await active.sfu.request_key_frame(video_consumer)
                 next_kf = time.monotonic() + 0.5
             job = await self.media.get(rec.media_job_id)
-            first = job.get("first_packet_at")
-            if first and rec.state == "starting":
-                rec.started_at = float(first)
-                rec.start_latency_s = rec.started_at - rec.requested_at
-                reason = job["history"][-1]["reason"] if job["history"] else ""
-                if rec.advance("recording", reason):
-                    await self.save(rec)
-                    self.webhooks.emit("recording.started", rec.model_dump(mode="json"))
-                    await self._announce(rec)
-            video_at = (job.get("first_packet_by_stream") or {}).get("video")
-            if rec.state == "recording" and (video_consumer is None or video_at):
+            if job.first_packet_at and rec.state == "starting":
+                started = float(job.first_packet_at)
+                rec.start_latency_s = started - rec.requested_at
+                reason = job.history[-1].reason if job.history else ""
+                await self.mark_running(rec, reason, started)
+            video_at = job.first_packet_by_stream.get("video")
+            if rec.state == "running" and (video_consumer is None or video_at):
                 if video_at:
                     rec.time_to_first_frame_s = float(video_at) - rec.requested_at
                     await self.save(rec)
@@ -520,26 +467,17 @@ class RecordingService:
             await self.save(rec)
             if active.watcher is not None:
                 active.watcher.cancel()
-            job: dict[str, Any] = {}
-            try:
-                if rec.media_job_id:
-                    job = await self.media.stop(rec.media_job_id)
-            except Exception as e:  # the recorder may have ended on its own
-                log.warning("recording=%s stop of its job failed: %s", rec.id, e)
-                if rec.media_job_id:
-                    with contextlib.suppress(Exception):
-                        job = await self.media.get(rec.media_job_id)
+            job = await self.stop_job(rec)
             await self._teardown(active)
             self.active.pop(rec_id, None)
             rec.stopped_at = time.time()
-            stats = job.get("stats") or {}
-            rec.size_bytes = stats.get("bytes")
-            rec.duration_s = stats.get("duration_s")
-            if job.get("state") == "completed":
-                await self._finish(rec, True, f"{reason}; {job['history'][-1]['reason']}")
+            rec.size_bytes = job.stats.bytes if job else None
+            rec.duration_s = job.stats.duration_s if job else None
+            if job is not None and job.state == "completed":
+                await self.finish(rec, True, f"{reason}; {job.history[-1].reason}")
             else:
-                why = job.get("error") or job.get("state")
-                await self._finish(rec, False, f"{reason}; recorder: {why}")
+                why = (job.error or job.state) if job else None
+                await self.finish(rec, False, f"{reason}; recorder: {why}")
             group = self.groups.get(rec.parent_id or "")
             if (
                 group is not None
@@ -555,9 +493,8 @@ class RecordingService:
                 timer.cancel()
         for consumer_id in active.consumers:
             self._by_consumer.pop(consumer_id, None)
-        for transport_id in active.transports:
-            with contextlib.suppress(SfuError):
-                await active.sfu.close_transport(transport_id)
+        for feed in active.feeds.values():
+            await feed.close()
 
     def _on_sfu(self, note: Notification) -> Any:
         if note.notification == "consumer.closed" and note.get("reason") == "producerclose":
@@ -615,7 +552,8 @@ class RecordingService:
                 producer_id = await self.rooms.usable_producer(
                     active.record.room, active.sfu, record, active.router_id
                 )
-            c = await active.sfu.consume(active.transport_of[kind], producer_id, caps, paused=False)
+            transport_id = active.feeds[kind].transport_id
+            c = await active.sfu.consume(transport_id, producer_id, caps, paused=False)
         except (SfuError, ControlError) as e:
             log.warning(
                 "recording=%s could not follow the republished %s: %s", active.record.id, kind, e
@@ -625,10 +563,7 @@ class RecordingService:
         active.consumers[c.consumer_id] = kind
         self._by_consumer[c.consumer_id] = active.record.id
         if kind == "video":
-            for _ in range(3):
-                with contextlib.suppress(SfuError):
-                    await active.sfu.request_key_frame(c.consumer_id)
-                await asyncio.sleep(0.3)
+            await request_key_frames(active.sfu, c.consumer_id, 3, 0.3)
         log.info(
             "recording=%s follows the republished %s track %s", active.record.id, kind, producer_id
         )

@@ -16,21 +16,20 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import ClassVar, Literal
 
 from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
+from mediaplane.control.jobs.lifecycle import JobRecord, job_reason, reattach_decision
+from mediaplane.control.jobs.recordings import RecordingRecord, RecordingService
+from mediaplane.control.jobs.records import confined_file
 from mediaplane.control.media_client import MediaClient, MediaManagerError
-from mediaplane.control.recordings import RecordingRecord, RecordingService
-from mediaplane.control.records import confined_file
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.webhooks import Webhooks
+from mediaplane.media.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
 TranscodeFormat = Literal["mp4-h264-aac", "webm-vp8-opus", "ogg-opus"]
-TranscodeState = Literal["running", "completed", "failed"]
 SUFFIX = {"mp4-h264-aac": ".mp4", "webm-vp8-opus": ".webm", "ogg-opus": ".ogg"}
 POLL_S = 0.5
 
@@ -45,18 +44,17 @@ def recording_index(rec_id: str) -> str:
     return f"mp:recording:{rec_id}:transcodes"
 
 
-class TranscodeRecord(BaseModel):
-    id: str
-    room: str
+class TranscodeRecord(JobRecord):
+    """Created `running` (a transcode needs no SFU plumbing: it runs once asked)."""
+
+    noun: ClassVar[str] = "transcode"
+
     recording_id: str
     format: TranscodeFormat
-    state: TranscodeState = "running"
-    media_job_id: str | None = None
+    state: JobState = "running"
     file: str | None = None  # relative to the recordings root, once completed
-    requested_at: float = Field(default_factory=time.time)
     finished_at: float | None = None
     duration_s: float | None = None  # media position the job reached
-    error: str | None = None
 
 
 class TranscodeService:
@@ -86,7 +84,11 @@ class TranscodeService:
         source = self.recordings.file_path(rec)  # NotFound when the file is gone
         if fmt == "ogg-opus" and rec.kinds == ["audio"] and source.suffix == ".ogg":
             raise InvalidState("the recording is Ogg/Opus already")
-        t = TranscodeRecord(id=uuid.uuid4().hex[:16], room=room, recording_id=rec_id, format=fmt)
+        t = TranscodeRecord(
+            id=uuid.uuid4().hex[:16], room=room, recording_id=rec_id, format=fmt,
+            instance=self.recordings.instance,
+        )  # fmt: skip
+        t.begin()
         relative = source.relative_to(self.root.resolve())
         target = relative.with_name(f"{relative.stem}.{t.id}")  # the manager adds the suffix
         job = await self.media.create_job(
@@ -97,7 +99,7 @@ class TranscodeService:
                 "format": fmt,
             }
         )
-        t.media_job_id = job["id"]
+        t.media_job_id = job.id
         self._apply(t, job)
         await self.save(t)
         log.info(
@@ -110,21 +112,27 @@ class TranscodeService:
             self._announce(t)
         return t
 
-    def _apply(self, t: TranscodeRecord, job: dict[str, Any]) -> bool:
-        """Copy the media job's outcome into the record; True when it just ended."""
-        if t.state != "running" or job.get("state") not in ("completed", "failed"):
+    def _apply(self, t: TranscodeRecord, job: Job | None) -> bool:
+        """Copy the media job's outcome into the record (a job gone: failed); True when it
+        just ended. The decision is the lifecycle's one for a record found unfinished."""
+        if reattach_decision(t.state, job, resumable=True) != "finish":
             return False
         t.finished_at = time.time()
-        t.duration_s = (job.get("stats") or {}).get("duration_s")
-        if job["state"] == "completed" and job.get("output_path"):
-            path = Path(job["output_path"]).resolve()
+        t.duration_s = job.stats.duration_s if job else None
+        if job is not None and job.state == "completed" and job.output_path:
+            path = Path(job.output_path).resolve()
             if path.is_file() and path.is_relative_to(self.root.resolve()):
-                t.state, t.file = "completed", str(path.relative_to(self.root.resolve()))
+                t.file = str(path.relative_to(self.root.resolve()))
+                t.stopped_at = t.finished_at
+                t.advance("completed", job_reason(job))
                 return True
             t.error = "the media job completed but its file is missing"
+        elif job is not None:
+            t.error = job.error or f"media job {job.state}"
         else:
-            t.error = job.get("error") or f"media job {job.get('state')}"
-        t.state = "failed"
+            t.error = "its media job is gone"
+        t.stopped_at = t.finished_at
+        t.advance("failed", t.error)
         return True
 
     def _announce(self, t: TranscodeRecord) -> None:
