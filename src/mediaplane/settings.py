@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mediaplane import generated_secrets
+from mediaplane.wire.ids import NAME_PATTERN
 
 DEV_SFU_SECRET = "dev-sfu-secret"
 DEV_MEDIA_SECRET = "dev-media-secret"
@@ -83,7 +84,7 @@ class Settings(BaseSettings):
     # sfu_discovery=redis the control plane places rooms on the live nodes found there.
     sfu_discovery: Literal["static", "redis"] = "static"
     sfu_node_id: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="default: host name + port"
+        default=None, pattern=NAME_PATTERN, description="default: host name + port"
     )
     sfu_node_ttl_s: float = Field(default=2.0, gt=0, le=60, description="heartbeat lifetime")
     sfu_heartbeat_s: float = Field(default=0.5, gt=0, le=30)
@@ -132,7 +133,7 @@ class Settings(BaseSettings):
     # heartbeats its capacity and load into Redis, and the control plane places jobs there.
     media_discovery: Literal["static", "redis"] = "static"
     media_manager_id: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="default: host name + port"
+        default=None, pattern=NAME_PATTERN, description="default: host name + port"
     )
     media_public_url: str | None = Field(
         default=None, description="URL the control plane uses (default: media_url)"

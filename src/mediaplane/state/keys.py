@@ -3,7 +3,7 @@
 Redis holds the authoritative shared state of the control plane; several
 control-plane instances read and write it and fan events out over pub/sub.
 Names are `mp:` + a type + ids. Room names and peer ids are validated
-(`[A-Za-z0-9_.-]{1,64}`) before they reach a key, so no id can forge another key.
+(`wire.ids.NAME_PATTERN`) before they reach a key, so no id can forge another key.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mediaplane.control.auth import Grants, PermissionDenied, mint_token
 from mediaplane.control.deps import SettingsDep
 from mediaplane.control.security_headers import PAGE_HEADERS
+from mediaplane.wire.ids import NAME_PATTERN
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 router = APIRouter()
@@ -31,7 +32,7 @@ async def admin_page() -> FileResponse:
 
 class JoinRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    room: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    room: str = Field(pattern=NAME_PATTERN)
     name: str = Field(min_length=1, max_length=64)
 
 
@@ -45,7 +46,7 @@ async def open_join_token(body: JoinRequest, settings: SettingsDep) -> JoinToken
     """A participant token for anyone (only with MEDIAPLANE_OPEN_JOIN, default in dev)."""
     if not settings.open_join_enabled:
         raise PermissionDenied("open join is disabled: ask for a token link")
-    slug = re.sub(r"[^A-Za-z0-9_.-]", "-", body.name)[:40].strip("-") or "guest"
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "-", body.name)[:40].strip("-.") or "guest"
     identity = f"{slug}-{secrets.token_hex(3)}"
     token = mint_token(
         api_key=settings.api_key,

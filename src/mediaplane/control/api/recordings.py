@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaplane.control.api.jobs import RoomPath, add_job_routes, app_service, require_record
+from mediaplane.control.api.jobs import (
+    RoomPath,
+    add_job_routes,
+    app_service,
+    job_id_path,
+    require_record,
+)
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.errors import InvalidState
 from mediaplane.control.jobs.recordings import RecordingRecord, RecordingService
@@ -16,6 +22,9 @@ from mediaplane.control.jobs.transcodes import TranscodeFormat, TranscodeRecord,
 from mediaplane.media.models import JobState
 from mediaplane.wire.ids import NAME_PATTERN
 
+# Shared by every route, each always named so (FastAPI names a Path after its parameter).
+RecId = job_id_path()
+TranscodeId = job_id_path()
 router = APIRouter(tags=["recordings"])
 
 
@@ -89,13 +98,13 @@ async def catalog(
 
 add_job_routes(
     router, collection="recordings", record=RecordingRecord, service=recordings,
-    require=require_record, noun="recording", id_path=Path(), lists=False,
+    require=require_record, noun="recording", id_path=job_id_path(), lists=False,
 )  # fmt: skip
 
 
 @router.get("/api/rooms/{room}/recordings/{rec_id}/file", response_class=FileResponse)
 async def download(
-    principal: PrincipalDep, service: Recordings, rec_id: str, room: str = RoomPath
+    principal: PrincipalDep, service: Recordings, rec_id: str = RecId, room: str = RoomPath
 ) -> FileResponse:
     """The file (HTTP Range supported)."""
     principal.require_record(room)
@@ -112,7 +121,7 @@ async def delete_recording(
     request: Request,
     principal: PrincipalDep,
     service: Recordings,
-    rec_id: str,
+    rec_id: str = RecId,
     room: str = RoomPath,
 ) -> None:
     """Delete the file, its transcodes and the record (grant: room_record or room_admin)."""
@@ -150,7 +159,7 @@ async def start_transcode(
     body: StartTranscode,
     principal: PrincipalDep,
     service: Transcodes,
-    rec_id: str,
+    rec_id: str = RecId,
     room: str = RoomPath,
 ) -> TranscodeRecord:
     """Transcode a completed recording into a new file (grant: room_record or room_admin)."""
@@ -162,7 +171,7 @@ async def start_transcode(
     "/api/rooms/{room}/recordings/{rec_id}/transcodes", response_model=list[TranscodeRecord]
 )
 async def list_transcodes(
-    principal: PrincipalDep, service: Transcodes, rec_id: str, room: str = RoomPath
+    principal: PrincipalDep, service: Transcodes, rec_id: str = RecId, room: str = RoomPath
 ) -> list[TranscodeRecord]:
     principal.require_record(room)
     return await service.list(room, rec_id)
@@ -175,8 +184,8 @@ async def list_transcodes(
 async def get_transcode(
     principal: PrincipalDep,
     service: Transcodes,
-    rec_id: str,
-    transcode_id: str,
+    rec_id: str = RecId,
+    transcode_id: str = TranscodeId,
     room: str = RoomPath,
 ) -> TranscodeRecord:
     principal.require_record(room)
@@ -190,8 +199,8 @@ async def get_transcode(
 async def download_transcode(
     principal: PrincipalDep,
     service: Transcodes,
-    rec_id: str,
-    transcode_id: str,
+    rec_id: str = RecId,
+    transcode_id: str = TranscodeId,
     room: str = RoomPath,
 ) -> FileResponse:
     """The transcoded file (HTTP Range supported)."""

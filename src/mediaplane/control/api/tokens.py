@@ -7,13 +7,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediaplane.control.auth import MAX_TTL_S, Grants, mint_token
 from mediaplane.control.deps import PrincipalDep, SettingsDep
+from mediaplane.wire.ids import NAME_PATTERN
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    identity: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    identity: str = Field(pattern=NAME_PATTERN)
     name: str = Field(default="", max_length=128)
     grants: Grants
     ttl_s: int = Field(default=6 * 3600, ge=1, le=MAX_TTL_S)

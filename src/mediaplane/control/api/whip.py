@@ -22,9 +22,9 @@ from mediaplane.control.errors import ControlError
 from mediaplane.control.whip.sdp import MAX_SDP_BYTES
 from mediaplane.control.whip.service import WhipService
 from mediaplane.control.whip.session import Kind, MediaSession
+from mediaplane.wire.ids import NAME_PATTERN
 
 router = APIRouter(tags=["whip"])
-NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
 
@@ -45,8 +45,8 @@ def whip_service(request: Request) -> WhipService:
 
 
 Whip = Annotated[WhipService, Depends(whip_service)]
-Room = Annotated[str, Path(pattern=NAME)]
-Identity = Annotated[str, Path(pattern=NAME)]
+Room = Annotated[str, Path(pattern=NAME_PATTERN)]
+Identity = Annotated[str, Path(pattern=NAME_PATTERN)]
 SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 

@@ -11,10 +11,12 @@ from mediaplane.control.deps import api_keys
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling.session import PeerSession
 from mediaplane.settings import Settings
+from mediaplane.wire.ids import NAME
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -25,6 +27,11 @@ async def signaling(ws: WebSocket, room: str) -> None:
     settings: Settings = ws.app.state.settings
     rooms: RoomManager = ws.app.state.rooms
     await ws.accept()
+    if not NAME.match(room):
+        await ws.close(
+            code=CLOSE_BAD_REQUEST, reason="invalid room name: 1-64 of A-Z a-z 0-9 _ . -"
+        )
+        return
     token = ws.query_params.get("access_token", "")
     try:
         principal = verify_token(token, api_keys(settings))
