@@ -42,6 +42,8 @@ class ControlInstance:
             log_level="warning",
             lifespan="on",
             timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+            ws_ping_interval=settings.ws_ping_interval_s,
+            ws_ping_timeout=settings.ws_ping_timeout_s,
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
