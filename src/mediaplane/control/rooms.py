@@ -463,6 +463,8 @@ class RoomManager:
                     return
                 room.empty_since = room.empty_since or time.time()
                 await self.store.update_room(room)
+                if self._closed:  # redis-py can swallow close()'s cancel in the awaits above
+                    return
                 await asyncio.sleep(room.empty_timeout_s)
                 async with self._lock(name):
                     room = await self.store.get_room(name)
