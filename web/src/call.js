@@ -15,7 +15,8 @@ const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: nul
 const REQUEST_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000;
 const TRANSPORT_GRACE_MS = 8000; // a transport 'disconnected' this long counts as lost
-// Close codes after which the page rejoins by itself (the others mean: stay out).
+// The page rejoins after a close code below 4000 and after this one (the server ended
+// the session because its media connection was lost); the other 4xxx mean: stay out.
 const CLOSE_MEDIA_LOST = 4010;
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 // 0.5 s, 1 s, 2 s, 4 s, then every 5 s, each with up to 20 % jitter.
