@@ -3,6 +3,7 @@ socket stays open (control/signaling/transport_watch.py): aiortc peers, real SFU
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -28,6 +29,12 @@ async def test_dtls_closed_ends_the_participant(
     try:
         producer_id = await alice.publish(ToneTrack(freq=440.0))
         await sig_b.wait_event("newProducer", lambda d: d["producerId"] == producer_id)
+        for _ in range(200):  # DTLS up first (10 s at most): a close_notify needs a session
+            if alice.connection_states()["send"] == "connected":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"alice not connected: {alice.connection_states()}")
         t0 = time.monotonic()
         await alice.close()  # DTLS close_notify to the SFU; the socket stays open
         closed = await sig_b.wait_event(
