@@ -107,6 +107,19 @@ class Settings(BaseSettings):
         "(default: on in dev/test, off in production)",
     )
 
+    # signaling keep-alive and lost media (docs/signaling.md#keep-alive)
+    ws_ping_interval_s: float = Field(
+        default=5.0, gt=0, description="the control plane pings every WebSocket this often"
+    )
+    ws_ping_timeout_s: float = Field(
+        default=5.0, gt=0, description="a WebSocket whose pong is this late is closed (a leave)"
+    )
+    transport_lost_after_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a participant whose WebRTC transport stays ICE-disconnected this long "
+        "(or at once on DTLS failed/closed) is ended, its socket closed with 4010",
+    )
     whip_connect_timeout_s: float = Field(
         default=15.0, gt=0, description="WHIP/WHEP sessions not DTLS-connected by then are closed"
     )

@@ -153,6 +153,8 @@ class System:
             log_level=self.log_level,
             lifespan="on",
             timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+            ws_ping_interval=self.settings.ws_ping_interval_s,
+            ws_ping_timeout=self.settings.ws_ping_timeout_s,
             # open WebSockets are told to close; after this they are cut, then the
             # app's shutdown (recordings, egresses, injections) runs in full
             timeout_graceful_shutdown=5,

@@ -24,7 +24,14 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Screenshots go here (gitignored); scripts/refresh-docs-pictures.sh copies them to docs/.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+
+
+def screenshot_path(name: str) -> str:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return str(SCREENSHOTS / name)
+
 
 CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
@@ -113,7 +120,7 @@ async def test_admin_records_from_the_dashboard(
     caller = await open_call(browser, stack.control, room, "Alice", errors)
     viewer = await open_call(browser, stack.control, room, "Bob", errors)
     await expect(viewer.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
-    await viewer.screenshot(path=str(DOCS / "call-page.png"), full_page=True)
+    await viewer.screenshot(path=screenshot_path("call-page.png"), full_page=True)
 
     context = await browser.new_context(
         viewport={"width": 1200, "height": 900}, accept_downloads=True
@@ -135,7 +142,7 @@ async def test_admin_records_from_the_dashboard(
     recordings = admin_page.get_by_role("table", name="Recordings").locator("tr", has_text=room)
     await expect(recordings.locator("[data-state=recording]")).to_have_count(1, timeout=10000)
     await asyncio.sleep(3.0)
-    await admin_page.screenshot(path=str(DOCS / "dashboard.png"), full_page=True)
+    await admin_page.screenshot(path=screenshot_path("dashboard.png"), full_page=True)
     await admin_page.get_by_role("button", name=re.compile(r"^Stop recording Alice-")).click()
     await expect(recordings.locator("[data-state=completed]")).to_have_count(1, timeout=15000)
     await expect(caller.locator("#recording-indicator")).to_be_hidden(timeout=10000)
@@ -262,4 +269,95 @@ async def test_page_reconnects_after_losing_its_connection(
         await control.stop()
     # The browser logs the failed WebSocket attempts while the server is down; those
     # are the loss itself. Anything else would be a fault of the page.
+    assert [e for e in errors if "WebSocket connection to" not in e] == [], errors
+
+
+# What a page decodes from everyone else: video frames and the audio's energy (the
+# sum of squared decoded samples), both computed from the media, not from events.
+DECODED_JS = """async () => {
+  const out = { frames: 0, audioEnergy: 0, audioSamples: 0, consumers: 0 };
+  for (const { consumer } of window.mediaplane.consumers.values()) {
+    out.consumers += 1;
+    (await consumer.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') out.frames += s.framesDecoded || 0;
+      if (s.kind !== 'audio') return;
+      out.audioEnergy += s.totalAudioEnergy || 0;
+      out.audioSamples += s.totalSamplesReceived || 0;
+    });
+  }
+  return out;
+}"""
+
+
+async def decoded_over(page: Page, seconds: float) -> dict[str, float]:
+    """How much video and audio energy `page` decoded from the others in `seconds`."""
+    first = await page.evaluate(DECODED_JS)
+    await asyncio.sleep(seconds)
+    second = await page.evaluate(DECODED_JS)
+    return {
+        "frames": second["frames"] - first["frames"],
+        "audioEnergy": second["audioEnergy"] - first["audioEnergy"],
+        "audioSamples": second["audioSamples"] - first["audioSamples"],
+        "consumers": second["consumers"],
+    }
+
+
+async def test_a_rejoin_publishes_only_what_the_user_had_on(
+    browser: Browser, settings: Settings, sfu: SfuProcess, redis_server: RedisServer
+) -> None:
+    """Alice mutes her microphone and stops her camera; the control plane restarts
+    under her page, which rejoins. Bob's page decodes no frame and no sound of hers
+    (the reported bug: her camera was decoded again 12.8 s after the link came back),
+    until she turns them on again, and then it does (the check can see media)."""
+    control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
+    room = f"web-{uuid.uuid4().hex[:6]}"
+    errors: list[str] = []
+    try:
+        alice = await open_call(browser, control, room, "Alice", errors)
+        bob = await open_call(browser, control, room, "Bob", errors)
+        async with asyncio.timeout(20):
+            while True:  # live first: Bob hears and sees Alice
+                live = await decoded_over(bob, 1.5)
+                if live["frames"] > 0 and live["audioEnergy"] > 0:
+                    break
+        log.info("measured: live, bob decoded from alice in 1.5 s: %s", live)
+        await alice.get_by_role("button", name="Mute mic").click()
+        await alice.get_by_role("button", name="Stop camera").click()
+        await expect(alice.get_by_role("button", name="Unmute mic")).to_be_visible()
+        await expect(alice.get_by_role("button", name="Start camera")).to_be_visible()
+        port = control.port
+        await control.stop()
+        await alice.wait_for_function(
+            "window.mediaplane.statusLog.some(s => s.startsWith('Connection lost'))", timeout=10000
+        )
+        control = await ControlInstance.start(
+            settings, sfu_url=sfu.url, redis_url=redis_server.url, port=port
+        )
+        for page in (alice, bob):
+            await page.wait_for_function(
+                "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout=20000
+            )
+        # Bob consumes Alice's two tracks again (she is published, paused) ...
+        await bob.wait_for_function(
+            "[...window.mediaplane.consumers.values()].length === 2", timeout=15000
+        )
+        # ... and for 15 s (longer than the 12.8 s of the report) decodes nothing of her.
+        quiet = await decoded_over(bob, 15.0)
+        log.info("measured: after the rejoin, muted, bob decoded from alice in 15 s: %s", quiet)
+        assert quiet["frames"] == 0, quiet
+        assert quiet["audioEnergy"] == 0, quiet
+        await expect(alice.get_by_role("button", name="Unmute mic")).to_be_visible()
+        await expect(alice.get_by_role("button", name="Start camera")).to_be_visible()
+        # She turns both on: now Bob sees and hears her (the same measure detects media).
+        await alice.get_by_role("button", name="Unmute mic").click()
+        await alice.get_by_role("button", name="Start camera").click()
+        async with asyncio.timeout(20):
+            while True:
+                back = await decoded_over(bob, 1.5)
+                if back["frames"] > 0 and back["audioEnergy"] > 0:
+                    break
+        log.info("measured: unmuted again, bob decoded from alice in 1.5 s: %s", back)
+    finally:
+        await control.stop()
     assert [e for e in errors if "WebSocket connection to" not in e] == [], errors

@@ -18,7 +18,10 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from mediaplane.state.redis_server import free_tcp_port
 from tests.integration.test_egress import PEOPLE, leave, publish
-from tests.integration.test_web_call import DOCS, browser  # noqa: F401 (the browser fixture)
+from tests.integration.test_web_call import (  # noqa: F401 (the browser fixture)
+    browser,
+    screenshot_path,
+)
 from tests.support.control import admin
 from tests.support.mediacheck import band_energy_ratio, decode_audio, probe_streams
 from tests.support.sources import TONE_HZ, make_av_file
@@ -136,7 +139,7 @@ async def test_dashboard_egress_and_injection(
         bad_text = await egress.get_by_role("alert").inner_text()
 
         await page.wait_for_timeout(max(0.0, 4.0 - (time.monotonic() - t0 - t_active)) * 1000)
-        await page.screenshot(path=str(DOCS / "dashboard-egress.png"), full_page=True)
+        await page.screenshot(path=screenshot_path("dashboard-egress.png"), full_page=True)
         await file_row.get_by_role("button", name=re.compile(r"^Stop egress")).click()
         await expect(file_row.locator("[data-state=completed]")).to_have_count(1, timeout=20000)
         async with page.expect_download() as info:

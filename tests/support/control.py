@@ -19,17 +19,24 @@ class ControlInstance:
     server: uvicorn.Server
     task: asyncio.Task[None]
     port: int
+    host: str = "127.0.0.1"
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def ws(self, room: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/rooms/{room}"
+        return f"ws://{self.host}:{self.port}/ws/rooms/{room}"
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, sfu_url: str, redis_url: str, port: int | None = None
+        cls,
+        settings: Settings,
+        *,
+        sfu_url: str,
+        redis_url: str,
+        port: int | None = None,
+        host: str = "127.0.0.1",
     ) -> ControlInstance:
         from mediaplane.control.app import create_app
 
@@ -37,11 +44,13 @@ class ControlInstance:
         app = create_app(settings, sfu_url=sfu_url, redis_url=redis_url)
         config = uvicorn.Config(
             app,
-            host="127.0.0.1",
+            host=host,
             port=port,
             log_level="warning",
             lifespan="on",
             timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+            ws_ping_interval=settings.ws_ping_interval_s,
+            ws_ping_timeout=settings.ws_ping_timeout_s,
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
@@ -50,7 +59,7 @@ class ControlInstance:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.02)
-        return cls(server, task, port)
+        return cls(server, task, port, host)
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -6,7 +6,21 @@ const $ = (id) => document.getElementById(id);
 const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: null, recv: null,
   producers: {}, consumers: new Map(), peers: new Map(), room: '', token: '', closing: false,
   // Tracks announced between our join and our receive transport: consumed once it exists.
-  early: new Map(), statusLog: [] };
+  early: new Map(), statusLog: [],
+  // What the user has on: every (re)join publishes exactly this, nothing more.
+  wanted: { audio: true, video: true }, media: null, screenTrack: null,
+  // The one reconnect loop: `running` while it works, `again` when asked again meanwhile.
+  link: { running: false, again: false, attempts: 0, sockets: 0 }, ended: false };
+
+const REQUEST_TIMEOUT_MS = 10000;
+const CONNECT_TIMEOUT_MS = 10000;
+const TRANSPORT_GRACE_MS = 8000; // a transport 'disconnected' this long counts as lost
+// The page rejoins after a close code below 4000 and after this one (the server ended
+// the session because its media connection was lost); the other 4xxx mean: stay out.
+const CLOSE_MEDIA_LOST = 4010;
+const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
+// 0.5 s, 1 s, 2 s, 4 s, then every 5 s, each with up to 20 % jitter.
+const backoff = (n) => Math.min(500 * 2 ** n, 5000) * (1 + Math.random() * 0.2);
 
 function setStatus(text) {
   $('status').textContent = text;
@@ -16,9 +30,20 @@ function setStatus(text) {
 function request(method, data = {}) {
   const id = state.nextId++;
   return new Promise((resolve, reject) => {
-    state.pending.set(id, { resolve, reject, method });
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+      reject(new Error('not connected')); return;
+    }
+    const timer = setTimeout(() => {
+      state.pending.delete(id); reject(new Error(`${method}: no answer`));
+    }, REQUEST_TIMEOUT_MS);
+    state.pending.set(id, { resolve, reject, method, timer });
     state.ws.send(JSON.stringify({ id, method, data }));
   });
+}
+
+function failPending(why) {
+  for (const p of state.pending.values()) { clearTimeout(p.timer); p.reject(new Error(why)); }
+  state.pending.clear();
 }
 
 function tile(peerId, name) {
@@ -102,8 +127,7 @@ function onEvent(event, data) {
       break;
     }
     case 'rejoin':
-      setStatus(`Reconnecting: ${data.reason}`);
-      rejoin();
+      reconnect(`Reconnecting: ${data.reason}`);
       break;
     default:
       break;
@@ -124,13 +148,16 @@ async function setupMedia() {
   await state.device.load({ routerRtpCapabilities: joined.routerRtpCapabilities });
   const sendInfo = await request('createTransport', { direction: 'send' });
   state.send = state.device.createSendTransport(transportParams(sendInfo));
+  watchTransport(state.send);
   state.send.on('connect', ({ dtlsParameters }, ok, fail) =>
     request('connectTransport', { transportId: state.send.id, dtlsParameters }).then(ok, fail));
   state.send.on('produce', ({ kind, rtpParameters, appData }, ok, fail) =>
-    request('produce', { transportId: state.send.id, kind, rtpParameters, source: appData.source })
+    request('produce', { transportId: state.send.id, kind, rtpParameters, source: appData.source,
+      paused: Boolean(appData.paused) })
       .then(({ producerId }) => ok({ id: producerId }), fail));
   const recvInfo = await request('createTransport', { direction: 'recv' });
   state.recv = state.device.createRecvTransport(transportParams(recvInfo));
+  watchTransport(state.recv);
   state.recv.on('connect', ({ dtlsParameters }, ok, fail) =>
     request('connectTransport', { transportId: state.recv.id, dtlsParameters }).then(ok, fail));
   // Everyone's tracks at the join and those announced since (one that closed meanwhile
@@ -141,56 +168,165 @@ async function setupMedia() {
     state.early.delete(id);
     await consume(p).catch((e) => setStatus(`could not receive a track: ${e.message}`));
   }
-  const media = await navigator.mediaDevices.getUserMedia({
-    audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
-    video: $('cam').value ? { deviceId: { exact: $('cam').value } } : true,
-  });
-  const me = tile('me', `${$('name').value} (you)`);
-  me.querySelector('video').srcObject = media;
-  state.producers.audio = await state.send.produce({ track: media.getAudioTracks()[0], appData: { source: 'audio' } });
-  state.producers.video = await state.send.produce({ track: media.getVideoTracks()[0], appData: { source: 'video' } });
+  await publish();
   setStatus(`In room ${state.room} as ${$('name').value}`);
 }
 
+// The camera and microphone are asked for once and kept across rejoins (a rejoin
+// must not re-prompt, nor turn anything back on).
+async function localMedia() {
+  const live = (t) => t?.readyState === 'live';
+  if (state.media && live(state.media.getAudioTracks()[0]) && live(state.media.getVideoTracks()[0])) {
+    return state.media;
+  }
+  state.media?.getTracks().forEach((t) => t.stop());
+  state.media = await navigator.mediaDevices.getUserMedia({
+    audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
+    video: $('cam').value ? { deviceId: { exact: $('cam').value } } : true,
+  });
+  tile('me', `${$('name').value} (you)`).querySelector('video').srcObject = state.media;
+  return state.media;
+}
+
+const localTrack = (kind) =>
+  state.media?.[kind === 'audio' ? 'getAudioTracks' : 'getVideoTracks']()[0];
+
+// Publish what the user has on, and only that: a muted microphone or a stopped
+// camera is produced paused (the server creates it paused: nothing is forwarded)
+// with its track disabled (silence, black), before a packet leaves.
+async function publish() {
+  await localMedia();
+  for (const kind of ['audio', 'video']) {
+    const off = !state.wanted[kind];
+    const track = localTrack(kind);
+    track.enabled = !off;
+    const producer = await state.send.produce({ track, stopTracks: false, appData: { source: kind, paused: off } });
+    if (off) producer.pause();
+    state.producers[kind] = producer;
+    await applyWanted(kind); // the user may have pressed the button meanwhile
+  }
+  if (state.screenTrack?.readyState === 'live') {
+    state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
+      appData: { source: 'screen' } });
+  }
+}
+
+// Bring one producer in line with what the user wants (the button's state).
+async function applyWanted(kind) {
+  const on = state.wanted[kind];
+  const track = localTrack(kind);
+  if (track) track.enabled = on;
+  const p = state.producers[kind];
+  if (!p || p.closed || p.paused === !on) return;
+  if (on) { p.resume(); await request('resumeProducer', { producerId: p.id }); }
+  else { p.pause(); await request('pauseProducer', { producerId: p.id }); }
+}
+
+// A transport that fails, or stays disconnected for TRANSPORT_GRACE_MS, is lost:
+// the page rejoins (through the one reconnect loop).
+function watchTransport(t) {
+  let timer = null;
+  t.on('connectionstatechange', (s) => {
+    clearTimeout(timer);
+    if (t.closed || (t !== state.send && t !== state.recv)) return;
+    if (s === 'failed') reconnect('Reconnecting: the media connection failed');
+    else if (s === 'disconnected') {
+      timer = setTimeout(() => {
+        if (!t.closed && t.connectionState === 'disconnected') {
+          reconnect('Reconnecting: the media connection was lost');
+        }
+      }, TRANSPORT_GRACE_MS);
+    }
+  });
+}
+
+// Open the signaling socket; resolves when it is open. Its later loss hands over to
+// reconnect(); a socket the page has given up (not state.ws) is ignored.
 function connect() {
   return new Promise((resolve, reject) => {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}/ws/rooms/${encodeURIComponent(state.room)}?access_token=${state.token}`);
     state.ws = ws;
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error('cannot reach the server'));
+    state.link.sockets += 1;
+    let opened = false;
+    const timer = setTimeout(() => { reject(new Error('the server did not answer')); ws.close(); },
+      CONNECT_TIMEOUT_MS);
+    ws.onopen = () => { opened = true; clearTimeout(timer); resolve(); };
     ws.onmessage = (msg) => {
+      if (ws !== state.ws) return;
       const m = JSON.parse(msg.data);
       if ('event' in m) { onEvent(m.event, m.data); return; }
       const p = state.pending.get(m.id);
       if (!p) return;
       state.pending.delete(m.id);
+      clearTimeout(p.timer);
       if (m.ok) p.resolve(m.data); else p.reject(new Error(`${m.error.code}: ${m.error.message}`));
     };
     ws.onclose = (e) => {
+      clearTimeout(timer);
+      if (ws !== state.ws) return;
+      failPending('the connection closed');
+      if (!opened) { reject(new Error('cannot reach the server')); return; } // the loop retries
       if (state.closing) return;
-      setStatus(e.code >= 4000 ? `Disconnected: ${e.reason}` : 'Connection lost; reconnecting...');
-      if (e.code < 4000) setTimeout(() => rejoin(), 1000);
+      if (e.code < 4000) reconnect('Connection lost; reconnecting...');
+      else if (e.code === CLOSE_MEDIA_LOST) reconnect(`Reconnecting: ${e.reason}`);
+      else { state.ended = true; setStatus(`Disconnected: ${e.reason}`); } // kicked, replaced...
     };
   });
+}
+
+// Forget the signaling socket (its handlers go first: its close is not news).
+function dropConnection() {
+  const ws = state.ws;
+  state.ws = null;
+  failPending('reconnecting');
+  if (ws) { ws.onopen = ws.onmessage = ws.onclose = null; ws.close(); }
 }
 
 function resetMedia() {
   state.send?.close(); state.recv?.close();
   state.send = state.recv = null;
+  state.producers = {};
   state.consumers.clear();
   state.early.clear();
   document.querySelectorAll('.tile').forEach((t) => { if (t.id !== 'tile-me') t.remove(); });
 }
 
-async function rejoin() {
-  resetMedia();
+// The one owner of reconnecting: whoever notices a loss (socket closed, `rejoin`
+// event, failed transport) calls reconnect(); while the loop runs a new call only
+// asks it to go round once more. Each round drops the socket and the transports,
+// waits (backoff), then connects and joins again.
+function reconnect(why) {
+  if (state.closing || state.ended) return;
+  setStatus(why);
+  state.link.again = true;
+  if (!state.link.running) runLink();
+}
+
+async function runLink() {
+  const { link } = state;
+  link.running = true;
+  let attempt = 0;
   try {
-    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) await connect();
-    await setupMedia();
-  } catch (e) {
-    setStatus(`Reconnect failed (${e.message}); retrying...`);
-    setTimeout(() => rejoin(), 2000);
+    while (link.again && !state.closing && !state.ended) {
+      link.again = false;
+      dropConnection();
+      resetMedia();
+      await sleep(backoff(attempt));
+      attempt += 1;
+      link.attempts += 1;
+      if (state.closing || state.ended) break;
+      try {
+        await connect();
+        await setupMedia();
+      } catch (e) {
+        if (state.closing || state.ended) break;
+        setStatus(`Reconnect failed (${e.message}); retrying...`);
+        link.again = true;
+      }
+    }
+  } finally {
+    link.running = false;
   }
 }
 
@@ -218,6 +354,8 @@ $('join-form').addEventListener('submit', async (ev) => {
   try {
     state.room = $('room').value;
     state.token = await token(state.room, $('name').value);
+    state.closing = state.ended = false;
+    dropConnection();
     await connect();
     $('join-form').hidden = true;
     $('call').hidden = false;
@@ -229,34 +367,47 @@ $('join-form').addEventListener('submit', async (ev) => {
 
 function toggle(button, kind, labels) {
   button.addEventListener('click', async () => {
-    const p = state.producers[kind];
-    if (!p) return;
-    if (p.paused) { p.resume(); await request('resumeProducer', { producerId: p.id }); }
-    else { p.pause(); await request('pauseProducer', { producerId: p.id }); }
-    button.textContent = p.paused ? labels[1] : labels[0];
-    button.setAttribute('aria-pressed', String(p.paused));
+    state.wanted[kind] = !state.wanted[kind];
+    button.textContent = state.wanted[kind] ? labels[0] : labels[1];
+    button.setAttribute('aria-pressed', String(!state.wanted[kind]));
+    await applyWanted(kind).catch((e) => setStatus(`could not ${labels[state.wanted[kind] ? 1 : 0]}: ${e.message}`));
   });
 }
 toggle($('toggle-mic'), 'audio', ['Mute mic', 'Unmute mic']);
 toggle($('toggle-cam'), 'video', ['Stop camera', 'Start camera']);
 
-$('share').addEventListener('click', async () => {
-  if (state.producers.screen) {
-    await request('closeProducer', { producerId: state.producers.screen.id });
-    state.producers.screen.close(); delete state.producers.screen;
-    $('share').textContent = 'Share screen'; $('share').setAttribute('aria-pressed', 'false');
-    return;
+async function stopSharing() {
+  const producer = state.producers.screen;
+  delete state.producers.screen;
+  state.screenTrack?.stop();
+  state.screenTrack = null;
+  $('share').textContent = 'Share screen'; $('share').setAttribute('aria-pressed', 'false');
+  if (producer && !producer.closed) {
+    producer.close();
+    await request('closeProducer', { producerId: producer.id }).catch(() => {});
   }
+}
+
+$('share').addEventListener('click', async () => {
+  if (state.screenTrack) { await stopSharing(); return; }
   const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
-  state.producers.screen = await state.send.produce({ track: display.getVideoTracks()[0], appData: { source: 'screen' } });
+  state.screenTrack = display.getVideoTracks()[0];
+  state.screenTrack.addEventListener('ended', () => { stopSharing(); });
   $('share').textContent = 'Stop sharing'; $('share').setAttribute('aria-pressed', 'true');
+  if (state.send) {
+    state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
+      appData: { source: 'screen' } });
+  }
 });
 
 $('leave').addEventListener('click', async () => {
   state.closing = true;
   await request('leave').catch(() => {});
-  state.ws.close();
+  dropConnection();
   resetMedia();
+  state.media?.getTracks().forEach((t) => t.stop());
+  state.screenTrack?.stop();
+  state.media = state.screenTrack = null;
   $('call').hidden = true; $('join-form').hidden = false;
   document.getElementById('tile-me')?.remove();
 });

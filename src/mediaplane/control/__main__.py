@@ -30,6 +30,8 @@ def main() -> None:
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn logs through the root handler (text or JSON)
         timeout_keep_alive=SERVER_KEEP_ALIVE_S,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
     )
 
 

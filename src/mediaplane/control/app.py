@@ -32,6 +32,7 @@ from mediaplane.control.rooms import RoomManager
 from mediaplane.control.security_headers import SecurityHeaders
 from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.control.signaling import endpoint
+from mediaplane.control.signaling.transport_watch import TransportWatch
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.control.whip.service import WhipService
 from mediaplane.observability.metrics import HttpMetrics, metrics_router
@@ -81,6 +82,9 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
         await injects.start_service()
         whip_service = WhipService(manager, connect_timeout_s=settings.whip_connect_timeout_s)
         await whip_service.start()
+        transport_watch = TransportWatch(manager, lost_after_s=settings.transport_lost_after_s)
+        await transport_watch.start()
+        app.state.transport_watch = transport_watch
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
         transcodes = TranscodeService(recs, media, hooks)
         app.state.egress, app.state.whip = egresses, whip_service
@@ -92,6 +96,7 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
         finally:
             await injects.close()
             await whip_service.close()
+            await transport_watch.close()
             await egresses.close()
             await transcodes.close()
             await recs.close()

@@ -41,5 +41,5 @@ async def signaling(ws: WebSocket, room: str) -> None:
     if principal.grants.room != room and not principal.grants.room_create:
         await ws.close(code=CLOSE_FORBIDDEN, reason=f"token is not valid for room {room!r}"[:120])
         return
-    session = PeerSession(ws, rooms, principal, room)
+    session = PeerSession(ws, rooms, principal, room, transport_watch=ws.app.state.transport_watch)
     await session.run()

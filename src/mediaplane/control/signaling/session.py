@@ -23,6 +23,7 @@ from mediaplane.control.auth import PermissionDenied, Principal
 from mediaplane.control.errors import ControlError, InvalidState
 from mediaplane.control.rooms import LocalPeer, RoomManager
 from mediaplane.control.signaling import protocol as p
+from mediaplane.control.signaling.transport_watch import TransportWatch
 from mediaplane.sfu import SfuRpcError
 from mediaplane.wire.ids import Json
 
@@ -68,6 +69,7 @@ class PeerSession:
         max_message_bytes: int = 64 * 1024,
         rate: float = 50.0,
         burst: int = 100,
+        transport_watch: TransportWatch | None = None,
     ) -> None:
         self.ws = ws
         self.rooms = rooms
@@ -77,6 +79,7 @@ class PeerSession:
         self.max_message_bytes = max_message_bytes
         self.limiter = RateLimiter(rate, burst)
         self.peer: LocalPeer | None = None
+        self.transport_watch = transport_watch
         self._send_lock = asyncio.Lock()
         self._closed = False
 
@@ -115,6 +118,7 @@ class PeerSession:
         finally:
             self._closed = True
             if self.peer is not None:
+                self._unwatch(self.peer)
                 await self.sessions.leave(self.peer, "disconnected")
 
     # the error-to-reply point --------------------------------------------------
@@ -169,6 +173,10 @@ class PeerSession:
         )
         return p.Response(id=req_id, ok=False, error=p.ErrorBody(code=code, message=message))
 
+    def _unwatch(self, peer: LocalPeer) -> None:
+        if self.transport_watch is not None:
+            self.transport_watch.forget(peer)
+
     def joined(self) -> LocalPeer:
         if self.peer is None:
             raise InvalidState("join the room first")
@@ -179,6 +187,8 @@ class PeerSession:
         self.principal.require_room(self.room, join=True)
         if self.peer is not None and self.sessions.is_joined(self.peer):
             raise InvalidState("already joined")
+        if self.peer is not None:
+            self._unwatch(self.peer)
         self.peer = LocalPeer(
             peer_id=uuid.uuid4().hex[:16],
             room=self.room,
@@ -198,7 +208,10 @@ class PeerSession:
             raise PermissionDenied("token does not grant can_publish")
         if data.direction == "recv" and not g.can_subscribe:
             raise PermissionDenied("token does not grant can_subscribe")
-        return await self.sessions.create_transport(peer, data.direction)
+        transport = await self.sessions.create_transport(peer, data.direction)
+        if self.transport_watch is not None:
+            self.transport_watch.watch(str(transport["transportId"]), peer)
+        return transport
 
     async def connect_transport(self, data: p.ConnectTransportData) -> Json:
         await self.sessions.connect_transport(
@@ -267,6 +280,7 @@ class PeerSession:
 
     async def leave(self, data: p.EmptyData) -> Json:
         if self.peer is not None:
+            self._unwatch(self.peer)
             await self.sessions.leave(self.peer, "left")
             self.peer = None
         return {}
