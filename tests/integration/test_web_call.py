@@ -20,6 +20,7 @@ from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance, admin
 from tests.support.mediacheck import decode_audio, probe_streams
+from tests.support.pages import wait_until
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -140,7 +141,7 @@ async def test_admin_records_from_the_dashboard(
     await expect(caller.locator("#recording-indicator")).to_be_visible(timeout=10000)
     # The catalog lists every room's recordings; this test looks at its room's row.
     recordings = admin_page.get_by_role("table", name="Recordings").locator("tr", has_text=room)
-    await expect(recordings.locator("[data-state=recording]")).to_have_count(1, timeout=10000)
+    await expect(recordings.locator("[data-state=running]")).to_have_count(1, timeout=10000)
     await asyncio.sleep(3.0)
     await admin_page.screenshot(path=screenshot_path("dashboard.png"), full_page=True)
     await admin_page.get_by_role("button", name=re.compile(r"^Stop recording Alice-")).click()
@@ -202,13 +203,14 @@ async def test_pages_reconnect_after_an_sfu_worker_dies(
     os.kill(sfu.worker_pids[0], signal.SIGKILL)
     for page, other in ((alice, "Bob"), (bob, "Alice")):
         # The user is told, then the page is back in the room by itself.
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "window.mediaplane.statusLog.some("
             "s => s.startsWith('Reconnecting: the media server restarted'))",
-            timeout=10000,
+            timeout_ms=10000,
         )
-        await page.wait_for_function(
-            "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout=20000
+        await wait_until(
+            page, "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout_ms=20000
         )
         await expect(page.get_by_role("figure", name=other)).to_be_visible(timeout=15000)
     after = await media_flows(bob)
@@ -252,16 +254,18 @@ async def test_page_reconnects_after_losing_its_connection(
     port = control.port
     await control.stop()
     for page in (alice, bob):
-        await page.wait_for_function(
-            "window.mediaplane.statusLog.some(s => s.startsWith('Connection lost'))", timeout=10000
+        await wait_until(
+            page,
+            "window.mediaplane.statusLog.some(s => s.startsWith('Connection lost'))",
+            timeout_ms=10000,
         )
     control = await ControlInstance.start(
         settings, sfu_url=sfu.url, redis_url=redis_server.url, port=port
     )
     try:
         for page, other in ((alice, "Bob"), (bob, "Alice")):
-            await page.wait_for_function(
-                "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout=20000
+            await wait_until(
+                page, "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout_ms=20000
             )
             await expect(page.get_by_role("figure", name=other)).to_be_visible(timeout=15000)
         await media_flows(bob)
@@ -328,19 +332,21 @@ async def test_a_rejoin_publishes_only_what_the_user_had_on(
         await expect(alice.get_by_role("button", name="Start camera")).to_be_visible()
         port = control.port
         await control.stop()
-        await alice.wait_for_function(
-            "window.mediaplane.statusLog.some(s => s.startsWith('Connection lost'))", timeout=10000
+        await wait_until(
+            alice,
+            "window.mediaplane.statusLog.some(s => s.startsWith('Connection lost'))",
+            timeout_ms=10000,
         )
         control = await ControlInstance.start(
             settings, sfu_url=sfu.url, redis_url=redis_server.url, port=port
         )
         for page in (alice, bob):
-            await page.wait_for_function(
-                "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout=20000
+            await wait_until(
+                page, "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout_ms=20000
             )
         # Bob consumes Alice's two tracks again (she is published, paused) ...
-        await bob.wait_for_function(
-            "[...window.mediaplane.consumers.values()].length === 2", timeout=15000
+        await wait_until(
+            bob, "[...window.mediaplane.consumers.values()].length === 2", timeout_ms=15000
         )
         # ... and for 15 s (longer than the 12.8 s of the report) decodes nothing of her.
         quiet = await decoded_over(bob, 15.0)

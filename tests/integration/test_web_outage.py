@@ -30,6 +30,7 @@ from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
 from tests.support import netns
 from tests.support.control import ControlInstance, admin
+from tests.support.pages import wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -165,8 +166,8 @@ async def test_a_participant_cut_off_for_20_s_is_gone_then_back(
             f"alice still listed or not announced gone {OUTAGE_S:g} s into the outage"
         )
     back = time.monotonic()
-    await alice.wait_for_function(
-        "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout=BACK_S * 1000
+    await wait_until(
+        alice, "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout_ms=BACK_S * 1000
     )
     await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(
         timeout=max(1000, int((BACK_S - (time.monotonic() - back)) * 1000))
