@@ -8,6 +8,7 @@ A file's size proves nothing, so nothing here looks at it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import subprocess
@@ -169,6 +170,15 @@ def decode_frames(path: Path, fps: int, width: int, height: int) -> npt.NDArray[
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
 
 
+def _decode_all(path: Path, width: int, height: int) -> npt.NDArray[np.uint8]:
+    argv = [
+        "ffmpeg", "-v", "error", "-i", str(path), "-an", "-fps_mode", "passthrough",
+        "-vf", f"scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
+    ]  # fmt: skip
+    raw = subprocess.run(argv, check=True, capture_output=True, timeout=120).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
 @dataclass(frozen=True)
 class PatternCheck:
     """What the decoded frames of a PatternVideoTrack recording show."""
@@ -189,12 +199,7 @@ def check_pattern_video(path: Path, width: int = 320, height: int = 240) -> Patt
     written out here again rather than imported: 16 cells of 16 px in the top 16 rows are
     the bits of the frame number n (yellow = 1), a 16 px white bar at x = 4n mod width
     below them, the rest (0, 0, 64)."""
-    argv = [
-        "ffmpeg", "-v", "error", "-i", str(path), "-an", "-fps_mode", "passthrough",
-        "-vf", f"scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
-    ]  # fmt: skip
-    raw = subprocess.run(argv, check=True, capture_output=True, timeout=120).stdout
-    frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+    frames = _decode_all(path, width, height)
     numbers, bars, backgrounds = [], 0, 0
     for img in frames:
         n = sum(
@@ -217,6 +222,42 @@ def check_pattern_video(path: Path, width: int = 320, height: int = 240) -> Patt
         consecutive_share=float(np.mean(steps == 1)) if steps.size else 0.0,
         bar_share=bars / count,
         background_share=backgrounds / count,
+    )
+
+
+@dataclass(frozen=True)
+class BallCheck:
+    """What the decoded frames of GStreamer's videotestsrc pattern=ball show."""
+
+    frames: int
+    ball_share: float  # of frames, those with one small bright ball on a black picture
+    moving_share: float  # of steps between frames, those in which the ball moved
+
+
+def check_ball_video(path: Path, width: int = 320, height: int = 240) -> BallCheck:
+    """Decode every frame and find videotestsrc's ball: a white disc (0.3 % to 10 % of the
+    picture) on black, whose centre moves from frame to frame."""
+    frames = _decode_all(path, width, height)
+    centres: list[tuple[float, float] | None] = []
+    for img in frames:
+        grey = img.mean(axis=2)
+        bright = grey > 128
+        share = float(bright.mean())
+        dark = float(np.median(grey)) < 30
+        if dark and 0.003 <= share <= 0.10:
+            ys, xs = np.nonzero(bright)
+            centres.append((float(xs.mean()), float(ys.mean())))
+        else:
+            centres.append(None)
+    moved = [
+        a is not None and b is not None and np.hypot(a[0] - b[0], a[1] - b[1]) >= 0.5
+        for a, b in itertools.pairwise(centres)
+    ]
+    count = max(1, len(centres))
+    return BallCheck(
+        frames=len(centres),
+        ball_share=sum(c is not None for c in centres) / count,
+        moving_share=float(np.mean(moved)) if moved else 0.0,
     )
 
 
