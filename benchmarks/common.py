@@ -72,13 +72,13 @@ def git_commit() -> str:
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout if done.returncode == 0 else ""
 
-    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    head = git("rev-parse", "--short=10", "HEAD").strip() or "unknown"
     changed = [
-        line[3:]
+        line[3:]  # "XY path": the status columns are kept (no strip, " M" starts with a space)
         for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
-        if not line[3:].startswith(("benchmarks/results/", "docs/"))
+        if line and not line[3:].startswith(("benchmarks/results/", "docs/"))
     ]
     return head + ("+dirty" if changed else "")
 
