@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 import signal
@@ -359,6 +360,15 @@ async def test_mute_in_the_middle_keeps_one_playable_file(stack: Stack, tmp_path
     assert abs(dominant_frequency(pcm[-120000:-24000], 48000) - 440.0) <= 5.0
     gap = pcm[int(3.5 * 48000) : int(5.5 * 48000)]
     assert rms(gap) < 0.01, rms(gap)
+    # The video, paused too: the sent pattern before and after, no frame of the muted span
+    # (the counter jumps over about 3 s of frames, 90 at 30 fps, and never goes back).
+    pattern = check_pattern_video(out)
+    jump = max(b - a for a, b in itertools.pairwise(pattern.numbers))
+    log.info(
+        "measured: muted video: %d frames, largest counter jump %d", len(pattern.numbers), jump
+    )
+    assert pattern.in_order and pattern.bar_share >= 0.9, pattern
+    assert 60 <= jump <= 130, jump
 
 
 async def test_republished_video_continues_the_same_file(stack: Stack, tmp_path: Path) -> None:
