@@ -40,7 +40,7 @@ from typing import Any
 from tests.support.gst import GstProcess
 from tests.support.media import OPUS, VP8, MediaService, wait_job
 
-from benchmarks.common import write_result
+from benchmarks.common import start_run, write_result
 from benchmarks.composite_media import (
     FPS,
     HEIGHT,
@@ -297,9 +297,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="runs of each system, alternating")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     args = ap.parse_args()
+    stamp = start_run()
     r = asyncio.run(run(args.seconds, args.rounds, args.warmup))
     md = table(r)
-    write_result("composite", "Media manager: room composite cost (3 people, 720p30)", r, md)
+    write_result(
+        "composite",
+        "Media manager: room composite cost (3 people, 720p30)",
+        r,
+        md,
+        stamp,
+        f"ours x{r['ratio']:.2f} ffmpeg amix + xstack CPU",
+    )
     print(md)
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import ROOT, percentile, write_result
+from benchmarks.common import ROOT, percentile, start_run, write_result
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.sfu.process import node_binary, worker_binary
@@ -71,6 +71,7 @@ def node_side(settings: Settings) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
+    stamp = start_run()
     settings = Settings(env="test")
     node = node_side(settings)
     py = asyncio.run(python_side(settings))
@@ -98,7 +99,14 @@ def main() -> None:
         f"\nRatio Python RPC / Node in-process for transport.getStats: **p50 x{ratio_p50:.1f}, "
         f"p99 x{ratio_p99:.1f}** ({ITERATIONS} sequential calls each, after 100 warm-up calls)."
     )
-    path = write_result("sfu_rpc_roundtrip", "SFU RPC round trip", data, table)
+    path = write_result(
+        "sfu_rpc_roundtrip",
+        "SFU RPC round trip",
+        data,
+        table,
+        stamp,
+        f"Python RPC x{ratio_p50:.1f} (p50) Node in-process for transport.getStats",
+    )
     print(table)
     print(f"written {path}", file=sys.stderr)
 

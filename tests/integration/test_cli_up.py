@@ -20,7 +20,12 @@ from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
 from tests.support.cli_system import Running, running_system
 from tests.support.control import participant
-from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
+from tests.support.mediacheck import (
+    check_pattern_video,
+    decode_audio,
+    dominant_frequency,
+    probe_streams,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 log = logging.getLogger(__name__)
@@ -161,4 +166,8 @@ async def test_cli_commands_and_ctrl_c_finishes_the_recording(running: Running) 
     assert abs(decoded - span) <= 0.5, (decoded, span)
     assert abs(freq - 440.0) <= 5.0
     assert streams["video"].frames is not None and streams["video"].frames >= 5 * 10
+    pattern = check_pattern_video(path)  # the frames are the pattern sent, in order
+    log.info("measured: pattern %d decoded, bar %.2f", len(pattern.numbers), pattern.bar_share)
+    assert len(pattern.numbers) >= 5 * 10 and pattern.in_order, pattern.numbers[:40]
+    assert pattern.bar_share >= 0.9 and pattern.background_share >= 0.9, pattern
     assert stopped_in < 60

@@ -15,7 +15,12 @@ from mediaplane.peer import MediasoupPeer, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
 from tests.support.control import ControlInstance, participant
-from tests.support.mediacheck import collect_track_audio, dominant_frequency, rms
+from tests.support.mediacheck import (
+    audio_received_within,
+    collect_track_audio,
+    dominant_frequency,
+    rms,
+)
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -91,13 +96,22 @@ async def test_mute_is_seen_by_others(settings: Settings, control: ControlInstan
     try:
         producer_id = await alice.publish(ToneTrack())
         await sig_b.wait_event("newProducer")
-        consumer_id, _ = await bob.subscribe(producer_id)
+        consumer_id, track = await bob.subscribe(producer_id)
+        heard = await collect_track_audio(track, 1.0)
+        assert abs(dominant_frequency(heard, 48000) - 440.0) <= 5.0  # the tone, before
         await sig_a.request("pauseProducer", {"producerId": producer_id})
         ev = await sig_b.wait_event("producerPaused", lambda d: d["producerId"] == producer_id)
         assert ev["peerId"]
         await sig_b.wait_event("consumerPaused", lambda d: d["consumerId"] == consumer_id)
+        await audio_received_within(track, 0.5)  # what was in flight when the pause came
+        muted = await audio_received_within(track, 1.5)
+        log.info("measured: %.3f s of audio reached bob in 1.5 s muted", len(muted) / 48000)
+        assert rms(muted) < 0.01, (len(muted), rms(muted))  # silence (or nothing) while muted
         await sig_a.request("resumeProducer", {"producerId": producer_id})
         await sig_b.wait_event("producerResumed", lambda d: d["producerId"] == producer_id)
+        back = await collect_track_audio(track, 1.5)
+        assert abs(dominant_frequency(back[-48000:], 48000) - 440.0) <= 5.0  # the tone, after
+        assert rms(back[-48000:]) > 0.05, rms(back[-48000:])
         await sig_a.request("leave")
         await sig_b.wait_event("peerLeft", lambda d: d["reason"] == "left")
     finally:

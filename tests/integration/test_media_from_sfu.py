@@ -14,7 +14,12 @@ import pytest
 from mediaplane.sfu import SfuClient
 from tests.support.gst import GstProcess, av_sender
 from tests.support.media import MediaService, wait_job
-from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
+from tests.support.mediacheck import (
+    check_ball_video,
+    decode_audio,
+    dominant_frequency,
+    probe_streams,
+)
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -83,6 +88,8 @@ async def test_sfu_plain_consumers_into_an_av_recording(
         out = Path(done["output_path"])
         streams = {s.codec_type: s for s in probe_streams(out, count_frames=True)}
         assert streams["video"].frames is not None and abs(streams["video"].frames - 150) <= 4
+        ball = check_ball_video(out)  # the frames are the sent ball, moving: not only a count
+        assert ball.ball_share >= 0.95 and ball.moving_share >= 0.9, ball
         pcm = decode_audio(out)
         assert abs(len(pcm) / 48000 - 5.0) <= 0.3
         assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 330.0) <= 2.0

@@ -14,7 +14,12 @@ import pytest
 
 from tests.support.gst import GstProcess, av_sender, opus_sender
 from tests.support.media import OPUS, VP8, MediaService, wait_job
-from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
+from tests.support.mediacheck import (
+    check_ball_video,
+    decode_audio,
+    dominant_frequency,
+    probe_streams,
+)
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -101,6 +106,9 @@ async def test_av_recording_has_both_tracks_in_sync(media: MediaService) -> None
     )
     assert offset < 0.1, f"A/V start offset {offset:.3f} s"
     assert abs(dominant_frequency(pcm[4800:-4800], 48000) - 440.0) <= 2.0
+    ball = check_ball_video(out)  # the frames are the sent ball, moving: not only a count
+    log.info("measured: A/V rec ball %s", ball)
+    assert ball.ball_share >= 0.95 and ball.moving_share >= 0.9, ball
 
 
 async def test_killed_worker_fails_the_job_and_keeps_a_decodable_file(media: MediaService) -> None:

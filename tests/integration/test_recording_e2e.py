@@ -4,6 +4,9 @@ manager, Redis, GStreamer, aiortc peers; outputs decoded; webhooks received."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import itertools
 import logging
 import os
 import signal
@@ -15,11 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
-from mediaplane.control.webhooks import verify
 from mediaplane.peer import MediasoupPeer, PatternVideoTrack, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient
 from tests.support.control import ControlInstance, admin, participant, token
-from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams, rms
+from tests.support.mediacheck import (
+    check_pattern_video,
+    decode_audio,
+    dominant_frequency,
+    probe_streams,
+    rms,
+)
 from tests.support.stack import WEBHOOK_SECRET, Stack
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -97,13 +105,32 @@ async def test_record_a_participant_by_rest(stack: Stack, tmp_path: Path) -> Non
     assert abs(freq - 440.0) <= 5.0
     assert first_video < 1.0
     assert streams["video"].frames is not None and streams["video"].frames >= 9 * 15
+    # The frames are the ones sent: PatternVideoTrack's counter, bar and background.
+    pattern = check_pattern_video(out)
+    log.info(
+        "measured: pattern frames %d..%d, %d decoded, consecutive %.2f, bar %.2f, background %.2f",
+        pattern.numbers[0], pattern.numbers[-1], len(pattern.numbers),
+        pattern.consecutive_share, pattern.bar_share, pattern.background_share,
+    )  # fmt: skip
+    assert len(pattern.numbers) >= 9 * 15 and pattern.in_order, pattern.numbers[:40]
+    assert pattern.consecutive_share >= 0.5, pattern.consecutive_share
+    assert pattern.bar_share >= 0.9 and pattern.background_share >= 0.9, pattern
     assert done["start_latency_s"] is not None and done["time_to_first_frame_s"] is not None
     started = await stack.hooks.wait_for("recording.started", lambda d: d["id"] == rec["id"])
     finished = await stack.hooks.wait_for("recording.finished", lambda d: d["id"] == rec["id"])
     for hook in (started, finished):
+        # docs/webhooks.md's recipe written out here, not the product's verify():
+        # hex HMAC-SHA256(secret, "<timestamp>." + raw body) after "v1=", a fresh timestamp
         h = hook.headers
-        assert verify(WEBHOOK_SECRET, h["webhook-timestamp"], hook.body, h["webhook-signature"])
-        assert not verify("wrong-secret", h["webhook-timestamp"], hook.body, h["webhook-signature"])
+        stamp, signature = h["webhook-timestamp"], h["webhook-signature"]
+        assert stamp.isdigit() and abs(time.time() - int(stamp)) < 300, stamp
+        expected = hmac.new(
+            WEBHOOK_SECRET.encode(), stamp.encode() + b"." + hook.body, hashlib.sha256
+        )
+        assert signature == "v1=" + expected.hexdigest(), (signature, expected.hexdigest())
+        other = hmac.new(b"wrong-secret", stamp.encode() + b"." + hook.body, hashlib.sha256)
+        assert signature != "v1=" + other.hexdigest()
+        assert h["webhook-id"] == hook.json["id"] and hook.json["data"]["id"] == rec["id"]
 
 
 async def test_leaving_participant_completes_the_recording(stack: Stack) -> None:
@@ -333,6 +360,15 @@ async def test_mute_in_the_middle_keeps_one_playable_file(stack: Stack, tmp_path
     assert abs(dominant_frequency(pcm[-120000:-24000], 48000) - 440.0) <= 5.0
     gap = pcm[int(3.5 * 48000) : int(5.5 * 48000)]
     assert rms(gap) < 0.01, rms(gap)
+    # The video, paused too: the sent pattern before and after, no frame of the muted span
+    # (the counter jumps over about 3 s of frames, 90 at 30 fps, and never goes back).
+    pattern = check_pattern_video(out)
+    jump = max(b - a for a, b in itertools.pairwise(pattern.numbers))
+    log.info(
+        "measured: muted video: %d frames, largest counter jump %d", len(pattern.numbers), jump
+    )
+    assert pattern.in_order and pattern.bar_share >= 0.9, pattern
+    assert 60 <= jump <= 130, jump
 
 
 async def test_republished_video_continues_the_same_file(stack: Stack, tmp_path: Path) -> None:

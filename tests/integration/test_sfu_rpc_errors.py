@@ -154,17 +154,30 @@ async def test_a_router_can_avoid_workers(client: SfuClient) -> None:
 async def test_oversize_frame_closes_1009_and_others_keep_working(
     sfu: SfuProcess, client: SfuClient
 ) -> None:
-    ws = await _raw(sfu, sfu.secret)
-    big = json.dumps({"id": 1, "method": "server.stats", "params": {"x": "a" * 300_000}})
-    await ws.send(big)
-    with pytest.raises(ConnectionClosed) as info:
-        await asyncio.wait_for(ws.recv(), 5)
-    assert info.value.rcvd is not None and info.value.rcvd.code == 1009
-    stats = await client.server_stats()
-    assert stats.routers >= 0
-    fresh = await SfuClient.create(sfu.url, sfu.secret)
-    await fresh.server_info()
-    await fresh.close()
+    router = await client.create_router("oversize-keeps")
+    try:
+        kept = await client.create_plain_transport(router.router_id)
+        before = await client.server_stats()
+        ws = await _raw(sfu, sfu.secret)
+        big = json.dumps({"id": 1, "method": "server.stats", "params": {"x": "a" * 300_000}})
+        await ws.send(big)
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        # Only the offending socket went: the other client's router and transport are
+        # still there (the same counts as before), and it can keep using them.
+        assert await client.server_stats() == before
+        assert before.routers >= 1 and before.transports >= 1
+        again = await client.create_plain_transport(router.router_id)
+        assert again.transport_id != kept.transport_id
+        assert (await client.server_stats()).transports == before.transports + 1
+        fresh = await SfuClient.create(sfu.url, sfu.secret)
+        assert [w.pid for w in (await fresh.server_info()).workers] == [
+            w.pid for w in (await client.server_info()).workers
+        ]  # the same SFU process and workers, not a restarted one
+        await fresh.close()
+    finally:
+        await client.close_router(router.router_id)
 
 
 async def test_closing_a_router_releases_everything(client: SfuClient) -> None:

@@ -14,7 +14,13 @@ import pytest
 
 from tests.integration.test_egress import leave, publish
 from tests.support.control import token
-from tests.support.mediacheck import decode_audio, dominant_frequency, probe_streams
+from tests.support.mediacheck import (
+    decode_audio,
+    decode_frames,
+    dominant_color,
+    dominant_frequency,
+    probe_streams,
+)
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -90,6 +96,9 @@ async def test_recording_transcoded_to_mp4(stack: Stack, tmp_path: Path) -> None
     assert abs(duration - (rec["duration_s"] or 0)) < 0.5, (duration, rec["duration_s"])
     assert abs(duration - (t["duration_s"] or 0)) < 0.5, (duration, t["duration_s"])
     assert (streams["video"].frames or 0) > 30, streams["video"]
+    pictures = decode_frames(out, 5, 160, 120)  # the frames are the green picture sent
+    colours = [dominant_color(f, 80, 60, r=30) for f in pictures]
+    assert len(colours) >= 15 and colours.count("green") >= 0.95 * len(colours), colours
     freq = dominant_frequency(decode_audio(out)[48000 : 48000 * 3], 48000)
     assert abs(freq - 660.0) < 3, freq
     log.info(

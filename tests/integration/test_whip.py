@@ -24,6 +24,7 @@ from mediaplane.settings import Settings
 from tests.integration.test_recording_e2e import wait_rec
 from tests.support.control import ControlInstance, admin, participant
 from tests.support.mediacheck import (
+    check_pattern_video,
     collect_track_audio,
     decode_audio,
     dominant_frequency,
@@ -283,3 +284,11 @@ async def test_whip_participant_is_recordable(stack: Stack, tmp_path: Path) -> N
     )
     assert abs(freq - 740.0) <= 5.0 and len(pcm) / 48000 > 3.0
     assert frames >= 60
+    pattern = check_pattern_video(out)  # the frames are the pattern sent, in order
+    log.info(
+        "measured: WHIP pattern %d decoded, consecutive %.2f, bar %.2f, background %.2f",
+        len(pattern.numbers), pattern.consecutive_share, pattern.bar_share,
+        pattern.background_share,
+    )  # fmt: skip
+    assert len(pattern.numbers) >= 60 and pattern.in_order, pattern.numbers[:40]
+    assert pattern.bar_share >= 0.9 and pattern.background_share >= 0.9, pattern

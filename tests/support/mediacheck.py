@@ -8,11 +8,13 @@ A file's size proves nothing, so nothing here looks at it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -110,6 +112,15 @@ def rms(samples: npt.NDArray[np.float32]) -> float:
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
 
 
+def _frame_pcm(frame: Any) -> npt.NDArray[np.float32]:
+    pcm = frame.to_ndarray().astype(np.float32) / 32768.0
+    channels = len(frame.layout.channels)
+    out: npt.NDArray[np.float32] = (
+        pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm.reshape(-1)
+    )
+    return out
+
+
 async def collect_track_audio(track: object, seconds: float) -> npt.NDArray[np.float32]:
     """Decoded PCM (mono float, 48 kHz) received on an aiortc track for `seconds` of audio."""
     chunks: list[npt.NDArray[np.float32]] = []
@@ -117,12 +128,24 @@ async def collect_track_audio(track: object, seconds: float) -> npt.NDArray[np.f
     async with asyncio.timeout(seconds + 15):
         while got < seconds:
             frame = await track.recv()  # type: ignore[attr-defined]
-            pcm = frame.to_ndarray().astype(np.float32) / 32768.0
-            channels = len(frame.layout.channels)
-            pcm = pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm.reshape(-1)
-            chunks.append(pcm)
+            chunks.append(_frame_pcm(frame))
             got += frame.samples / frame.sample_rate
     return np.concatenate(chunks)
+
+
+async def audio_received_within(track: object, seconds: float) -> npt.NDArray[np.float32]:
+    """Decoded PCM of whatever frames arrive on an aiortc track in `seconds` of wall time
+    (empty when none does: a paused stream sends nothing)."""
+    chunks: list[npt.NDArray[np.float32]] = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        try:
+            frame = await asyncio.wait_for(track.recv(), left)  # type: ignore[attr-defined]
+        except TimeoutError:
+            break
+        chunks.append(_frame_pcm(frame))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
 def decode_frame(path: Path, at_s: float, width: int, height: int) -> npt.NDArray[np.uint8]:
@@ -145,6 +168,97 @@ def decode_frames(path: Path, fps: int, width: int, height: int) -> npt.NDArray[
     ]  # fmt: skip
     raw = subprocess.run(argv, check=True, capture_output=True, timeout=120).stdout
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
+def _decode_all(path: Path, width: int, height: int) -> npt.NDArray[np.uint8]:
+    argv = [
+        "ffmpeg", "-v", "error", "-i", str(path), "-an", "-fps_mode", "passthrough",
+        "-vf", f"scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
+    ]  # fmt: skip
+    raw = subprocess.run(argv, check=True, capture_output=True, timeout=120).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
+@dataclass(frozen=True)
+class PatternCheck:
+    """What the decoded frames of a PatternVideoTrack recording show."""
+
+    numbers: list[int]  # the frame counter read from every decoded frame, in order
+    in_order: bool  # counters strictly increase: no frame repeated or out of order
+    consecutive_share: float  # of steps between decoded frames, those of exactly 1
+    bar_share: float  # of frames, those whose white bar is where its counter puts it
+    background_share: float  # of frames, those whose background is the pattern's dark blue
+
+    @property
+    def span(self) -> int:
+        return self.numbers[-1] - self.numbers[0] + 1 if self.numbers else 0
+
+
+def check_pattern_video(path: Path, width: int = 320, height: int = 240) -> PatternCheck:
+    """Decode every frame (no resampling) and read the pattern PatternVideoTrack draws,
+    written out here again rather than imported: 16 cells of 16 px in the top 16 rows are
+    the bits of the frame number n (yellow = 1), a 16 px white bar at x = 4n mod width
+    below them, the rest (0, 0, 64)."""
+    frames = _decode_all(path, width, height)
+    numbers, bars, backgrounds = [], 0, 0
+    for img in frames:
+        n = sum(
+            1 << bit for bit in range(16) if img[2:14, bit * 16 + 2 : bit * 16 + 14].mean() > 128
+        )
+        numbers.append(n)
+        x = (n * 4) % width
+        lo, hi = x + 2, min(width, x + 14)  # inside the bar, clear of its blurred edges
+        if img[40:200, lo:hi].mean() > 200:
+            bars += 1
+        bx = (x + width // 2) % (width - 16)  # at least 144 px from the bar
+        patch = img[40:200, bx + 2 : bx + 10].reshape(-1, 3).mean(axis=0)
+        if patch[0] < 40 and patch[1] < 40 and 30 < patch[2] < 100:
+            backgrounds += 1
+    steps = np.diff(numbers) if len(numbers) > 1 else np.zeros(0, dtype=np.int64)
+    count = max(1, len(numbers))
+    return PatternCheck(
+        numbers=numbers,
+        in_order=bool(np.all(steps > 0)),
+        consecutive_share=float(np.mean(steps == 1)) if steps.size else 0.0,
+        bar_share=bars / count,
+        background_share=backgrounds / count,
+    )
+
+
+@dataclass(frozen=True)
+class BallCheck:
+    """What the decoded frames of GStreamer's videotestsrc pattern=ball show."""
+
+    frames: int
+    ball_share: float  # of frames, those with one small bright ball on a black picture
+    moving_share: float  # of steps between frames, those in which the ball moved
+
+
+def check_ball_video(path: Path, width: int = 320, height: int = 240) -> BallCheck:
+    """Decode every frame and find videotestsrc's ball: a white disc (0.3 % to 10 % of the
+    picture) on black, whose centre moves from frame to frame."""
+    frames = _decode_all(path, width, height)
+    centres: list[tuple[float, float] | None] = []
+    for img in frames:
+        grey = img.mean(axis=2)
+        bright = grey > 128
+        share = float(bright.mean())
+        dark = float(np.median(grey)) < 30
+        if dark and 0.003 <= share <= 0.10:
+            ys, xs = np.nonzero(bright)
+            centres.append((float(xs.mean()), float(ys.mean())))
+        else:
+            centres.append(None)
+    moved = [
+        a is not None and b is not None and np.hypot(a[0] - b[0], a[1] - b[1]) >= 0.5
+        for a, b in itertools.pairwise(centres)
+    ]
+    count = max(1, len(centres))
+    return BallCheck(
+        frames=len(centres),
+        ball_share=sum(c is not None for c in centres) / count,
+        moving_share=float(np.mean(moved)) if moved else 0.0,
+    )
 
 
 def key_frame_times(path: Path) -> list[float]:

@@ -71,8 +71,13 @@ class LoadReport(BaseModel):
     )
     cpu: CpuUse
     forwarded_pps: float
-    cpu_us_per_forwarded_packet: float | None
+    cpu_us_per_forwarded_packet: float | None = Field(
+        description="SFU worker CPU over the measured window / packets received in it"
+    )
     wall_s: float
+    packet_bytes_out: int | None = Field(
+        default=None, description="size of a forwarded packet (UDP payload), when measured"
+    )
 
     def passed(self, max_loss_pct: float = 1.0) -> bool:
         return self.join_failures == 0 and self.loss_pct < max_loss_pct

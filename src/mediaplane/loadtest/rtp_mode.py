@@ -114,14 +114,17 @@ class RtpLoad:
             ticks = round(spec.duration_s / PTIME_S)
             start_tick = self.sender.tick + 2
             self.receiver.window = (start_tick, start_tick + ticks)
-            await until(lambda: self.sender.tick >= start_tick, 0.005)
+            # CPU is counted over the same window as the packets: from the window's
+            # first tick to its last, not over the idle tail waited for the last
+            # packets' deadline (the sender keeps sending then, uncounted)
+            await until(lambda: self.sender.tick >= start_tick, 0.002)
             meter.start()
             t0 = time.monotonic()
             self.progress(f"measuring {len(self.consumer_ssrcs)} streams for {spec.duration_s} s")
-            await until(lambda: self.sender.tick >= start_tick + ticks, 0.05)
-            await asyncio.sleep(spec.late_after_ms / 1000 + 0.3)  # the last packets' deadline
+            await until(lambda: self.sender.tick >= start_tick + ticks, 0.002)
             wall = time.monotonic() - t0
             cpu = meter.stop(wall)
+            await asyncio.sleep(spec.late_after_ms / 1000 + 0.3)  # the last packets' deadline
         finally:
             self.sender.close()
             for router in self.routers:
@@ -142,6 +145,7 @@ class RtpLoad:
             errors=self.errors,
             cpu=cpu,
             wall_s=spec.duration_s,
+            packet_bytes_out=self.receiver.packet_bytes or None,
         )
 
 

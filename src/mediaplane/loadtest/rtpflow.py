@@ -109,6 +109,7 @@ class Receiver:
         self.late_after_s = late_after_s
         self.streams: dict[int, StreamState] = {}
         self.window: tuple[int, int] = (-1, -1)  # tick indexes counted: [start, end)
+        self.packet_bytes = 0  # the largest forwarded packet seen (UDP payload)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rtp-receiver", daemon=True)
         self._thread.start()
@@ -128,6 +129,8 @@ class Receiver:
             now = time.monotonic()
             if n < _HEAD.size + _STAMP.size:
                 continue
+            if n > self.packet_bytes:
+                self.packet_bytes = n
             b0, _, _, _, ssrc = _HEAD.unpack_from(view)
             # the SFU adds header extensions (mid, audio level, ...): skip them
             offset = _HEAD.size + 4 * (b0 & 0x0F)

@@ -17,6 +17,7 @@ def summarize(
     errors: list[str],
     cpu: tuple[float | None, float | None, float, float, int | None],
     wall_s: float,
+    packet_bytes_out: int | None = None,
 ) -> LoadReport:
     workers_s, workers_pct, self_s, machine_pct, rcvbuf = cpu
     total = sum(expected)
@@ -48,4 +49,5 @@ def summarize(
         if workers_s is not None and got
         else None,
         wall_s=wall_s,
+        packet_bytes_out=packet_bytes_out,
     )
