@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar, Generic, Literal, TypeVar, get_args
@@ -133,7 +134,7 @@ R = TypeVar("R", bound=JobRecord)
 Step = Callable[[Job], Awaitable[bool]]
 
 
-class JobService(Generic[R]):
+class JobService(ABC, Generic[R]):
     """What the job kinds share: their records, the manager job, the watch, the finish,
     webhooks `<event>.started|finished|failed`, the reattach after a restart.
 
@@ -194,9 +195,9 @@ class JobService(Generic[R]):
     async def list_all(self, room: str | None = None) -> list[R]:
         return await self.records.list(room)
 
+    @abstractmethod
     async def stop(self, rec_id: str, reason: str) -> R:
         """Stop one (the kind's own teardown); 409 when it has ended, 404 when unknown."""
-        raise NotImplementedError
 
     # the life -----------------------------------------------------------------------
     def emit(self, rec: R, what: Literal["started", "finished", "failed"]) -> None:

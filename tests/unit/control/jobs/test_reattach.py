@@ -75,6 +75,9 @@ class Service(JobService[Rec]):
     async def resume(self, rec: Rec) -> None:
         self.resumed.append(rec.id)
 
+    async def stop(self, rec_id: str, reason: str) -> Rec:
+        raise AssertionError("reattach never stops through the service's own stop")
+
 
 def _rec(rec_id: str, state: JobState, instance: str = "gone") -> Rec:
     return Rec(id=rec_id.ljust(16, "0"), room="r", state=state, instance=instance,
