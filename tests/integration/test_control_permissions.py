@@ -8,31 +8,22 @@ import uuid
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from mediaplane.control.auth import Grants, mint_token
 from mediaplane.peer import MediasoupPeer, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient, SignalingReplyError
 from mediaplane.settings import Settings
-from tests.support.control import ControlInstance, admin, participant, token
+from tests.support.control import ControlInstance, admin, participant, token, ws_close
 
 pytestmark = pytest.mark.integration
-
-
-async def _ws_close_code(url: str) -> int | None:
-    ws = await connect(url)
-    with pytest.raises(ConnectionClosed) as info:
-        await ws.recv()
-    return info.value.rcvd.code if info.value.rcvd else None
 
 
 async def test_signaling_refuses_missing_expired_and_foreign_tokens(
     settings: Settings, control: ControlInstance
 ) -> None:
     room = f"perm-{uuid.uuid4().hex[:6]}"
-    assert await _ws_close_code(control.ws(room)) == 4401
-    assert await _ws_close_code(control.ws(room) + "?access_token=garbage") == 4401
+    assert (await ws_close(control.ws(room)))[0] == 4401
+    assert (await ws_close(control.ws(room) + "?access_token=garbage"))[0] == 4401
     expired = mint_token(
         api_key=settings.api_key,
         api_secret=settings.secret("api_secret"),
@@ -41,16 +32,16 @@ async def test_signaling_refuses_missing_expired_and_foreign_tokens(
         ttl_s=60,
         now=time.time() - 3600,
     )
-    assert await _ws_close_code(control.ws(room) + f"?access_token={expired}") == 4401
+    assert (await ws_close(control.ws(room) + f"?access_token={expired}"))[0] == 4401
     other = participant(settings, "mallory", "another-room")
-    assert await _ws_close_code(control.ws(room) + f"?access_token={other}") == 4403
+    assert (await ws_close(control.ws(room) + f"?access_token={other}"))[0] == 4403
     forged = mint_token(
         api_key=settings.api_key,
         api_secret="not-the-secret-" + "x" * 20,
         identity="forger",
         grants=Grants(room=room, room_join=True),
     )
-    assert await _ws_close_code(control.ws(room) + f"?access_token={forged}") == 4401
+    assert (await ws_close(control.ws(room) + f"?access_token={forged}"))[0] == 4401
 
 
 async def test_signaling_grants_are_enforced(settings: Settings, control: ControlInstance) -> None:

@@ -7,12 +7,10 @@ import uuid
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
-from tests.support.control import ControlInstance, admin, participant
+from tests.support.control import ControlInstance, admin, participant, ws_close
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +40,6 @@ async def test_ids_with_a_colon_are_refused_on_every_recording_route(
             assert r.status_code == 422, (name, r.status_code)
 
 
-async def _close_code(url: str) -> tuple[int | None, str]:
-    ws = await connect(url)
-    with pytest.raises(ConnectionClosed) as info:
-        await ws.recv()
-    rcvd = info.value.rcvd
-    return (rcvd.code, rcvd.reason) if rcvd else (None, "")
-
-
 @pytest.mark.parametrize(
     "name", ["a" * 5000, "with%20space", "%E2%98%83", "sec:peers", "%2E%2E", ".x"]
 )
@@ -57,7 +47,7 @@ async def test_odd_room_names_on_the_signaling_path_get_a_clear_close_code(
     settings: Settings, control: ControlInstance, name: str
 ) -> None:
     token = participant(settings, "mallory", "anything", room_create=True)
-    code, reason = await _close_code(f"{control.ws(name)}?access_token={token}")
+    code, reason = await ws_close(f"{control.ws(name)}?access_token={token}")
     assert code == 4400, (code, reason)
     assert "invalid room name" in reason
     room = f"ok-{uuid.uuid4().hex[:6]}"  # and a normal participant still joins

@@ -10,11 +10,9 @@ import uuid
 import httpx
 import jwt
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from mediaplane.settings import Settings
-from tests.support.control import ControlInstance, admin
+from tests.support.control import ControlInstance, admin, ws_close
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +26,6 @@ def _forged(settings: Settings, room: str, **extra: object) -> str:
     return jwt.encode({**claims, **extra}, settings.secret("api_secret"), algorithm="HS256")
 
 
-async def _ws_close_code(url: str) -> int | None:
-    ws = await connect(url)
-    with pytest.raises(ConnectionClosed) as info:
-        await ws.recv()
-    return info.value.rcvd.code if info.value.rcvd else None
-
-
 async def test_long_lived_and_oversized_tokens_are_refused_everywhere(
     settings: Settings, control: ControlInstance
 ) -> None:
@@ -46,6 +37,6 @@ async def test_long_lived_and_oversized_tokens_are_refused_everywhere(
             r = await http.get("/api/rooms", headers={"Authorization": f"Bearer {tok}"})
             assert r.status_code == 401, r.text
             assert reason in r.text
-            assert await _ws_close_code(f"{control.ws(room)}?access_token={tok}") == 4401
+            assert (await ws_close(f"{control.ws(room)}?access_token={tok}"))[0] == 4401
         r = await http.get("/api/rooms", headers={"Authorization": f"Bearer {admin(settings)}"})
         assert r.status_code == 200

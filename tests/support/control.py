@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from mediaplane.control.auth import Grants, mint_token
 from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
@@ -93,3 +95,13 @@ def participant(settings: Settings, identity: str, room: str, **extra: object) -
 
 def admin(settings: Settings) -> str:
     return token(settings, "admin", room_create=True, room_list=True)
+
+
+async def ws_close(url: str) -> tuple[int | None, str]:
+    """Open a signaling socket and wait for the server to close it: (code, reason)."""
+    ws = await connect(url)
+    try:
+        await ws.recv()
+    except ConnectionClosed as closed:
+        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+    raise AssertionError(f"the server sent a message instead of closing {url}")
