@@ -60,7 +60,9 @@ async def test_redis_restart_resyncs_and_new_joins_work(
     sig_b: SignalingClient | None = None
     try:
         await redis.kill()  # no persistence: the new server starts empty
-        redis = await RedisServer.start(tmp_path / "r2", port=port, persist=False)
+        redis = await RedisServer.start(
+            tmp_path / "r2", port=port, persist=False, password=redis.password
+        )
         t0 = time.monotonic()
 
         async def resynced() -> bool:

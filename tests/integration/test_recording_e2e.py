@@ -240,7 +240,11 @@ async def test_recording_refusals(stack: Stack) -> None:
             ).status_code == 200
             second = await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
             assert second.status_code == 409
-            assert (await http.post(f"/api/rooms/{room}/recordings/nope/stop")).status_code == 404
+            unknown = "0" * 16  # a well-formed id nobody has
+            assert (
+                await http.post(f"/api/rooms/{room}/recordings/{unknown}/stop")
+            ).status_code == 404
+            assert (await http.post(f"/api/rooms/{room}/recordings/nope/stop")).status_code == 422
             size = len((await http.get(f"/api/rooms/{room}/recordings/{rec['id']}/file")).content)
             bad = await http.get(
                 f"/api/rooms/{room}/recordings/{rec['id']}/file",

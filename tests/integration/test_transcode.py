@@ -68,12 +68,15 @@ async def test_recording_transcoded_to_mp4(stack: Stack, tmp_path: Path) -> None
 
             bad = await http.post(f"{rec_url}/transcodes", json={"format": "avi"})
             assert bad.status_code == 422
+            unknown = "0" * 16  # a well-formed id nobody has
             missing = await http.post(
-                f"/api/rooms/{room}/recordings/nope/transcodes", json={"format": "ogg-opus"}
+                f"/api/rooms/{room}/recordings/{unknown}/transcodes", json={"format": "ogg-opus"}
             )
-            assert missing.status_code == 404
-            nobody = await http.get(f"{rec_url}/transcodes/nope")
-            assert nobody.status_code == 404
+            assert missing.status_code == 404, missing.text
+            nobody = await http.get(f"{rec_url}/transcodes/{unknown}")
+            assert nobody.status_code == 404, nobody.text
+            malformed = await http.get(f"{rec_url}/transcodes/nope")
+            assert malformed.status_code == 422, malformed.text
             viewer = token(stack.settings, "viewer", room=room, room_join=True)
             denied = await http.post(
                 f"{rec_url}/transcodes",

@@ -50,15 +50,17 @@ class RedisServer:
         port: int | None = None,
         persist: bool = True,
         bind: str = "127.0.0.1",
+        password: str | None = None,
     ) -> RedisServer:
-        """`bind`: one address. The server always gets a random password (`requirepass`,
-        in `url`; new each start): another local user or a page's request forgery cannot
-        read or write our state, on loopback or off it. Protected mode stays on."""
+        """`bind`: one address. The server always has a password (`requirepass`, in `url`):
+        another local user or a page's request forgery cannot read or write our state, on
+        loopback or off it. Protected mode stays on. `password`: the one clients already
+        hold, when this is a restart of a server they used; otherwise a new random one."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is missing: apt-get install redis-server")
         port = port or free_tcp_port(bind)
-        password = secrets.token_hex(16)
+        password = password or secrets.token_hex(16)
         data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             binary,
@@ -71,8 +73,7 @@ class RedisServer:
         ]  # fmt: skip
         # AOF keeps state across a restart of the private server.
         argv += ["--appendonly", "yes"] if persist else ["--appendonly", "no", "--save", ""]
-        if password:
-            argv += ["--requirepass", password]
+        argv += ["--requirepass", password]
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdout=asyncio.subprocess.DEVNULL,
