@@ -82,7 +82,10 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(out, default=str, separators=(",", ":")))
+        # Redact the values, not the encoded line: a pattern run over JSON text can eat
+        # the backslash of an escaped quote and leave a line that is no JSON.
+        safe = {k: redact(v) if isinstance(v, str) else v for k, v in out.items()}
+        return json.dumps(safe, default=lambda v: redact(str(v)), separators=(",", ":"))
 
 
 def setup_logging(service: str, fmt: Literal["text", "json"] = "text", level: str = "INFO") -> None:

@@ -95,3 +95,17 @@ def test_both_formats_redact_messages_args_and_tracebacks() -> None:
         assert "GET /x?access_token=[redacted] HTTP/1.1" in text, fmt
         assert "RuntimeError: failed to open ws://h/ws?access_token=[redacted]" in text, fmt
     setup_logging("test")
+
+
+def test_json_lines_stay_json_when_a_token_sits_before_an_escaped_quote() -> None:
+    # uvicorn's WebSocket line: the query's token ends right before a quote.
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, "", 0,
+        '%s - "WebSocket /ws/rooms/r1?access_token=%s" [accepted]',
+        ("10.0.0.1:5870", "eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl"), None,
+    )  # fmt: skip
+    line = JsonFormatter("control").format(record)
+    parsed = json.loads(line)
+    url = "/ws/rooms/r1?access_token=[redacted]"
+    assert parsed["msg"] == f'10.0.0.1:5870 - "WebSocket {url}" [accepted]'
+    assert "eyJ" not in line
