@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -22,6 +23,12 @@ class ControlInstance:
     task: asyncio.Task[None]
     port: int
     host: str = "127.0.0.1"
+
+    @property
+    def app(self) -> FastAPI:
+        """The running app (its state: rooms, whip, ws_slots)."""
+        app: FastAPI = self.server.config.app
+        return app
 
     @property
     def http(self) -> str:

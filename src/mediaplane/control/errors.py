@@ -6,6 +6,7 @@
     ├── Conflict        409 / `conflict`
     ├── InvalidState    409 / `invalid_state`
     ├── RoomFull        403 / `room_full`
+    ├── LimitExceeded   429 / `limit_exceeded` (a resource cap, limits.py)
     └── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
 
 auth.TokenError and auth.PermissionDenied map to 401 and 403. The REST API
@@ -47,6 +48,13 @@ class InvalidState(ControlError):
 class RoomFull(ControlError):
     status = 403
     code = "room_full"
+
+
+class LimitExceeded(ControlError):
+    """A participant, room or client address is at one of its caps (control/limits.py)."""
+
+    status = 429
+    code = "limit_exceeded"
 
 
 class Unavailable(ControlError):
