@@ -60,3 +60,8 @@ class LimitExceeded(ControlError):
 class Unavailable(ControlError):
     status = 503
     code = "unavailable"
+
+
+# What a client is told when Redis is unreachable: never where Redis is (its address,
+# its password), which is the operator's business (docs/operations.md).
+REDIS_UNAVAILABLE = "shared state (Redis) is unavailable; try again shortly"
