@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from mediaplane.control.api import errors
 from mediaplane.control.rooms.guard import redis_call
@@ -42,12 +42,18 @@ def app() -> FastAPI:
     return a
 
 
+def client() -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app(), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
 @pytest.mark.parametrize("path", ["/raw", "/guarded", "/timeout"])
-def test_redis_down_is_a_json_503_without_the_address(
+async def test_redis_down_is_a_json_503_without_the_address(
     path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO), TestClient(app()) as client:
-        r = client.get(path)
+    with caplog.at_level(logging.INFO):
+        async with client() as http:
+            r = await http.get(path)
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "unavailable"
     assert "Redis" in r.json()["error"]["message"]
@@ -56,8 +62,8 @@ def test_redis_down_is_a_json_503_without_the_address(
     assert not [m for m in caplog.messages if WHERE in m]
 
 
-def test_a_bug_is_a_json_500() -> None:
-    with TestClient(app(), raise_server_exceptions=False) as client:
-        r = client.get("/bug")
+async def test_a_bug_is_a_json_500() -> None:
+    async with client() as http:
+        r = await http.get("/bug")
     assert r.status_code == 500
     assert r.json() == {"error": {"code": "internal", "message": "internal error"}}
