@@ -102,7 +102,6 @@ class WhipService:
     async def _publish(
         self, room: str, principal: Principal, offer: sdp.Offer, slot: SessionSlot
     ) -> tuple[MediaSession, str]:
-
         # Everything that can refuse the offer runs before the join, which would
         # replace a live session of the same identity (a bad retry must not end it).
         def check(caps: Json) -> list[sdp.PublishPlan]:
