@@ -123,6 +123,32 @@ class Settings(BaseSettings):
     whip_connect_timeout_s: float = Field(
         default=15.0, gt=0, description="WHIP/WHEP sessions not DTLS-connected by then are closed"
     )
+    # resource caps (docs/security.md#limits): what one participant, room or client
+    # address may hold at once; a refusal is `limit_exceeded` (WS) / 429 (HTTP), and a
+    # socket over an address cap is closed with 4429
+    max_transports_per_peer: int = Field(
+        default=4, ge=1, le=64, description="WebRTC transports per participant (send + recv: 2)"
+    )
+    max_producers_per_peer_kind: int = Field(
+        default=4, ge=1, le=64, description="audio and video producers each, per participant"
+    )
+    max_consumers_per_peer: int = Field(default=500, ge=1, le=100_000)
+    max_room_participants: int = Field(
+        default=1000, ge=1, le=1000, description="caps every room's own max_participants"
+    )
+    max_room_producers: int = Field(default=500, ge=1, le=100_000)
+    ws_max_connections_per_address: int = Field(
+        default=50, ge=1, description="open signaling sockets per client address"
+    )
+    ws_max_connections: int = Field(default=2000, ge=1, description="open signaling sockets")
+    whip_max_sessions_per_address: int = Field(default=20, ge=1)
+    whip_max_sessions_per_room: int = Field(default=50, ge=1)
+    whip_max_sessions: int = Field(default=500, ge=1, description="WHIP + WHEP sessions in all")
+    signaling_max_message_bytes: int = Field(
+        default=65536, ge=1024, le=1024 * 1024,
+        description="a larger signaling frame closes the socket (1009) before it is read",
+    )  # fmt: skip
+
     # webhooks (recording.*, room.*, participant.*): JSON POSTs signed with HMAC-SHA256
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None

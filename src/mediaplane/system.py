@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mediaplane.observability.logs import redact
-from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
+from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
 
@@ -143,18 +143,16 @@ class System:
 
     async def _start_control(self) -> None:
         from mediaplane.control.app import create_app
+        from mediaplane.control.server_config import control_config
 
         assert self.sfu is not None
         self.app = create_app(self.settings, sfu_url=self.sfu.url, redis_url=self.redis_url)
-        config = uvicorn.Config(
+        config = control_config(
             self.app,
+            self.settings,
             host=self.settings.host,
             port=self.settings.port,
             log_level=self.log_level,
-            lifespan="on",
-            timeout_keep_alive=SERVER_KEEP_ALIVE_S,
-            ws_ping_interval=self.settings.ws_ping_interval_s,
-            ws_ping_timeout=self.settings.ws_ping_timeout_s,
             # open WebSockets are told to close; after this they are cut, then the
             # app's shutdown (recordings, egresses, injections) runs in full
             timeout_graceful_shutdown=5,

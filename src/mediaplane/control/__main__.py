@@ -10,8 +10,9 @@ from __future__ import annotations
 import uvicorn
 
 from mediaplane.control.app import create_app
+from mediaplane.control.server_config import control_config
 from mediaplane.observability.logs import setup_logging
-from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
+from mediaplane.settings import Settings
 
 
 def main() -> None:
@@ -23,16 +24,12 @@ def main() -> None:
     if settings.sfu_discovery == "static":
         sfu_url = f"ws://{settings.sfu_host}:{settings.sfu_port}/rpc"
     app = create_app(settings, sfu_url=sfu_url, redis_url=settings.redis_url)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
+    config = control_config(
+        app, settings, host=settings.host, port=settings.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn logs through the root handler (text or JSON)
-        timeout_keep_alive=SERVER_KEEP_ALIVE_S,
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_timeout_s,
-    )
+    )  # fmt: skip
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from mediaplane.control.jobs.egress import EgressService
 from mediaplane.control.jobs.injections import InjectionService
 from mediaplane.control.jobs.recordings import RecordingService
 from mediaplane.control.jobs.transcodes import TranscodeService
+from mediaplane.control.limits import Limits
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.metrics import ControlMetrics
@@ -35,6 +36,7 @@ from mediaplane.control.signaling import endpoint
 from mediaplane.control.signaling.transport_watch import TransportWatch
 from mediaplane.control.webhooks import Webhooks
 from mediaplane.control.whip.service import WhipService
+from mediaplane.control.whip.slots import WhipSlots
 from mediaplane.observability.metrics import HttpMetrics, metrics_router
 from mediaplane.settings import Settings, is_loopback
 from mediaplane.sfu import SfuClient
@@ -63,7 +65,10 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
         )
-        manager = RoomManager(store, sfu, span_after_peers=settings.room_span_after_peers)
+        manager = RoomManager(
+            store, sfu, span_after_peers=settings.room_span_after_peers,
+            limits=Limits.from_settings(settings),
+        )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()
         media: MediaClient
@@ -80,7 +85,10 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
         await egresses.start_service()
         injects = InjectionService(manager, media, hooks, settings.recordings_dir)
         await injects.start_service()
-        whip_service = WhipService(manager, connect_timeout_s=settings.whip_connect_timeout_s)
+        whip_service = WhipService(
+            manager, connect_timeout_s=settings.whip_connect_timeout_s,
+            slots=WhipSlots.from_settings(settings),
+        )  # fmt: skip
         await whip_service.start()
         transport_watch = TransportWatch(manager, lost_after_s=settings.transport_lost_after_s)
         await transport_watch.start()
@@ -119,6 +127,7 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
         openapi_url="/openapi.json" if docs else None,
     )
     errors.install(app)
+    app.state.ws_slots = endpoint.socket_slots(settings)  # signaling sockets by client address
     app.include_router(health.router)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     exposed = not is_loopback(settings.host)

@@ -3,7 +3,8 @@
 The callers (control/signaling/session.py, control/whip/service.py,
 injections) have checked the token's grants; this checks the rest: the peer
 has joined, the ids it names are its own (LocalPeer.owns_*), a producer goes
-on a send transport and a consumer on a recv one. Redis and SFU connection
+on a send transport and a consumer on a recv one, and the peer and its room are
+under their caps (control/limits.py) before the SFU is asked. Redis and SFU connection
 losses become `Unavailable` here (guard.py), SFU refusals stay `SfuRpcError`
 for the caller's error point.
 
@@ -22,6 +23,7 @@ from typing import TypeVar
 
 from mediaplane.control.auth import Grants, Principal, TrackSource
 from mediaplane.control.errors import InvalidState, NotFound, RoomFull
+from mediaplane.control.limits import Limits
 from mediaplane.control.rooms.events import RoomEvents
 from mediaplane.control.rooms.guard import REDIS_ERRORS, redis_call, sfu_call
 from mediaplane.control.rooms.peers import CLOSE_REPLACED, LocalPeer, LocalRoom
@@ -62,8 +64,10 @@ class Sessions:
         notify: Notify,
         counts: Counter[str],
         auto_create_rooms: bool = True,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits or Limits()
         self.placement = placement
         self.events = events
         self.rooms = placement.rooms
@@ -99,14 +103,15 @@ class Sessions:
                     await self.events.publish(Replaced(room=name, peer_id=other.peer_id))
                     await self.replace(name, other.peer_id)
                     await redis_call(self.store.remove_peer(name, other.peer_id))
-            if await redis_call(self.store.count_peers(name)) >= room.max_participants:
-                raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
+            capacity = self.limits.room_capacity(room.max_participants)
+            if await redis_call(self.store.count_peers(name)) >= capacity:
+                raise RoomFull(f"room {name!r} is full ({capacity} participants)")
             local = await self.placement.local_room(room)
             caps = await self.placement.assign_router(local, peer)
             await redis_call(self.store.put_peer(name, peer.record()))
-            if await redis_call(self.store.count_peers(name)) > room.max_participants:
+            if await redis_call(self.store.count_peers(name)) > capacity:
                 await redis_call(self.store.remove_peer(name, peer.peer_id))
-                raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
+                raise RoomFull(f"room {name!r} is full ({capacity} participants)")
             local.peers[peer.peer_id] = peer
             self.placement.cancel_release(name)
         peers = [
@@ -241,6 +246,7 @@ class Sessions:
     ) -> Json:
         """A WebRTC transport on the peer's router (or `router_id`: a WHEP session's own)."""
         local = self.room_of(peer)
+        self.limits.check_transport(len(peer.transports))
         info = await sfu_call(
             local.sfu.create_webrtc_transport(
                 router_id or peer.router_id or local.router_id,
@@ -286,6 +292,9 @@ class Sessions:
         local = self.room_of(peer)
         if peer.owns_transport(transport_id) != "send":
             raise InvalidState("produce needs a send transport")
+        of_kind = sum(1 for p in peer.producers.values() if p.kind == kind)
+        in_room = await redis_call(self.store.count_producers(peer.room))
+        self.limits.check_producer(kind, of_kind, in_room)
         info = await sfu_call(
             local.sfu.produce(
                 transport_id,
@@ -367,6 +376,7 @@ class Sessions:
         local = self.room_of(peer)
         if peer.owns_transport(transport_id) != "recv":
             raise InvalidState("consume needs a recv transport")
+        self.limits.check_consumer(len(peer.consumers))
         producer = await redis_call(self.store.get_producer(peer.room, producer_id))
         if producer is None:
             raise NotFound(f"producer {producer_id} is not in this room")

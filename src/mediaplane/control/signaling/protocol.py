@@ -100,6 +100,7 @@ FORBIDDEN = "forbidden"  # the token lacks the grant
 NOT_FOUND = "not_found"  # unknown transport/producer/consumer for this peer
 INVALID_STATE = "invalid_state"  # e.g. produce before join
 ROOM_FULL = "room_full"
+LIMIT_EXCEEDED = "limit_exceeded"  # a resource cap (control/limits.py); the message names it
 RATE_LIMITED = "rate_limited"
 SFU_ERROR = "sfu_error"  # the SFU refused (message carries its reason)
 UNAVAILABLE = "unavailable"  # SFU or Redis unreachable right now
