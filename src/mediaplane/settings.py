@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     rtc_listen_ip: str = "127.0.0.1"
     rtc_announced_address: str | None = None
     plain_listen_ip: str = "127.0.0.1"
+    # Video quality (docs/video-quality.md): bits per second, 0 for no cap.
+    rtc_max_incoming_bitrate: int = Field(
+        default=3_000_000, ge=0, le=100_000_000, description="per publisher transport"
+    )
+    rtc_max_outgoing_bitrate: int = Field(
+        default=0, ge=0, le=100_000_000, description="per subscriber transport"
+    )
     sfu_max_message_bytes: int = Field(default=262144, ge=1024)
     # several SFU nodes (docs/multinode.md): each node heartbeats into Redis; with
     # sfu_discovery=redis the control plane places rooms on the live nodes found there.

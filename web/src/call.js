@@ -18,6 +18,17 @@ const TRANSPORT_GRACE_MS = 8000; // a transport 'disconnected' this long counts 
 // The page rejoins after a close code below 4000 and after this one (the server ended
 // the session because its media connection was lost); the other 4xxx mean: stay out.
 const CLOSE_MEDIA_LOST = 4010;
+// Simulcast (docs/video-quality.md): the camera in three VP8 layers, lowest first, each
+// with three temporal layers; the server picks one per subscriber from its tile size and
+// tells us (producerLayers) which we need not encode. Screen share: one layer, sharp text.
+const CAMERA_ENCODINGS = [
+  { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 150000, scalabilityMode: 'L1T3' },
+  { rid: 'r1', scaleResolutionDownBy: 2, maxBitrate: 500000, scalabilityMode: 'L1T3' },
+  { rid: 'r2', scaleResolutionDownBy: 1, maxBitrate: 1500000, scalabilityMode: 'L1T3' },
+];
+const SCREEN_ENCODINGS = [{ maxBitrate: 2500000 }];
+const AUDIO_OPTIONS = { opusFec: true, opusDtx: true, opusStereo: false };
+const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 // 0.5 s, 1 s, 2 s, 4 s, then every 5 s, each with up to 20 % jitter.
 const backoff = (n) => Math.min(500 * 2 ** n, 5000) * (1 + Math.random() * 0.2);
@@ -80,6 +91,7 @@ async function consume(producer) {
   media.srcObject = stream;
   if (producer.paused) el.querySelector('.label').classList.add('muted');
   await request('resumeConsumer', { consumerId: consumer.id });
+  if (consumer.kind === 'video') { watchTile(media); tiles.sent.delete(consumer.id); scheduleTileReport(); }
 }
 
 function onEvent(event, data) {
@@ -101,6 +113,10 @@ function onEvent(event, data) {
     case 'consumerClosed':
       state.consumers.get(data.consumerId)?.consumer.close();
       state.consumers.delete(data.consumerId);
+      tiles.sent.delete(data.consumerId);
+      break;
+    case 'producerLayers':
+      onProducerLayers(data);
       break;
     case 'producerPaused':
     case 'producerResumed': {
@@ -153,7 +169,7 @@ async function setupMedia() {
     request('connectTransport', { transportId: state.send.id, dtlsParameters }).then(ok, fail));
   state.send.on('produce', ({ kind, rtpParameters, appData }, ok, fail) =>
     request('produce', { transportId: state.send.id, kind, rtpParameters, source: appData.source,
-      paused: Boolean(appData.paused) })
+      paused: Boolean(appData.paused), ...(appData.height ? { videoHeight: appData.height } : {}) })
       .then(({ producerId }) => ok({ id: producerId }), fail));
   const recvInfo = await request('createTransport', { direction: 'recv' });
   state.recv = state.device.createRecvTransport(transportParams(recvInfo));
@@ -182,7 +198,7 @@ async function localMedia() {
   state.media?.getTracks().forEach((t) => t.stop());
   state.media = await navigator.mediaDevices.getUserMedia({
     audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
-    video: $('cam').value ? { deviceId: { exact: $('cam').value } } : true,
+    video: { ...CAMERA_CONSTRAINTS, ...($('cam').value ? { deviceId: { exact: $('cam').value } } : {}) },
   });
   tile('me', `${$('name').value} (you)`).querySelector('video').srcObject = state.media;
   return state.media;
@@ -200,14 +216,71 @@ async function publish() {
     const off = !state.wanted[kind];
     const track = localTrack(kind);
     track.enabled = !off;
-    const producer = await state.send.produce({ track, stopTracks: false, appData: { source: kind, paused: off } });
+    const options = kind === 'audio' ? { codecOptions: AUDIO_OPTIONS }
+      : { encodings: CAMERA_ENCODINGS, codecOptions: { videoGoogleStartBitrate: 1000 } };
+    const height = kind === 'video' ? track.getSettings().height : undefined;
+    const producer = await state.send.produce({ track, stopTracks: false, ...options,
+      appData: { source: kind, paused: off, height } });
     if (off) producer.pause();
     state.producers[kind] = producer;
     await applyWanted(kind); // the user may have pressed the button meanwhile
   }
-  if (state.screenTrack?.readyState === 'live') {
-    state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
-      appData: { source: 'screen' } });
+  if (state.screenTrack?.readyState === 'live') await produceScreen();
+}
+
+// Screen share keeps detail over motion: the encoder drops frames, not resolution.
+async function produceScreen() {
+  state.screenTrack.contentHint = 'detail';
+  state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
+    encodings: SCREEN_ENCODINGS, appData: { source: 'screen', height: state.screenTrack.getSettings().height } });
+}
+
+// Dynacast: the server says the highest camera layer anyone receives; the encoder stops
+// the layers above it (and starts them again when someone wants them).
+function onProducerLayers({ producerId, spatialLayer }) {
+  const producer = Object.values(state.producers).find((p) => p?.id === producerId);
+  if (!producer || producer.closed || producer.rtpParameters.encodings.length < 2) return;
+  producer.setMaxSpatialLayer(Math.max(0, spatialLayer))
+    .catch((e) => console.warn('setMaxSpatialLayer', e));
+  state.maxSpatialLayer = { ...state.maxSpatialLayer, [producer.appData.source]: Math.max(0, spatialLayer) };
+}
+
+// Adaptive stream: each video tile's size (device pixels) and whether it is seen go to
+// the server, which picks the layer for that size and pauses what nobody looks at.
+const tiles = { sent: new Map(), timer: null };
+// Sizes settle over 100 ms of resizing; a tile coming into view is told at once.
+const scheduleTileReport = () => { clearTimeout(tiles.timer); tiles.timer = setTimeout(reportTiles, 100); };
+const tileSizes = new ResizeObserver((entries) => {
+  if (entries.some((e) => e.contentRect.height > 0 && e.target.dataset.shown !== 'true')) reportTiles();
+  else scheduleTileReport();
+  for (const e of entries) e.target.dataset.shown = String(e.contentRect.height > 0);
+});
+const tileViews = new IntersectionObserver((entries) => {
+  for (const e of entries) e.target.dataset.inView = String(e.isIntersecting);
+  scheduleTileReport();
+});
+document.addEventListener('visibilitychange', scheduleTileReport);
+
+function watchTile(video) {
+  if (video.dataset.watched) return;
+  video.dataset.watched = 'true';
+  tileSizes.observe(video);
+  tileViews.observe(video);
+}
+
+function reportTiles() {
+  for (const [id, entry] of state.consumers) {
+    if (entry.consumer.kind !== 'video' || entry.consumer.closed) continue;
+    const video = document.querySelector(`#tile-${entry.peerId} video`);
+    const visible = Boolean(video) && !document.hidden && video.dataset.inView !== 'false'
+      && video.clientHeight > 0;
+    const width = visible ? Math.round(video.clientWidth * devicePixelRatio) : 0;
+    const height = visible ? Math.round(video.clientHeight * devicePixelRatio) : 0;
+    const key = `${visible} ${width}x${height}`;
+    if (tiles.sent.get(id) === key) continue;
+    tiles.sent.set(id, key);
+    request('trackSettings', { consumerId: id, visible, width, height })
+      .catch(() => tiles.sent.delete(id));
   }
 }
 
@@ -394,10 +467,7 @@ $('share').addEventListener('click', async () => {
   state.screenTrack = display.getVideoTracks()[0];
   state.screenTrack.addEventListener('ended', () => { stopSharing(); });
   $('share').textContent = 'Stop sharing'; $('share').setAttribute('aria-pressed', 'true');
-  if (state.send) {
-    state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
-      appData: { source: 'screen' } });
-  }
+  if (state.send) await produceScreen();
 });
 
 $('leave').addEventListener('click', async () => {
@@ -417,3 +487,4 @@ if (params.get('room')) $('room').value = params.get('room');
 if (params.get('name')) $('name').value = params.get('name');
 listDevices().catch(() => {});
 window.mediaplane = state; // for tests and debugging: the page's state
+state.request = request; // and its signaling requests (the server checks each)

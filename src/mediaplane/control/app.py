@@ -30,6 +30,7 @@ from mediaplane.control.media_client import MediaClient
 from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.metrics import ControlMetrics
 from mediaplane.control.rooms import RoomManager
+from mediaplane.control.rooms.layers import Bitrates
 from mediaplane.control.security_headers import SecurityHeaders
 from mediaplane.control.sfu_pool import SfuPool
 from mediaplane.control.signaling import endpoint
@@ -65,9 +66,10 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
         )
+        bitrates = Bitrates(settings.rtc_max_incoming_bitrate, settings.rtc_max_outgoing_bitrate)
         manager = RoomManager(
             store, sfu, span_after_peers=settings.room_span_after_peers,
-            limits=Limits.from_settings(settings),
+            limits=Limits.from_settings(settings), bitrates=bitrates,
         )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()

@@ -66,6 +66,8 @@ class ProduceData(Strict):
     rtp_parameters: Json = Field(alias="rtpParameters")
     source: Literal["audio", "video", "screen"] | None = None
     paused: bool = False
+    # The capture height (simulcast: the top layer's), for the layer policy.
+    video_height: int | None = Field(default=None, alias="videoHeight", ge=1, le=4320)
 
 
 class ConsumeData(Strict):
@@ -86,6 +88,15 @@ class PreferredLayersData(Strict):
     consumer_id: str = Field(alias="consumerId", max_length=64)
     spatial_layer: int = Field(alias="spatialLayer", ge=0, le=16)
     temporal_layer: int | None = Field(default=None, alias="temporalLayer", ge=0, le=16)
+
+
+class TrackSettingsData(Strict):
+    """A subscriber's tile for a video consumer: shown or not, and its size in device pixels."""
+
+    consumer_id: str = Field(alias="consumerId", max_length=64)
+    visible: bool
+    width: int = Field(default=0, ge=0, le=7680)
+    height: int = Field(default=0, ge=0, le=4320)
 
 
 class EmptyData(Strict):
