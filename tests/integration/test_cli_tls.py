@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import stat
+import sys
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -96,3 +98,20 @@ async def test_up_makes_its_certificate_once_and_serves_https_only(tmp_path: Pat
         assert "made now" not in out, out
         assert stat.S_IMODE(again.key_file.stat().st_mode) == 0o600
     log.info("measured: certificate %s made once, reused by the second start", first)
+
+
+async def test_up_refuses_an_announced_name_that_does_not_resolve(tmp_path: Path) -> None:
+    """Checked before anything starts: one clear line, exit 1, no certificate made."""
+    env = {**os.environ, "MEDIAPLANE_ENV": "test", "MEDIAPLANE_DATA_DIR": str(tmp_path),
+           "MEDIAPLANE_ANNOUNCED_ADDRESS": "nowhere.invalid", "COLUMNS": "200"}  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mediaplane.cli", "up", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 1, text
+    assert "mediaplane could not start" in text, text
+    assert "'nowhere.invalid' is neither an IP address nor a name that resolves" in text, text
+    assert "MEDIAPLANE_ANNOUNCED_ADDRESS" in text, text
+    assert not (tmp_path / "tls").exists() and not (tmp_path / "redis").exists()
