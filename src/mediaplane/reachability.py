@@ -126,7 +126,8 @@ def _warnings(settings: Settings, announced: str, resolved: list[str], tls: bool
     if not tls and not (is_loopback(settings.host) and is_loopback(announced)):
         out.append(
             "plain http on a network address (MEDIAPLANE_TLS=off): browsers on other "
-            "machines refuse the camera and microphone there (not a secure context)"
+            "machines refuse the camera and microphone there (not a secure context) "
+            "unless a reverse proxy in front of it serves https"
         )
     return out
 
