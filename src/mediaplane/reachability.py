@@ -165,6 +165,12 @@ def tls_dir(settings: Settings) -> Path:
     return settings.data_dir / "tls"
 
 
+def local_base_url(settings: Settings) -> str:
+    """The control plane of these settings as a client on this machine reaches it."""
+    scheme = "https" if tls_required(settings) else "http"
+    return f"{scheme}://{url_host(local_host(settings.host))}:{settings.port}"
+
+
 def client_verify(settings: Settings, *, check_hostname: bool) -> ssl.SSLContext | bool:
     """What a client on this machine (the CLI) trusts: the control plane's own
     certificate (pinned, as its trust anchor) besides the system's CAs."""

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from mediaplane.control.auth import Grants, mint_token
-from mediaplane.reachability import client_verify, local_host, tls_required, url_host
+from mediaplane.reachability import client_verify, local_base_url
 from mediaplane.settings import Settings
 
 
@@ -58,8 +58,7 @@ class RestClient:
     ) -> RestClient:
         """`url` default: the control plane of these settings on this machine (https
         when it runs with TLS: its own certificate is trusted, docs/networking.md)."""
-        scheme = "https" if tls_required(settings) else "http"
-        base = url or f"{scheme}://{url_host(local_host(settings.host))}:{settings.port}"
+        base = url or local_base_url(settings)
         verify = client_verify(settings, check_hostname=url is not None)
         return cls(base, token or admin_token(settings), verify=verify)
 
