@@ -225,6 +225,16 @@ async def test_an_insecure_origin_says_why_media_is_unavailable(
         log.info("measured: the insecure page decoded from alice in 1.5 s: %s", got)
         await expect(alice.get_by_role("figure", name="Ian")).to_be_visible(timeout=10000)
         await wait_until(page, "window.__gum === 0", timeout_ms=1000)
+        # Someone who unticks "viewer" anyway is in the room too, told the same reason.
+        jo = await new_page(plain, "Jo", errors, desktop_ua=True)
+        await jo.goto(f"{control.http}/?room={room}&name=Jo")
+        await jo.get_by_label("Join as a viewer").uncheck()
+        await jo.get_by_role("button", name="Join").click()
+        await expect(jo.get_by_role("status").first).to_have_text(
+            f"In room {room} as Jo", timeout=15000
+        )
+        await expect(jo.get_by_role("alert").filter(has_text="not treat as secure")).to_be_visible()
+        await receives(jo)
     finally:
         await plain.close()
         await sender.close()
