@@ -114,6 +114,26 @@ class Settings(BaseSettings):
         "(default: on in dev/test, off in production)",
     )
 
+    # reaching the system from other machines (docs/networking.md)
+    announced_address: str | None = Field(
+        default=None,
+        description="the IP address or DNS name other machines reach this system at: the "
+        "pages' URL, the TLS certificate's name and the SFU's announced address (unless "
+        "rtc_announced_address); default: host when it is one address, else 127.0.0.1",
+    )
+    tls: Literal["off", "auto", "on"] = Field(
+        default="auto",
+        description="https/wss on the control plane; auto: on when the control plane listens "
+        "on or announces an address that is not loopback (browsers allow camera and "
+        "microphone only on https or loopback)",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) of the control plane; unset: a self-signed one "
+        "made for the announced address in <data_dir>/tls, reused while it fits",
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
+
     # signaling keep-alive and lost media (docs/signaling.md#keep-alive)
     ws_ping_interval_s: float = Field(
         default=5.0, gt=0, description="the control plane pings every WebSocket this often"
@@ -224,6 +244,7 @@ class Settings(BaseSettings):
         """The addresses a service binds or announces that are not loopback."""
         addresses = [self.host, self.sfu_host, self.media_host, self.rtc_listen_ip]
         addresses += [self.plain_listen_ip, self.media_rtp_ip, self.rtc_announced_address or ""]
+        addresses.append(self.announced_address or "")
         return sorted({a for a in addresses if a and not is_loopback(a)})
 
     @property
@@ -272,8 +293,9 @@ class Settings(BaseSettings):
         }
         if self.sfu_num_workers is not None:
             env["MEDIAPLANE_SFU_NUM_WORKERS"] = str(self.sfu_num_workers)
-        if self.rtc_announced_address:
-            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = self.rtc_announced_address
+        if self.rtc_announced_address or self.announced_address:
+            announced = self.rtc_announced_address or self.announced_address
+            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = announced or ""
         if self.metrics_token is not None:
             env["MEDIAPLANE_METRICS_TOKEN"] = self.metrics_token.get_secret_value()
         return env

@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mediaplane.observability.logs import redact
+from mediaplane.reachability import Reach, prepare, ssl_files
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
@@ -61,10 +62,20 @@ class System:
     started: list[str] = field(default_factory=list)
     on_step: StepCallback | None = None
     log_level: str = "info"  # the control plane's uvicorn (its access log at info)
+    reach: Reach | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.port}"
+        """The control plane as other machines reach it (https unless MEDIAPLANE_TLS
+        keeps plain http: docs/networking.md)."""
+        if self.reach is None:
+            return f"http://{self.settings.host}:{self.settings.port}"
+        return self.reach.url
+
+    @property
+    def local_url(self) -> str:
+        """The control plane as a client on this machine reaches it."""
+        return self.reach.local_url if self.reach else self.url
 
     @classmethod
     async def start(
@@ -89,6 +100,11 @@ class System:
 
     async def _start(self) -> None:
         s = self.settings
+        self.reach = reach = await asyncio.to_thread(prepare, s)  # may resolve a name
+        self._done(f"announced {reach.announced} ({reach.describe()})")
+        for warning in reach.warnings:
+            log.warning("%s", warning)
+            self._step("warning", warning)
         if s.redis_url:
             self.redis_url = s.redis_url
             self._done(f"redis {redact(self.redis_url)} (external)")
@@ -147,6 +163,7 @@ class System:
 
         assert self.sfu is not None
         self.app = create_app(self.settings, sfu_url=self.sfu.url, redis_url=self.redis_url)
+        certfile, keyfile = ssl_files(self.reach)
         config = control_config(
             self.app,
             self.settings,
@@ -157,6 +174,8 @@ class System:
             # app's shutdown (recordings, egresses, injections) runs in full
             timeout_graceful_shutdown=5,
             log_config=None,  # uvicorn's loggers go to the root handler (text or JSON)
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
         self.control = ControlServer(config)
         self.control_task = asyncio.create_task(self.control.serve(), name="control-plane")

@@ -105,6 +105,9 @@ def _env(
         "MEDIAPLANE_SFU_DISCOVERY": "redis",
         "MEDIAPLANE_HOST": ip,
         "MEDIAPLANE_PORT": str(CONTROL_PORT),
+        # placement is under test here, over plain http on the private LAN; https off
+        # loopback (the default) is tested in test_reach_lan
+        "MEDIAPLANE_TLS": "off",
         "MEDIASOUP_WORKER_BIN": str(worker_binary(settings)),
         "PYTHONUNBUFFERED": "1",
         "MEDIAPLANE_LOG_FORMAT": "json",

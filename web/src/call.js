@@ -9,6 +9,9 @@ const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: nul
   early: new Map(), statusLog: [],
   // What the user has on: every (re)join publishes exactly this, nothing more.
   wanted: { audio: true, video: true }, media: null, screenTrack: null,
+  // A viewer asks for no device; a refused or missing one leaves the user receiving,
+  // told why (mediaProblem), and a rejoin does not ask again after a refusal.
+  viewer: false, mediaRefused: false, mediaProblem: null,
   // The one reconnect loop: `running` while it works, `again` when asked again meanwhile.
   link: { running: false, again: false, attempts: 0, sockets: 0 }, ended: false };
 
@@ -185,21 +188,84 @@ async function setupMedia() {
     await consume(p).catch((e) => setStatus(`could not receive a track: ${e.message}`));
   }
   await publish();
-  setStatus(`In room ${state.room} as ${$('name').value}`);
+  setStatus(`In room ${state.room} as ${$('name').value}${state.viewer ? ' (viewer)' : ''}`);
+}
+
+// Why this page can have no camera or microphone at all, or null. Browsers offer
+// navigator.mediaDevices only in a secure context: https, or http on loopback.
+function mediaUnavailable() {
+  if (navigator.mediaDevices?.getUserMedia) return null;
+  if (!window.isSecureContext) {
+    return `Camera and microphone are unavailable: this page was opened over ${location.protocol}//${location.host}, `
+      + 'which browsers do not treat as secure (only https, or http on this machine\'s loopback, is). '
+      + 'Open it over https to send; you can still join as a viewer and receive the others.';
+  }
+  return 'Camera and microphone are unavailable: this browser gives the page no access to them. '
+    + 'You can still join as a viewer and receive the others.';
+}
+
+function mediaMessage(e) {
+  const receiving = 'you are in the room and receive the others; nobody sees or hears you.';
+  switch (e?.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return `Camera and microphone were refused: ${receiving} To send, allow them in the browser's site settings and join again.`;
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return `No camera or microphone found: ${receiving}`;
+    case 'NotReadableError':
+    case 'AbortError':
+      return `The camera or microphone could not be started (in use by another program?): ${receiving}`;
+    default:
+      return `Camera and microphone unavailable (${e?.message ?? e}): ${receiving}`;
+  }
+}
+
+// Tell the user what is wrong with their media (null: nothing), and offer only the
+// buttons that can work.
+function showMediaProblem(text) {
+  state.mediaProblem = text;
+  $('media-error').textContent = text ?? '';
+  $('media-error').hidden = !text;
+  $('toggle-mic').disabled = !localTrack('audio');
+  $('toggle-cam').disabled = !localTrack('video');
+  $('share').disabled = state.viewer || !navigator.mediaDevices?.getDisplayMedia;
 }
 
 // The camera and microphone are asked for once and kept across rejoins (a rejoin
-// must not re-prompt, nor turn anything back on).
+// must not re-prompt, nor turn anything back on). A viewer asks for nothing; a
+// refusal, or no device, leaves the page without media (null), receiving.
 async function localMedia() {
-  const live = (t) => t?.readyState === 'live';
-  if (state.media && live(state.media.getAudioTracks()[0]) && live(state.media.getVideoTracks()[0])) {
-    return state.media;
-  }
-  state.media?.getTracks().forEach((t) => t.stop());
-  state.media = await navigator.mediaDevices.getUserMedia({
+  if (state.viewer) { showMediaProblem(mediaUnavailable()); return null; }
+  const live = (t) => t.readyState === 'live';
+  const tracks = state.media?.getTracks() ?? [];
+  if (tracks.length && tracks.every(live)) return state.media;
+  if (state.mediaRefused) return null;
+  tracks.forEach((t) => t.stop());
+  state.media = null;
+  const unavailable = mediaUnavailable();
+  if (unavailable) { state.mediaRefused = true; showMediaProblem(unavailable); return null; }
+  const want = {
     audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
     video: { ...CAMERA_CONSTRAINTS, ...($('cam').value ? { deviceId: { exact: $('cam').value } } : {}) },
-  });
+  };
+  try {
+    state.media = await navigator.mediaDevices.getUserMedia(want);
+  } catch (e) {
+    if (e.name === 'NotAllowedError' || e.name === 'SecurityError') {
+      state.mediaRefused = true;
+      showMediaProblem(mediaMessage(e));
+      return null;
+    }
+    for (const kind of ['audio', 'video']) { // one device missing or busy: the other alone
+      try { state.media = await navigator.mediaDevices.getUserMedia({ [kind]: want[kind] }); break; }
+      catch { /* try the next */ }
+    }
+    if (!state.media) { showMediaProblem(mediaMessage(e)); return null; }
+  }
+  if (!localTrack('video')) showMediaProblem('No camera: the others hear you but do not see you.');
+  else if (!localTrack('audio')) showMediaProblem('No microphone: the others see you but do not hear you.');
+  else showMediaProblem(null);
   tile('me', `${$('name').value} (you)`).querySelector('video').srcObject = state.media;
   return state.media;
 }
@@ -215,6 +281,7 @@ async function publish() {
   for (const kind of ['audio', 'video']) {
     const off = !state.wanted[kind];
     const track = localTrack(kind);
+    if (!track) continue; // a viewer, or no such device: receive only
     track.enabled = !off;
     const options = kind === 'audio' ? { codecOptions: AUDIO_OPTIONS }
       : { encodings: CAMERA_ENCODINGS, codecOptions: { videoGoogleStartBitrate: 1000 } };
@@ -426,15 +493,20 @@ $('join-form').addEventListener('submit', async (ev) => {
   $('form-error').textContent = '';
   try {
     state.room = $('room').value;
+    state.viewer = $('viewer').checked;
+    state.mediaRefused = false; // a new join may ask again
     state.token = await token(state.room, $('name').value);
     state.closing = state.ended = false;
     dropConnection();
     await connect();
     $('join-form').hidden = true;
     $('call').hidden = false;
+    showMediaProblem(state.mediaProblem);
     await setupMedia();
   } catch (e) {
-    $('form-error').textContent = e.message;
+    // Once the form is hidden its error line is too: say it where the user looks.
+    if ($('join-form').hidden) setStatus(`Could not join: ${e.message}`);
+    else $('form-error').textContent = e.message;
   }
 });
 
@@ -463,7 +535,12 @@ async function stopSharing() {
 
 $('share').addEventListener('click', async () => {
   if (state.screenTrack) { await stopSharing(); return; }
-  const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  let display;
+  try {
+    display = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  } catch (e) {
+    setStatus(`Screen not shared: ${e.message}`); return;
+  }
   state.screenTrack = display.getVideoTracks()[0];
   state.screenTrack.addEventListener('ended', () => { stopSharing(); });
   $('share').textContent = 'Stop sharing'; $('share').setAttribute('aria-pressed', 'true');
@@ -480,11 +557,26 @@ $('leave').addEventListener('click', async () => {
   state.media = state.screenTrack = null;
   $('call').hidden = true; $('join-form').hidden = false;
   document.getElementById('tile-me')?.remove();
+  showMediaProblem(null);
 });
+
+function viewerChosen() {
+  $('mic').disabled = $('cam').disabled = $('viewer').checked;
+}
+$('viewer').addEventListener('change', viewerChosen);
 
 const params = new URLSearchParams(location.search);
 if (params.get('room')) $('room').value = params.get('room');
 if (params.get('name')) $('name').value = params.get('name');
-listDevices().catch(() => {});
+if (params.get('viewer') === '1') $('viewer').checked = true;
+const unavailable = mediaUnavailable();
+if (unavailable) { // said before joining, and the join is a viewer's
+  $('media-note').textContent = unavailable;
+  $('media-note').hidden = false;
+  $('viewer').checked = true;
+} else {
+  listDevices().catch(() => {});
+}
+viewerChosen();
 window.mediaplane = state; // for tests and debugging: the page's state
 state.request = request; // and its signaling requests (the server checks each)

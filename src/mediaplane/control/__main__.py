@@ -7,11 +7,14 @@ MEDIAPLANE_SFU_HOST:MEDIAPLANE_SFU_PORT.
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from mediaplane.control.app import create_app
 from mediaplane.control.server_config import control_config
 from mediaplane.observability.logs import setup_logging
+from mediaplane.reachability import ReachError, prepare, ssl_files
 from mediaplane.settings import Settings
 
 
@@ -23,11 +26,19 @@ def main() -> None:
     sfu_url = None
     if settings.sfu_discovery == "static":
         sfu_url = f"ws://{settings.sfu_host}:{settings.sfu_port}/rpc"
+    try:
+        reach = prepare(settings)  # https unless loopback or MEDIAPLANE_TLS=off
+    except ReachError as e:
+        raise SystemExit(str(e)) from None
+    for warning in reach.warnings:
+        logging.getLogger("mediaplane.control").warning("%s", warning)
     app = create_app(settings, sfu_url=sfu_url, redis_url=settings.redis_url)
+    certfile, keyfile = ssl_files(reach)
     config = control_config(
         app, settings, host=settings.host, port=settings.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn logs through the root handler (text or JSON)
+        ssl_certfile=certfile, ssl_keyfile=keyfile,
     )  # fmt: skip
     uvicorn.Server(config).run()
 

@@ -77,6 +77,27 @@ def test_credentials_are_redacted_wherever_they_stand() -> None:
         assert redact(raw) == clean
 
 
+def test_a_json_line_with_a_quote_right_after_a_token_stays_json() -> None:
+    """uvicorn's `"WebSocket /ws/rooms/r?access_token=..." [accepted]`: the quote after
+    the token is escaped in JSON; redacting must not take its backslash."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter("control"))
+    logger = logging.getLogger("test.json.quote")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        path = f"/ws/rooms/r?access_token={JWT}"
+        extra = {"url": f"ws://h/?token={JWT}", "items": [f"secret={JWT}"]}
+        logger.warning('%s - "WebSocket %s" [accepted]', "10.0.0.1:5", path, extra=extra)
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(out.getvalue())
+    assert line["msg"] == '10.0.0.1:5 - "WebSocket /ws/rooms/r?access_token=[redacted]" [accepted]'
+    assert line["url"] == "ws://h/?token=[redacted]" and line["items"] == ["secret=[redacted]"]
+    assert JWT not in out.getvalue()
+
+
 def test_both_formats_redact_messages_args_and_tracebacks() -> None:
     for fmt in ("text", "json"):
         out = io.StringIO()
