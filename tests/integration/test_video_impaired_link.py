@@ -29,11 +29,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from mediaplane import certificates
-from tests.integration.test_reach_lan import until_shown, up_in
 from tests.support import netns
 from tests.support.link import Link
-from tests.support.ns_chromium import chromium_in, join
+from tests.support.ns_chromium import chromium_in, https_system, join
 
 pytestmark = [
     pytest.mark.integration,
@@ -101,14 +99,8 @@ async def lan() -> AsyncIterator[netns.Lan]:
 @pytest.fixture
 async def system(lan: netns.Lan, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     """The system's https URL and the SPKI pin of its certificate."""
-    address = lan.ip(0)
-    extra = {"MEDIAPLANE_HOST": "0.0.0.0", "MEDIAPLANE_ANNOUNCED_ADDRESS": address,
-             "MEDIAPLANE_RTC_LISTEN_IP": address}  # fmt: skip
-    async with up_in(lan, 0, tmp_path, extra) as up:
-        url = f"https://{address}:8080"
-        await until_shown(up, f"mediaplane at {url}", 90)
-        tls = up.data_dir / "tls"
-        yield url, certificates.load(tls / "cert.pem", tls / "key.pem").spki_sha256
+    async with https_system(lan, 0, tmp_path) as got:
+        yield got
 
 
 async def _sample(pages: dict[str, Page]) -> dict[str, Any]:

@@ -4,12 +4,30 @@ tests/integration/test_reach_lan.py does, with extra flags and a device scale)."
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from playwright.async_api import Browser, Page, Playwright, expect
 
+from mediaplane import certificates
+from tests.integration.test_reach_lan import until_shown, up_in
 from tests.integration.test_web_call import CHROMIUM_ARGS
 from tests.support.netns import Lan
+
+
+@asynccontextmanager
+async def https_system(lan: Lan, index: int, tmp: Path) -> AsyncIterator[tuple[str, str]]:
+    """`mediaplane up` in namespace `index` on its address (https by default there): its
+    URL and the SPKI pin of the certificate it made."""
+    address = lan.ip(index)
+    extra = {"MEDIAPLANE_HOST": "0.0.0.0", "MEDIAPLANE_ANNOUNCED_ADDRESS": address,
+             "MEDIAPLANE_RTC_LISTEN_IP": address}  # fmt: skip
+    async with up_in(lan, index, tmp, extra) as up:
+        url = f"https://{address}:8080"
+        await until_shown(up, f"mediaplane at {url}", 90)
+        tls = up.data_dir / "tls"
+        yield url, certificates.load(tls / "cert.pem", tls / "key.pem").spki_sha256
 
 
 async def chromium_in(
