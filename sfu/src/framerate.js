@@ -7,14 +7,16 @@
 // base temporal layer of 360p costs about what full-rate 180p does, so on a short link
 // it settles on 360p at a quarter of the frame rate (measured on a 600 kbit/s link: 5 of
 // 20 fps). Here a consumer that the estimate puts on a spatial layer above 0 without its
-// top temporal layer gets its spatial layer capped one below; after a while (longer
-// after each failure) the cap is lifted one layer to try again. The layer the tile
+// top temporal layer for 1.5 s gets its spatial layer capped one below. The cap is
+// lifted one layer again after a while (10 s, twice as long after each cap, up to 2 min)
+// and only once the transport's estimate has had room for the next layer's bitrate
+// and 15 % more for 3 s running (a try that fails costs seconds at a low frame rate). The layer the tile
 // wants (the control plane's setPreferredLayers) is kept apart: the cap only lowers
 // it, and dynacast keeps the publisher encoding what tiles want.
 
 import { log } from './log.js';
 
-export const RETRY_MS = 5000; // the first try above a cap, after it is set
+export const RETRY_MS = 10_000; // the first try above a cap, after it is set
 export const MAX_RETRY_MS = 120_000; // the longest wait between tries
 export const TICK_MS = 1000;
 
@@ -39,7 +41,8 @@ export function capAfter(layers, { wantedSpatial, cap, maxTemporal }) {
 }
 
 export const SETTLE_MS = 1500; // a frame rate given up this long (not a passing step) caps
-export const CHECK_MS = 2000; // how soon to look again when the link has no room yet
+export const ROOM_FOR_MS = 3000; // the estimate must have had room this long before a try
+export const MARGIN = 1.15; // and room for 15 % more than the next layer needs
 
 /** The bitrate a producer's encoding `index` arrives at (bits/s; 0 when not known). */
 export function encodingBitrate(producer, stats, index) {
@@ -50,11 +53,11 @@ export function encodingBitrate(producer, stats, index) {
   return s?.bitrate ?? 0;
 }
 
-/** Room on a transport for `extra` more bits/s, from its own estimate. */
+/** Room on a transport for `extra` more bits/s (and MARGIN), from its own estimate. */
 export function hasRoom(transportStats, extra) {
   const t = transportStats.find((x) => x.type === 'webrtc-transport') ?? transportStats[0];
   if (!t || typeof t.availableOutgoingBitrate !== 'number') return false;
-  return t.availableOutgoingBitrate >= (t.sendBitrate ?? 0) + extra;
+  return t.availableOutgoingBitrate >= ((t.sendBitrate ?? 0) + extra) * MARGIN;
 }
 
 export class FrameRateFirst {
@@ -80,6 +83,7 @@ export class FrameRateFirst {
       maxTemporal: temporal - 1,
       retryMs: RETRY_MS,
       retryAt: Infinity,
+      roomSince: null, // since when the estimate has had room for the next layer
       pending: null,
     });
     consumer.on('layerschange', (layers) => this.layersChanged(consumer.id, layers));
@@ -150,9 +154,12 @@ export class FrameRateFirst {
       const stats = await s.producer.getStats();
       const extra = encodingBitrate(s.producer, stats, s.cap + 1) - encodingBitrate(s.producer, stats, s.cap);
       if (!hasRoom(await s.transport.getStats(), Math.max(extra, 0))) {
-        s.retryAt = now + CHECK_MS;
+        s.roomSince = null;
         continue;
       }
+      s.roomSince ??= now;
+      if (now - s.roomSince < ROOM_FOR_MS) continue;
+      s.roomSince = null;
       s.cap += 1;
       log.info('layer cap lifted', { consumerId: s.consumer.id, cap: s.cap, wanted: s.wantedSpatial });
       s.retryAt = s.cap < s.wantedSpatial ? now + s.retryMs : Infinity;

@@ -39,6 +39,7 @@ test('temporal layers, encoding bitrates and room on the link', async () => {
   assert.equal(encodingBitrate(p, await p.getStats(), 1), 300000);
   assert.equal(encodingBitrate(p, await p.getStats(), 5), 0);
   assert.equal(hasRoom(await transport(600000, 300000).getStats(), 200000), true);
+  assert.equal(hasRoom(await transport(560000, 300000).getStats(), 200000), false); // the margin
   assert.equal(hasRoom(await transport(600000, 500000).getStats(), 200000), false);
   assert.equal(hasRoom([{ type: 'webrtc-transport' }], 0), false);
 });
@@ -72,7 +73,10 @@ test('frame rate given up is capped after it settles, lifted when the link has r
   await flush();
   assert.equal(f.cap('c1'), 0);
   link = transport(900000, 350000);
-  t.mock.timers.tick(3000);
+  t.mock.timers.tick(1000);
+  await flush();
+  assert.equal(f.cap('c1'), 0); // room for a moment only
+  t.mock.timers.tick(4000);
   await flush();
   assert.equal(f.cap('c1'), 1);
   assert.deepEqual(c.set.at(-1), { spatialLayer: 1, temporalLayer: undefined });

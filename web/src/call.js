@@ -25,7 +25,7 @@ const CLOSE_MEDIA_LOST = 4010;
 // with three temporal layers; the server picks one per subscriber from its tile size and
 // tells us (producerLayers) which we need not encode. Screen share: one layer, sharp text.
 const CAMERA_ENCODINGS = [
-  { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 100000, scalabilityMode: 'L1T3' },
+  { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 80000, scalabilityMode: 'L1T3' },
   { rid: 'r1', scaleResolutionDownBy: 2, maxBitrate: 500000, scalabilityMode: 'L1T3' },
   { rid: 'r2', scaleResolutionDownBy: 1, maxBitrate: 1500000, scalabilityMode: 'L1T3' },
 ];

@@ -84,7 +84,7 @@ async def _services(
         bitrates = Bitrates(settings.rtc_max_incoming_bitrate, settings.rtc_max_outgoing_bitrate)
         manager = RoomManager(
             store, sfu, span_after_peers=settings.room_span_after_peers,
-            limits=Limits.from_settings(settings), bitrates=bitrates,
+            limits=Limits.from_settings(settings), bitrates=bitrates, last_n=settings.last_n,
         )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()

@@ -57,6 +57,7 @@ class RoomManager:
         span_after_peers: int | None = None,
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
+        last_n: int = 0,
     ) -> None:
         self.store = store
         # Where rooms run: one SFU (static) or the nodes registered in Redis.
@@ -77,6 +78,7 @@ class RoomManager:
         self.sessions = Sessions(
             store, self.placement, self.events, notify=notify, counts=self.counts,
             auto_create_rooms=auto_create_rooms, limits=limits, bitrates=bitrates,
+            last_n=last_n,
         )  # fmt: skip
         self.events.here = self.sessions
         self.records = RoomRecords(store, self.placement, self.sessions, self.events, notify=notify)
