@@ -55,13 +55,14 @@ async def join(
     *,
     viewer: bool = False,
     height: int = 700,
+    query: str = "",
 ) -> Page:
     """The call page in a 1000 px wide viewport, joined (as a viewer: sending nothing)."""
     context = await browser.new_context(viewport={"width": 1000, "height": height})
     page = await context.new_page()
     page.on("console", lambda m: errors.append(f"{name}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"{name}: {e}"))
-    await page.goto(f"{url}/?room={room}&name={name}{'&viewer=1' if viewer else ''}")
+    await page.goto(f"{url}/?room={room}&name={name}{'&viewer=1' if viewer else ''}{query}")
     await page.get_by_role("button", name="Join").click()
     await expect(page.get_by_role("status").first).to_have_text(
         f"In room {room} as {name}{' (viewer)' if viewer else ''}", timeout=30000
