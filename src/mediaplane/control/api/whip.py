@@ -19,9 +19,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.errors import ControlError
+from mediaplane.control.whip.links import ice_server_links
 from mediaplane.control.whip.sdp import MAX_SDP_BYTES
 from mediaplane.control.whip.service import WhipService
 from mediaplane.control.whip.session import Kind, MediaSession
+from mediaplane.settings import Settings
+from mediaplane.turn.credentials import ice_servers
 from mediaplane.wire.ids import NAME_PATTERN
 
 router = APIRouter(tags=["whip"])
@@ -66,8 +69,11 @@ async def read_body(request: Request, content_type: str) -> str:
         raise UnsupportedMediaType("the body is not UTF-8 text") from None
 
 
-def created(session: MediaSession, answer: str) -> Response:
-    return Response(
+def created(request: Request, session: MediaSession, answer: str) -> Response:
+    """201 with the answer, the session's URL and (RFC 9725 4.6) the TURN servers the
+    client may use, with credentials minted for this session's identity."""
+    settings: Settings = request.app.state.settings
+    response = Response(
         answer,
         status_code=201,
         media_type=SDP,
@@ -77,6 +83,9 @@ def created(session: MediaSession, answer: str) -> Response:
             "Accept-Patch": SDPFRAG,
         },
     )
+    for link in ice_server_links(ice_servers(settings, session.peer.identity)):
+        response.headers.append("Link", link)
+    return response
 
 
 @router.post("/whip/rooms/{room}", status_code=201, response_class=Response)
@@ -85,7 +94,7 @@ async def whip_publish(
 ) -> Response:
     """WHIP: publish an SDP offer's tracks as a participant of `room` (room_join + can_publish)."""
     session, answer = await whip.publish(room, principal, await read_body(request, SDP))
-    return created(session, answer)
+    return created(request, session, answer)
 
 
 @router.post("/whep/rooms/{room}/participants/{identity}", status_code=201, response_class=Response)
@@ -94,7 +103,7 @@ async def whep_play(
 ) -> Response:
     """WHEP: receive a participant's tracks (room_join + can_subscribe)."""
     session, answer = await whip.play(room, identity, principal, await read_body(request, SDP))
-    return created(session, answer)
+    return created(request, session, answer)
 
 
 async def _patch(

@@ -11,6 +11,7 @@ from mediaplane.control.deps import api_keys
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling.session import PeerSession
 from mediaplane.settings import Settings
+from mediaplane.turn.credentials import ice_servers
 from mediaplane.wire.ids import NAME
 
 log = logging.getLogger(__name__)
@@ -41,5 +42,9 @@ async def signaling(ws: WebSocket, room: str) -> None:
     if principal.grants.room != room and not principal.grants.room_create:
         await ws.close(code=CLOSE_FORBIDDEN, reason=f"token is not valid for room {room!r}"[:120])
         return
-    session = PeerSession(ws, rooms, principal, room, transport_watch=ws.app.state.transport_watch)
+    session = PeerSession(
+        ws, rooms, principal, room,
+        transport_watch=ws.app.state.transport_watch,
+        ice_servers=lambda identity: ice_servers(settings, identity),
+    )  # fmt: skip
     await session.run()
