@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, Page, async_playwright
-from tests.integration.test_turn_network import SELECTED_PAIR_JS, spki_hash
+from tests.integration.test_turn_network import SELECTED_PAIR_JS
 from tests.integration.test_web_call import CHROMIUM_ARGS, DECODED_JS
 from tests.support import netns
 from tests.support.link import Link
@@ -111,11 +111,8 @@ async def run(rounds: int) -> dict[str, Any]:
                     '/usr/bin/chromium "$@"\n'
                 )
                 wrapper.chmod(0o755)
-                args = [
-                    *CHROMIUM_ARGS,
-                    f"--unsafely-treat-insecure-origin-as-secure={system.http}",
-                    f"--ignore-certificate-errors-spki-list={spki_hash(system.turn_cert)}",
-                ]
+                # https pages and TURN/TLS present the certificate `up` made: pin its key
+                args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={system.spki}"]
                 link = Link(lan, BROWSER)
                 async with async_playwright() as pw:
                     browser = await pw.chromium.launch(

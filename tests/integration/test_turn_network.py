@@ -12,9 +12,11 @@ selected ICE candidate pair of each transport from getStats and the decoded medi
 The control-plane port stays open in each (the signaling). Each asserts the Link dropped
 packets (the browser did try the blocked ways).
 
-The page's origin is http://<namespace address>:8080, which is not a secure context:
-Chromium is told to treat it as one (--unsafely-treat-insecure-origin-as-secure) until
-the control plane serves HTTPS (another branch), when this becomes an https:// origin.
+The page's origin is https://<namespace address>:8080 (TLS by the auto default, the
+certificate `up` made for the announced address), a secure context: Chromium trusts
+that certificate by its key alone (--ignore-certificate-errors-spki-list, any other is
+still refused). coturn's TLS listener presents the same certificate, so the same pin
+covers TURN/TLS.
 
 Then coturn itself, asked directly (tests/support/turn_client.py): an expired or wrong
 credential is refused (401), a join's credentials are fresh and later each time, and
@@ -24,33 +26,27 @@ relays to loopback or private addresses are refused (403) but to the SFU's addre
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import logging
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Browser, Page, async_playwright
 
 from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
 from mediaplane.turn.credentials import mint
 from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
-from tests.integration.test_whip import new_room
 from tests.support import netns
-from tests.support.control import participant
+from tests.support.control import admin, participant
 from tests.support.link import Hits, Link
 from tests.support.ns_system import (
     CONTROL_PORT,
@@ -123,30 +119,16 @@ async def chromium(
     ns = lan.namespaces[BROWSER]
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} /usr/bin/chromium "$@"\n')
     wrapper.chmod(0o755)
-    # Not a secure context over http on a non-loopback address: say it is (see above).
-    args = [
-        *CHROMIUM_ARGS,
-        f"--unsafely-treat-insecure-origin-as-secure={system.http}",
-        # Chromium verifies TURN/TLS certificates (the self-signed one is refused: the
-        # TLS case timed out without this); trust exactly that certificate's key, as a
-        # browser trusts a CA-signed one in production (docs/networking.md).
-        f"--ignore-certificate-errors-spki-list={spki_hash(system.turn_cert)}",
-    ]
+    # The self-signed certificate of the pages and of TURN/TLS (Chromium verifies both:
+    # without the pin the page is refused and the TURN/TLS case never connects): trust
+    # exactly that key, as a browser trusts a CA-signed one in production.
+    args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={system.spki}"]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(wrapper), headless=True, args=args)
         try:
             yield browser
         finally:
             await browser.close()
-
-
-def spki_hash(cert_path: Path) -> str:
-    """base64(SHA-256(SubjectPublicKeyInfo)), as Chromium's SPKI list wants it."""
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 async def selected_pair(page: Page, which: str, timeout_s: float = 20.0) -> dict[str, Any]:
@@ -253,7 +235,8 @@ async def test_a_call_through_a_strict_firewall(
 
 
 async def join(system: NsSystem, room: str, identity: str) -> dict[str, Any]:
-    sig = await SignalingClient.connect(system.ws(room), participant(Settings(), identity, room))
+    token = participant(Settings(), identity, room)
+    sig = await SignalingClient.connect(system.ws(room), token, ssl=system.ssl)
     try:
         return await sig.request("join")
     finally:
@@ -330,13 +313,17 @@ async def test_coturn_refuses_bad_credentials_and_private_peers_but_relays_to_th
 
 
 async def test_whip_answers_carry_turn_servers_as_link_headers(system: NsSystem) -> None:
-    room = await new_room(Settings(), system)  # type: ignore[arg-type]
+    room = f"whip-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(verify=system.ssl, timeout=15) as http:
+        r = await http.post(f"{system.http}/api/rooms", json={"name": room},
+                            headers={"Authorization": f"Bearer {admin(Settings())}"})  # fmt: skip
+        assert r.status_code == 201, r.text
     pc = RTCPeerConnection()
     pc.addTrack(AudioStreamTrack())
     try:
         await pc.setLocalDescription(await pc.createOffer())
         token = participant(Settings(), "wendy", room, can_publish=True)
-        async with httpx.AsyncClient(timeout=15) as http:
+        async with httpx.AsyncClient(verify=system.ssl, timeout=15) as http:
             r = await http.post(
                 f"{system.http}/whip/rooms/{room}", content=pc.localDescription.sdp,
                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"},

@@ -105,8 +105,6 @@ def test_a_secrets_file_of_an_older_version_gets_the_turn_secret_added(tmp_path:
 def test_turn_settings_are_checked() -> None:
     with pytest.raises(ValidationError, match="turn_min_port"):
         Settings(env="test", turn_min_port=60000, turn_max_port=50000)
-    with pytest.raises(ValidationError, match="turn_tls_key"):
-        Settings(env="test", turn_tls_cert=Path("/tmp/cert.pem"))
     with pytest.raises(ValidationError, match="turn_realm"):
         Settings(env="test", turn_realm="a b")
     assert Settings(env="test", rtc_server_port=40000).sfu_env()["MEDIAPLANE_RTC_SERVER_PORT"] == (

@@ -34,17 +34,24 @@ class IceServer(BaseModel):
     credential: str
 
 
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
 def turn_address(settings: Settings) -> str:
-    """Where clients reach TURN: the address the SFU announces (its RTC address)."""
-    return settings.rtc_announced_address or settings.rtc_listen_ip
+    """Where clients reach TURN: the address the SFU announces (MEDIAPLANE_ANNOUNCED_ADDRESS,
+    or rtc_announced_address when set for media alone), else its RTC listen address. An
+    IP address or a DNS name (coturn is given what it resolves to, turn/server.py)."""
+    return (settings.sfu_announced_address or settings.rtc_listen_ip).strip("[]")
 
 
 def turn_enabled(settings: Settings) -> bool:
-    """On unless set off; by default off when the address is loopback: a client on this
-    machine reaches the SFU directly, and coturn never relays to loopback peers."""
+    """On unless set off; by default off when the address is loopback (a client on this
+    machine reaches the SFU directly, and coturn never relays to loopback peers) or a
+    wildcard (no address to hand out)."""
     if settings.turn is not None:
         return settings.turn
-    return not is_loopback(turn_address(settings))
+    address = turn_address(settings)
+    return address not in WILDCARDS and not is_loopback(address)
 
 
 def tls_port(settings: Settings) -> int:

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediaplane import certificates
+from mediaplane.certificates import Certificate
+from mediaplane.reachability import resolve
 from mediaplane.settings import Settings
-from mediaplane.turn import cert
 from mediaplane.turn.credentials import tls_port, turn_address
 
 # Peers a relay never reaches (RFC 8656 section 21.4 and coturn's own advice).
@@ -59,13 +62,23 @@ class TurnConfig:
     directory: Path
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TurnConfig:
+    def from_settings(
+        cls, settings: Settings, certificate: Certificate | None = None
+    ) -> TurnConfig:
+        """`certificate`: the control plane's (reachability.prepare) when it has one, so
+        a browser trusting the pages trusts TURN/TLS too; else the configured
+        MEDIAPLANE_TLS_CERT_FILE, else a self-signed one for the TURN address made in
+        <data_dir>/turn (and reused)."""
         directory = settings.data_dir / "turn"
-        announced = turn_address(settings)
-        if settings.turn_tls_cert is not None and settings.turn_tls_key is not None:
-            cert_path, key_path = settings.turn_tls_cert, settings.turn_tls_key
+        address = turn_address(settings)
+        announced = ip_of(address)
+        if certificate is not None:
+            cert_path, key_path = certificate.cert_file, certificate.key_file
+        elif settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            cert_path, key_path = settings.tls_cert_file, settings.tls_key_file
         else:
-            cert_path, key_path = cert.self_signed(directory, announced)
+            own, _ = certificates.self_signed(directory, [address, announced])
+            cert_path, key_path = own.cert_file, own.key_file
         # The SFU's candidates carry the announced address; it listens on rtc_listen_ip.
         peers = tuple(dict.fromkeys(a for a in (announced, settings.rtc_listen_ip) if a))
         return cls(
@@ -125,6 +138,17 @@ class TurnConfig:
         return "\n".join(lines) + "\n"
 
 
+def ip_of(address: str) -> str:
+    """coturn takes IP addresses only: a DNS name (the announced address may be one,
+    checked by reachability at start) becomes the first IPv4 address it resolves to."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        pass
+    resolved = resolve(address)
+    return next((a for a in resolved if ":" not in a), resolved[0])
+
+
 class TurnServer:
     def __init__(self, proc: asyncio.subprocess.Process, config: TurnConfig) -> None:
         self._proc = proc
@@ -146,11 +170,11 @@ class TurnServer:
         )
 
     @classmethod
-    async def start(cls, settings: Settings) -> TurnServer:
+    async def start(cls, settings: Settings, certificate: Certificate | None = None) -> TurnServer:
         binary = shutil.which("turnserver")
         if binary is None:
             raise RuntimeError("turnserver is missing: apt-get install coturn")
-        config = TurnConfig.from_settings(settings)
+        config = TurnConfig.from_settings(settings, certificate)
         config.directory.mkdir(parents=True, exist_ok=True)
         conf = config.directory / "turnserver.conf"
         conf.touch(mode=0o600)

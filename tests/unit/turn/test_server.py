@@ -2,10 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cryptography import x509
-
+from mediaplane import certificates
 from mediaplane.settings import Settings
-from mediaplane.turn.cert import self_signed
 from mediaplane.turn.server import DENIED_PEERS, TurnConfig
 
 SECRET = "s" * 40
@@ -49,21 +47,45 @@ def test_an_announced_address_is_coturns_external_ip_and_an_allowed_peer(tmp_pat
     assert allowed == ["allowed-peer-ip=203.0.113.9", "allowed-peer-ip=10.0.0.5"]
 
 
-def test_a_self_signed_certificate_is_made_once_for_the_address(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path, "10.1.2.3")
-    assert (key.stat().st_mode & 0o777) == 0o600
-    parsed = x509.load_pem_x509_certificate(cert.read_bytes())
-    names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["10.1.2.3"]
-    before = cert.read_bytes()
-    assert self_signed(tmp_path, "10.1.2.3") == (cert, key) and cert.read_bytes() == before
-    self_signed(tmp_path, "10.9.9.9")  # another address: a new certificate
-    assert cert.read_bytes() != before
+def test_the_announced_address_is_the_one_source_for_coturn_and_the_sfu(tmp_path: Path) -> None:
+    s = Settings(env="test", data_dir=tmp_path, rtc_listen_ip="10.0.0.5",
+                 announced_address="203.0.113.7", **OWN)  # type: ignore[arg-type]  # fmt: skip
+    assert s.sfu_env()["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] == "203.0.113.7"
+    conf = TurnConfig.from_settings(s)
+    assert conf.announced == "203.0.113.7"
+    assert "external-ip=203.0.113.7/10.0.0.5" in options(conf.render())
+    # a DNS name: coturn gets the address it resolves to, the certificate names both
+    named = Settings(env="test", data_dir=tmp_path, rtc_listen_ip="127.0.0.1",
+                     announced_address="localhost", **OWN)  # type: ignore[arg-type]  # fmt: skip
+    conf = TurnConfig.from_settings(named)
+    assert conf.announced == "127.0.0.1"
+    made = certificates.load(conf.cert, conf.key)
+    assert made.covers("localhost") and made.covers("127.0.0.1")
+
+
+def test_the_control_planes_certificate_is_presented_when_there_is_one(tmp_path: Path) -> None:
+    s = Settings(env="test", data_dir=tmp_path, rtc_listen_ip="10.1.2.3", **OWN)  # type: ignore[arg-type]
+    control, _ = certificates.self_signed(tmp_path / "tls", ["10.1.2.3"])
+    conf = TurnConfig.from_settings(s, control)
+    assert (conf.cert, conf.key) == (control.cert_file, control.key_file)
+    assert not (tmp_path / "turn").exists()  # nothing of its own made
+
+
+def test_without_one_a_self_signed_certificate_is_made_once_and_reused(tmp_path: Path) -> None:
+    s = Settings(env="test", data_dir=tmp_path, rtc_listen_ip="10.1.2.3", **OWN)  # type: ignore[arg-type]
+    first = TurnConfig.from_settings(s)
+    made = certificates.load(first.cert, first.key)
+    assert made.covers("10.1.2.3") and first.cert.parent == tmp_path / "turn"
+    assert (first.key.stat().st_mode & 0o777) == 0o600
+    before = first.cert.read_bytes()
+    assert TurnConfig.from_settings(s).cert.read_bytes() == before
+    other = Settings(env="test", data_dir=tmp_path, rtc_listen_ip="10.9.9.9", **OWN)  # type: ignore[arg-type]
+    assert TurnConfig.from_settings(other).cert.read_bytes() != before  # another address
 
 
 def test_a_configured_certificate_is_used_as_is(tmp_path: Path) -> None:
     c, k = tmp_path / "c.pem", tmp_path / "k.pem"
-    s = Settings(env="test", data_dir=tmp_path, turn_tls_cert=c, turn_tls_key=k)
+    s = Settings(env="test", data_dir=tmp_path, tls_cert_file=c, tls_key_file=k)
     conf = TurnConfig.from_settings(s)
     assert (conf.cert, conf.key) == (c, k)
-    assert not (tmp_path / "turn" / "turn-cert.pem").exists()
+    assert not (tmp_path / "turn").exists()
