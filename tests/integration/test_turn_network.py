@@ -18,9 +18,17 @@ that certificate by its key alone (--ignore-certificate-errors-spki-list, any ot
 still refused). coturn's TLS listener presents the same certificate, so the same pin
 covers TURN/TLS.
 
-Then coturn itself, asked directly (tests/support/turn_client.py): an expired or wrong
-credential is refused (401), a join's credentials are fresh and later each time, and
-relays to loopback or private addresses are refused (403) but to the SFU's address not.
+`up` prints coturn's address and ports. The ICE-TCP port takes garbage (random bytes,
+an unfinished 64 KiB frame kept open, a STUN binding for nobody) and still serves an
+ICE-TCP-only call.
+
+Then coturn itself, asked directly (tests/support/turn_client.py): no, empty, wrong or
+forged credentials are refused (401); relays to loopback, the system's own other
+addresses and the private ranges are refused (403), to the SFU's address not; one
+join's credentials hold at most MEDIAPLANE_TURN_USER_QUOTA allocations (486 past it);
+WHIP answers carry the TURN servers as Link headers. Last, the module's first join's
+credentials (TTL 60 s, taken at the start) have expired: refused for a new allocation,
+while a fresh join gets new ones that work.
 """
 
 from __future__ import annotations
@@ -28,15 +36,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from aioice import stun
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 from playwright.async_api import Browser, Page, async_playwright
@@ -65,6 +78,9 @@ pytestmark = [
 ]
 log = logging.getLogger(__name__)
 SYSTEM, BROWSER = 0, 1
+# The shortest TURN credential lifetime the setting allows: the first join's credentials
+# (taken when the module starts) have expired by the last test, which shows it.
+TTL_S = 60
 
 SELECTED_PAIR_JS = """async (which) => {
   const t = which === 'send' ? window.mediaplane.send : window.mediaplane.recv;
@@ -105,9 +121,35 @@ async def lan() -> AsyncIterator[netns.Lan]:
 async def system(
     lan: netns.Lan, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[NsSystem]:
-    async with system_in_namespace(lan, SYSTEM, tmp_path_factory.mktemp("turnsys")) as s:
+    extra = {"MEDIAPLANE_TURN_CREDENTIAL_TTL_S": str(TTL_S)}
+    async with system_in_namespace(lan, SYSTEM, tmp_path_factory.mktemp("turnsys"), extra) as s:
         yield s
     log.info("mediaplane up said:\n%s", s.output()[-3000:])
+
+
+@dataclass
+class FirstJoin:
+    """The module's first join: its TURN credentials and an allocation made with them."""
+
+    username: str
+    credential: str
+    expiry: int
+    client: TurnUdpClient
+    relayed: str
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def first_join(system: NsSystem) -> AsyncIterator[FirstJoin]:
+    room = f"first-{uuid.uuid4().hex[:6]}"
+    username, credential = turn_of((await join(system, room, "early"))["iceServers"])
+    client = TurnUdpClient((system.ip, TURN_PORT), username, credential)
+    try:
+        got = await client.allocate(lifetime_s=600)  # outlives the credentials
+        assert got.ok, got
+        relayed = got.attributes["XOR-RELAYED-ADDRESS"][0]  # type: ignore[index]
+        yield FirstJoin(username, credential, int(username.split(":")[0]), client, relayed)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -191,10 +233,20 @@ def firewall(link: Link, case: Firewall) -> AbstractContextManager[Hits]:
     return link.allow_only_tcp({*case["only"], CONTROL_PORT})
 
 
-@pytest.mark.parametrize("name", list(CASES))
-async def test_a_call_through_a_strict_firewall(
+async def test_up_says_where_turn_listens(system: NsSystem) -> None:
+    """`mediaplane up` prints coturn's address and ports (what to open in a firewall)."""
+    out = system.output()
+    line = re.search(r"turn +(\S+) udp\+tcp (\d+), tls (\d+) \(relay ports (\d+)-(\d+)", out)
+    assert line is not None, out
+    assert line.groups() == (system.ip, str(TURN_PORT), str(TURN_TLS_PORT), "50000", "59999")
+    assert f"announced      {system.ip} (https" in out, out
+
+
+async def call_through(
     name: str, chromium: Browser, lan: netns.Lan, system: NsSystem
-) -> None:
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Two pages call each other with the firewall of CASES[name] in the way; asserts
+    the selected pairs' shape, the decoded media, and that the firewall dropped packets."""
     case = CASES[name]
     room = f"fw-{name}-{uuid.uuid4().hex[:4]}"
     errors: list[str] = []
@@ -232,6 +284,45 @@ async def test_a_call_through_a_strict_firewall(
         assert width >= 160 and height >= 120, got
     assert hits.packets > 0, "the firewall never dropped a packet: it was not in the way"
     assert [e for e in errors if "ICE" not in e] == [], errors
+    return pairs
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_a_call_through_a_strict_firewall(
+    name: str, chromium: Browser, lan: netns.Lan, system: NsSystem
+) -> None:
+    await call_through(name, chromium, lan, system)
+
+
+async def test_the_ice_tcp_port_shrugs_off_garbage_and_still_serves_a_call(
+    chromium: Browser, lan: netns.Lan, system: NsSystem
+) -> None:
+    """The SFU worker's TCP port (new with ICE-TCP) takes anyone's connection: random
+    bytes, frames of garbage, an RFC 4571 frame announced 65535 bytes long and never
+    finished (kept open during the call), a STUN binding for an unknown ICE username.
+    None of it brings the worker down or keeps a call over ICE-TCP alone from working."""
+    target = (system.ip, RTC_SERVER_PORT)
+    stalled: list[socket.socket] = []
+    junk = [os.urandom(4096), b"\x00\x10" + os.urandom(16), b"\xff\xff" + os.urandom(64)]
+    binding = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    binding.attributes["USERNAME"] = "nobody:nothing"
+    binding.add_message_integrity(b"wrong-password")
+    binding.add_fingerprint()
+    raw = bytes(binding)
+    junk.append(len(raw).to_bytes(2, "big") + raw)
+    for i in range(40):
+        sock = socket.create_connection(target, timeout=5)
+        sock.sendall(junk[i % len(junk)])
+        if i % len(junk) == 2:
+            stalled.append(sock)  # the unfinished long frame stays open
+        else:
+            sock.close()
+    try:
+        pairs = await call_through("ice-tcp", chromium, lan, system)
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert all(p["remote"]["protocol"] == "tcp" for p in pairs.values()), pairs
 
 
 async def join(system: NsSystem, room: str, identity: str) -> dict[str, Any]:
@@ -248,32 +339,19 @@ def turn_of(servers: list[dict[str, Any]]) -> tuple[str, str]:
     return server["username"], server["credential"]
 
 
-async def test_credentials_are_fresh_per_join_and_refused_once_expired(
-    system: NsSystem,
-) -> None:
-    room = f"cred-{uuid.uuid4().hex[:6]}"
-    first = turn_of((await join(system, room, "carol"))["iceServers"])
-    await asyncio.sleep(1.1)
-    second = turn_of((await join(system, room, "carol"))["iceServers"])
-    expiry = [int(u.split(":", 1)[0]) for u, _ in (first, second)]
-    assert second != first and expiry[1] > expiry[0], (first, second)
-    ttl = Settings().turn_credential_ttl_s
-    assert expiry[1] - ttl <= time.time() + 1 <= expiry[1] - ttl + 30  # minted just now
-    # what the join handed out is the REST-API pair of the system's secret
-    secret = Settings().secret("turn_secret")
-    assert mint(secret, "carol", ttl, now=expiry[1] - ttl) == second
-    server = (system.ip, TURN_PORT)
-    fresh = TurnUdpClient(server, *second)
-    expired = TurnUdpClient(server, *mint(secret, "carol", ttl, now=time.time() - ttl - 5))
-    try:
-        refused = await expired.allocate()
-        assert not refused.ok and refused.code == 401, refused
-        ok = await fresh.allocate()
-        assert ok.ok, ok
-        assert ok.attributes["XOR-RELAYED-ADDRESS"][0] == system.ip  # type: ignore[index]
-    finally:
-        fresh.close()
-        expired.close()
+def own_addresses(lan: netns.Lan, index: int) -> list[str]:
+    """Every IPv4 address of namespace `index` (the system's machine), loopback too."""
+    out = subprocess.run(
+        ["ip", "-n", lan.namespaces[index], "-4", "-o", "addr", "show"],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout  # fmt: skip
+    return [line.split()[3].split("/")[0] for line in out.splitlines()]
+
+
+def address_on_lo(lan: netns.Lan, index: int, verb: str, address: str) -> None:
+    ns = lan.namespaces[index]
+    subprocess.run(["ip", "-n", ns, "addr", verb, f"{address}/32", "dev", "lo"],
+                   check=True, timeout=10)  # fmt: skip
 
 
 async def test_coturn_refuses_bad_credentials_and_private_peers_but_relays_to_the_sfu(
@@ -286,18 +364,23 @@ async def test_coturn_refuses_bad_credentials_and_private_peers_but_relays_to_th
     forged = TurnUdpClient(server, username.replace("dave", "admin"), credential)
     anonymous = TurnUdpClient(server, "", "")
     good = TurnUdpClient(server, username, credential)
+    # the system's machine has another private address besides the one it announces
+    other = "192.168.77.1"
+    address_on_lo(lan, SYSTEM, "add", other)
     try:
-        for client in (wrong, forged):
+        # no credentials at all: a challenge (REALM, NONCE), no relay
+        bare = await anonymous.allocate_without_credentials()
+        assert not bare.ok and bare.code == 401, bare
+        assert "XOR-RELAYED-ADDRESS" not in bare.attributes and "NONCE" in bare.attributes
+        for client in (wrong, forged, anonymous):  # empty, wrong or forged credentials
             r = await client.allocate()
             assert not r.ok and r.code == 401, r
-        r = await anonymous.allocate()
-        assert not r.ok and r.code == 401, r
         assert (await good.allocate()).ok
-        refused = {}
-        for peer in ("127.0.0.1", "10.1.2.3", lan.host_ip, "192.168.1.1", "172.16.0.1",
-                     "169.254.1.1"):  # fmt: skip
-            r = await good.create_permission(peer)
-            refused[peer] = r.code
+        own = [a for a in own_addresses(lan, SYSTEM) if a != system.ip]
+        assert {"127.0.0.1", other} <= set(own), own
+        peers = [*own, "127.0.0.2", "10.1.2.3", lan.host_ip, lan.ip(BROWSER), "192.168.1.1",
+                 "172.16.0.1", "169.254.1.1", "100.64.0.1", "0.0.0.0"]  # fmt: skip
+        refused = {peer: (await good.create_permission(peer)).code for peer in peers}
         assert set(refused.values()) == {403}, refused
         sfu = await good.create_permission(system.ip, RTC_SERVER_PORT)
         assert sfu.ok, sfu
@@ -309,6 +392,32 @@ async def test_coturn_refuses_bad_credentials_and_private_peers_but_relays_to_th
             again.close()
     finally:
         for c in (wrong, forged, anonymous, good):
+            c.close()
+        address_on_lo(lan, SYSTEM, "del", other)
+
+
+async def test_one_joins_credentials_hold_at_most_the_user_quota_of_allocations(
+    system: NsSystem,
+) -> None:
+    """MEDIAPLANE_TURN_USER_QUOTA (12): the 13th allocation at once with one join's
+    credentials is refused (486); another participant is served meanwhile. (A slot
+    given back by Refresh lifetime 0 was still counted right after: coturn frees it with
+    the client's session, later.)"""
+    quota = Settings().turn_user_quota
+    room = f"quota-{uuid.uuid4().hex[:6]}"
+    creds = turn_of((await join(system, room, "frank"))["iceServers"])
+    server = (system.ip, TURN_PORT)
+    clients = [TurnUdpClient(server, *creds) for _ in range(quota + 1)]
+    other = TurnUdpClient(server, *turn_of((await join(system, room, "grace"))["iceServers"]))
+    try:
+        got = [await c.allocate() for c in clients]
+        assert all(r.ok for r in got[:quota]), got[:quota]
+        assert not got[quota].ok and got[quota].code == 486, got[quota]
+        assert (await other.allocate()).ok  # someone else is not affected
+    finally:
+        for c in [*clients, other]:
+            with contextlib.suppress(Exception):
+                await c.refresh(0)
             c.close()
 
 
@@ -355,4 +464,43 @@ async def test_whip_answers_carry_turn_servers_as_link_headers(system: NsSystem)
     try:
         assert (await client.allocate()).ok
     finally:
+        client.close()
+
+
+async def test_a_joins_credentials_expire_and_a_fresh_join_gets_working_ones(
+    system: NsSystem, first_join: FirstJoin
+) -> None:
+    """The module's first join got credentials valid TTL_S seconds and made an
+    allocation with them (first_join). Once they have expired (the other tests took
+    most of that time), coturn refuses them for a new allocation and for refreshing the
+    old one (401); a join now gets other credentials, expiring later, that work."""
+    left = first_join.expiry - time.time()
+    assert left <= TTL_S
+    await asyncio.sleep(max(0.0, left + 1.5))
+    server = (system.ip, TURN_PORT)
+    again = TurnUdpClient(server, first_join.username, first_join.credential)
+    try:
+        refused = await again.allocate()
+        assert not refused.ok and refused.code == 401, refused
+        # an allocation made while they were valid is not cut: coturn keeps the key of
+        # an authenticated allocation (a call longer than the TTL goes on)
+        kept = await first_join.client.refresh(600)
+        assert kept.ok, kept
+    finally:
+        again.close()
+    room = f"cred-{uuid.uuid4().hex[:6]}"
+    fresh = turn_of((await join(system, room, "early"))["iceServers"])
+    expiry = int(fresh[0].split(":", 1)[0])
+    assert fresh != (first_join.username, first_join.credential)
+    assert time.time() + TTL_S - 30 <= expiry <= time.time() + TTL_S + 1  # minted just now
+    # the REST-API pair of the system's secret, the identity in the username
+    assert mint(Settings().secret("turn_secret"), "early", TTL_S, now=expiry - TTL_S) == fresh
+    client = TurnUdpClient(server, *fresh)
+    try:
+        ok = await client.allocate()
+        assert ok.ok, ok
+        assert ok.attributes["XOR-RELAYED-ADDRESS"][0] == system.ip  # type: ignore[index]
+    finally:
+        with contextlib.suppress(Exception):
+            await client.refresh(0)
         client.close()

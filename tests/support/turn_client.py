@@ -80,10 +80,26 @@ class TurnUdpClient:
             break
         return Reply(False, code, str(reason), got)
 
-    async def allocate(self) -> Reply:
+    async def allocate(self, lifetime_s: int = 60) -> Reply:
         return await self.request(
-            stun.Method.ALLOCATE, {"REQUESTED-TRANSPORT": UDP_TRANSPORT, "LIFETIME": 60}
+            stun.Method.ALLOCATE, {"REQUESTED-TRANSPORT": UDP_TRANSPORT, "LIFETIME": lifetime_s}
         )
+
+    async def allocate_without_credentials(self) -> Reply:
+        """One Allocate with no USERNAME and no MESSAGE-INTEGRITY, not retried."""
+        msg = stun.Message(message_method=stun.Method.ALLOCATE, message_class=stun.Class.REQUEST)
+        msg.attributes["REQUESTED-TRANSPORT"] = UDP_TRANSPORT
+        msg.add_fingerprint()
+        reply = await self._exchange(msg)
+        got = dict(reply.attributes)
+        if reply.message_class == stun.Class.RESPONSE:
+            return Reply(True, None, "", got)
+        code, reason = reply.attributes.get("ERROR-CODE", (0, ""))
+        return Reply(False, code, str(reason), got)
+
+    async def refresh(self, lifetime_s: int) -> Reply:
+        """Refresh this client's allocation (0: delete it), with its credentials."""
+        return await self.request(stun.Method.REFRESH, {"LIFETIME": lifetime_s})
 
     async def create_permission(self, peer: str, port: int = 9) -> Reply:
         return await self.request(stun.Method.CREATE_PERMISSION, {"XOR-PEER-ADDRESS": (peer, port)})
