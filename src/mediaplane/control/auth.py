@@ -114,6 +114,21 @@ class Principal(BaseModel):
             return
         raise PermissionDenied(f"token does not grant room_record for {room!r}")
 
+    def require_may_grant(self, room: str, grants: Grants) -> None:
+        """A grant update gives only what the caller holds for `room`: an admin of one room
+        cannot hand out server-wide grants (room_create, room_list) it does not have."""
+        self.require_room_admin(room)
+        g = self.grants
+        beyond = [
+            flag
+            for flag in ("room_create", "room_list")
+            if getattr(grants, flag) and not (getattr(g, flag) or g.room_create)
+        ]
+        if beyond:
+            raise PermissionDenied(
+                f"cannot grant {', '.join(beyond)}: the caller's token does not hold it"
+            )
+
     def require(self, flag: Literal["room_create", "room_list"]) -> None:
         if not getattr(self.grants, flag) and not self.grants.room_create:
             raise PermissionDenied(f"token does not grant {flag}")
