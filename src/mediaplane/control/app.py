@@ -28,6 +28,7 @@ from mediaplane.control.jobs.transcodes import TranscodeService
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.metrics import ControlMetrics
+from mediaplane.control.rate_limit import RateLimit
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.security_headers import SecurityHeaders
 from mediaplane.control.sfu_pool import SfuPool
@@ -63,7 +64,10 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
         )
-        manager = RoomManager(store, sfu, span_after_peers=settings.room_span_after_peers)
+        manager = RoomManager(
+            store, sfu, span_after_peers=settings.room_span_after_peers,
+            joined_room_empty_timeout_s=settings.joined_room_empty_timeout_s,
+        )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()
         media: MediaClient
@@ -119,6 +123,7 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
         openapi_url="/openapi.json" if docs else None,
     )
     errors.install(app)
+    app.state.open_join_limit = RateLimit(settings.open_join_per_minute)
     app.include_router(health.router)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     exposed = not is_loopback(settings.host)

@@ -6,6 +6,7 @@
     ├── Conflict        409 / `conflict`
     ├── InvalidState    409 / `invalid_state`
     ├── RoomFull        403 / `room_full`
+    ├── TooManyRequests 429 / `rate_limited`
     └── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
 
 auth.TokenError and auth.PermissionDenied map to 401 and 403. The REST API
@@ -47,6 +48,11 @@ class InvalidState(ControlError):
 class RoomFull(ControlError):
     status = 403
     code = "room_full"
+
+
+class TooManyRequests(ControlError):
+    status = 429
+    code = "rate_limited"
 
 
 class Unavailable(ControlError):
