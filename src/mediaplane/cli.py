@@ -85,6 +85,8 @@ async def _up(settings: Settings, log_level: str) -> None:
         def step(name: str, detail: str) -> None:
             if name.endswith(" up"):
                 console.print(f"[green]✓[/green] {name[:-3]:<14} {detail}")
+            elif name == "warning":
+                console.print(f"[yellow]warning:[/yellow] {detail}")
             else:
                 spinner.update(f"{detail} ...")
 
@@ -104,7 +106,7 @@ async def _up(settings: Settings, log_level: str) -> None:
 
 async def _show_status(system: System) -> None:
     def fetch() -> tuple[dict[str, Any], dict[str, Any]]:
-        with RestClient.from_settings(system.settings, system.url) as client:
+        with RestClient.from_settings(system.settings) as client:
             return client.ready(), client.system()
 
     try:

@@ -7,6 +7,7 @@
     ├── InvalidState    409 / `invalid_state`
     ├── RoomFull        403 / `room_full`
     ├── TooManyRequests 429 / `rate_limited`
+    ├── LimitExceeded   429 / `limit_exceeded` (a resource cap, limits.py)
     └── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
 
 auth.TokenError and auth.PermissionDenied map to 401 and 403. The REST API
@@ -50,6 +51,13 @@ class RoomFull(ControlError):
     code = "room_full"
 
 
+class LimitExceeded(ControlError):
+    """A participant, room or client address is at one of its caps (control/limits.py)."""
+
+    status = 429
+    code = "limit_exceeded"
+
+
 class TooManyRequests(ControlError):
     status = 429
     code = "rate_limited"
@@ -58,3 +66,8 @@ class TooManyRequests(ControlError):
 class Unavailable(ControlError):
     status = 503
     code = "unavailable"
+
+
+# What a client is told when Redis is unreachable: never where Redis is (its address,
+# its password), which is the operator's business (docs/operations.md).
+REDIS_UNAVAILABLE = "shared state (Redis) is unavailable; try again shortly"

@@ -73,6 +73,8 @@ class ProducerRecord(BaseModel):
     paused: bool = False
     router_id: str | None = None  # None: the room's first router
     created_at: float = Field(default_factory=now)
+    # Simulcast: the height of each spatial layer, lowest first ([] for one layer).
+    layer_heights: list[int] = Field(default_factory=list)
 
 
 class SfuNodeRecord(BaseModel):

@@ -26,7 +26,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mediaplane.control.auth import TrackSource
+from mediaplane.control.limits import Limits
 from mediaplane.control.rooms.events import RoomEvents, RoomListener
+from mediaplane.control.rooms.layers import NO_CAPS, Bitrates
 from mediaplane.control.rooms.notifications import SfuNotifications
 from mediaplane.control.rooms.peers import LocalPeer, LocalRoom
 from mediaplane.control.rooms.placement import Placement
@@ -54,6 +56,8 @@ class RoomManager:
         auto_create_rooms: bool = True,
         span_after_peers: int | None = None,
         joined_room_empty_timeout_s: int = 60,
+        limits: Limits | None = None,
+        bitrates: Bitrates = NO_CAPS,
     ) -> None:
         self.store = store
         # Where rooms run: one SFU (static) or the nodes registered in Redis.
@@ -75,7 +79,7 @@ class RoomManager:
         self.events = RoomEvents(store, self.instance_id, self.placement.rooms)
         self.sessions = Sessions(
             store, self.placement, self.events, notify=notify, counts=self.counts,
-            auto_create_rooms=auto_create_rooms,
+            auto_create_rooms=auto_create_rooms, limits=limits, bitrates=bitrates,
             joined_room_empty_timeout_s=joined_room_empty_timeout_s,
         )  # fmt: skip
         self.events.here = self.sessions
