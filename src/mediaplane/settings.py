@@ -146,11 +146,30 @@ class Settings(BaseSettings):
     api_key: str = DEV_API_KEY
     api_secret: SecretStr | None = None
     redis_url: str | None = None
-    open_join: bool | None = Field(
-        default=None,
-        description="the call page may mint a participant token for any room and name "
-        "(default: on in dev/test, off in production)",
+    open_join: bool = Field(
+        default=False,
+        description="POST /api/dev/token mints a participant token for any room and name "
+        "(the call page's join form); only when set, and only on loopback (docs/security.md)",
     )
+    # hardening limits (docs/security.md#limits)
+    open_join_per_minute: int = Field(
+        default=10, ge=1, le=10000,
+        description="open-join tokens one client address may get a minute (then 429)",
+    )  # fmt: skip
+    joined_room_empty_timeout_s: int = Field(
+        default=60, ge=0, le=86400,
+        description="a room a join created (not POST /api/rooms) is deleted, record and "
+        "all, once it has been empty this long",
+    )  # fmt: skip
+    outbound_allow: list[str] = Field(
+        default_factory=list,
+        description="CIDRs (10.0.0.0/8, ::1/128) or host:port that injection sources and "
+        "RTMP targets may reach although loopback, private, link-local or this machine's",
+    )
+    hls_url_ttl_s: int = Field(
+        default=3600, ge=10, le=7 * 24 * 3600,
+        description="lifetime of a signed HLS playlist URL (its segments inherit it)",
+    )  # fmt: skip
 
     # reaching the system from other machines (docs/networking.md)
     announced_address: str | None = Field(
@@ -272,6 +291,12 @@ class Settings(BaseSettings):
         if self.env == "production" and len(self.secret("api_secret")) < 32:
             raise ValueError("MEDIAPLANE_API_SECRET must be at least 32 characters")
         exposed = self.exposed_addresses()
+        if self.open_join and exposed:
+            raise ValueError(
+                "MEDIAPLANE_OPEN_JOIN=true would let anyone on the network mint participant "
+                f"tokens: refused on a non-loopback address ({', '.join(exposed)}); "
+                "hand out token links (POST /api/tokens) instead"
+            )
         known = [n for n, _ in secrets if self.secret(n) in DEV_DEFAULTS]  # type: ignore[arg-type]
         if exposed and known:
             raise ValueError(
@@ -303,10 +328,6 @@ class Settings(BaseSettings):
     @property
     def api_docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else is_loopback(self.host)
-
-    @property
-    def open_join_enabled(self) -> bool:
-        return self.open_join if self.open_join is not None else self.env in ("dev", "test")
 
     @property
     def media_url(self) -> str:
