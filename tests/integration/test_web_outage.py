@@ -11,12 +11,10 @@ decoded by the other page within BACK_S after the network returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
 from tests.support import netns
 from tests.support.control import ControlInstance, admin, participant
+from tests.support.link import Link
 from tests.support.pages import wait_until
 
 pytestmark = [
@@ -42,28 +41,6 @@ log = logging.getLogger(__name__)
 OUTAGE_S = 22.0
 OUTAGE_GONE_S = 20.0
 BACK_S = 35.0
-
-
-@contextlib.contextmanager
-def all_packets_dropped(namespace: str) -> Iterator[None]:
-    """Drop every packet in and out of `namespace` (but its loopback) inside the block."""
-    table = f"mpout_{uuid.uuid4().hex[:8]}"
-
-    def nft(*args: str) -> None:
-        subprocess.run(
-            ["ip", "netns", "exec", namespace, "nft", *args],
-            check=True, capture_output=True, timeout=10,
-        )  # fmt: skip
-
-    nft("add", "table", "inet", table)
-    try:
-        for chain, hook, lo in (("in", "input", "iifname"), ("out", "output", "oifname")):
-            nft("add", "chain", "inet", table, chain,
-                f"{{ type filter hook {hook} priority 0 ; policy accept ; }}")  # fmt: skip
-            nft("add", "rule", "inet", table, chain, lo, "!=", "lo", "drop")
-        yield
-    finally:
-        nft("delete", "table", "inet", table)
 
 
 @pytest.fixture
@@ -152,7 +129,7 @@ async def test_a_participant_cut_off_for_20_s_is_gone_then_back(
         "(m) => { const d = JSON.parse(m.data); if (d.event === 'peerLeft') "
         "window.__left.push(performance.now()); });"
     )
-    with all_packets_dropped(lan.namespaces[0]):
+    with Link(lan, 0).outage():
         cut = time.monotonic()
         gone_at: float | None = None
         while time.monotonic() - cut < OUTAGE_S:
