@@ -88,6 +88,16 @@ def test_port_range_must_be_ordered() -> None:
         Settings(env="test", rtc_min_port=50000, rtc_max_port=40000)
 
 
+def test_open_join_is_off_unless_set_and_refused_off_loopback() -> None:
+    real = {f"{n}_secret": "x" * 40 for n in ("sfu", "api", "media", "webhook", "turn")}
+    assert Settings(env="dev", **real).open_join is False  # type: ignore[arg-type]
+    assert Settings(env="test", open_join=True).open_join is True
+    for where in ({"host": "0.0.0.0"}, {"rtc_announced_address": "203.0.113.5"}):
+        with pytest.raises(ValidationError, match="MEDIAPLANE_OPEN_JOIN"):
+            Settings(env="test", open_join=True, **real, **where)  # type: ignore[arg-type]
+        assert Settings(env="test", **real, **where).open_join is False  # type: ignore[arg-type]
+
+
 def test_a_secrets_file_of_an_older_version_gets_the_turn_secret_added(tmp_path: Path) -> None:
     old = {n: f"{n}-" + "v" * 40 for n in ("sfu_secret", "api_secret", "media_secret",
                                           "webhook_secret")}  # fmt: skip
@@ -110,13 +120,3 @@ def test_turn_settings_are_checked() -> None:
     assert Settings(env="test", rtc_server_port=40000).sfu_env()["MEDIAPLANE_RTC_SERVER_PORT"] == (
         "40000"
     )
-
-
-def test_open_join_is_off_unless_set_and_refused_off_loopback() -> None:
-    real = {f"{n}_secret": "x" * 40 for n in ("sfu", "api", "media", "webhook", "turn")}
-    assert Settings(env="dev", **real).open_join is False  # type: ignore[arg-type]
-    assert Settings(env="test", open_join=True).open_join is True
-    for where in ({"host": "0.0.0.0"}, {"rtc_announced_address": "203.0.113.5"}):
-        with pytest.raises(ValidationError, match="MEDIAPLANE_OPEN_JOIN"):
-            Settings(env="test", open_join=True, **real, **where)  # type: ignore[arg-type]
-        assert Settings(env="test", **real, **where).open_join is False  # type: ignore[arg-type]
