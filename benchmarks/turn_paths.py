@@ -29,6 +29,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from tests.integration.test_turn_network import SELECTED_PAIR_JS
 from tests.integration.test_web_call import CHROMIUM_ARGS, DECODED_JS
 from tests.support import netns
+from tests.support.control import participant
 from tests.support.link import Link
 from tests.support.ns_system import (
     CONTROL_PORT,
@@ -40,6 +41,7 @@ from tests.support.ns_system import (
 )
 
 from benchmarks.common import RESULTS, rewrite_text, start_run, tail, tail_md, write_result
+from mediaplane.settings import Settings
 
 SYSTEM, BROWSER = 0, 1
 MODES = {  # name: TCP ports the firewall lets through (None: no firewall)
@@ -62,7 +64,8 @@ def firewall(link: Link, ports: set[int] | None) -> Iterator[None]:
 async def open_page(browser: Browser, system: NsSystem, room: str, name: str) -> Page:
     context = await browser.new_context()
     page = await context.new_page()
-    await page.goto(f"{system.http}/?room={room}&name={name}")
+    link = participant(Settings(), name.lower(), room)  # a token link: no open join here
+    await page.goto(f"{system.http}/?room={room}&name={name}&token={link}")
     return page
 
 

@@ -254,10 +254,10 @@ async def call_through(
     with firewall(Link(lan, BROWSER), case) as hits:
         try:
             t0 = time.monotonic()
-            alice = await open_call(chromium, system, room, "Alice", errors)  # type: ignore[arg-type]
-            pages.append(alice)
-            bob = await open_call(chromium, system, room, "Bob", errors)  # type: ignore[arg-type]
-            pages.append(bob)
+            for name in ("Alice", "Bob"):  # token links: no open join off loopback
+                link = participant(Settings(), name.lower(), room)
+                pages.append(await open_call(chromium, system, room, name, errors, link))  # type: ignore[arg-type]
+            alice, bob = pages
             decoded = {p: await media_decoded(p) for p in (alice, bob)}
             took = time.monotonic() - t0
             pairs = {
