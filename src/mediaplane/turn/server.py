@@ -70,6 +70,14 @@ class TurnConfig:
         MEDIAPLANE_TLS_CERT_FILE, else a self-signed one for the TURN address made in
         <data_dir>/turn (and reused)."""
         directory = settings.data_dir / "turn"
+        clash = {"MEDIAPLANE_TURN_PORT": settings.turn_port,
+                 "MEDIAPLANE_TURN_TLS_PORT": tls_port(settings)}  # fmt: skip
+        for name, port in clash.items():
+            if port == settings.port:
+                raise ValueError(
+                    f"{name} ({port}) is the control plane's MEDIAPLANE_PORT too: give one "
+                    "of them another port (docs/networking.md#a-reverse-proxy-in-front)"
+                )
         address = turn_address(settings)
         announced = ip_of(address)
         if certificate is not None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mediaplane import certificates
 from mediaplane.settings import Settings
 from mediaplane.turn.server import DENIED_PEERS, TurnConfig
@@ -89,3 +91,11 @@ def test_a_configured_certificate_is_used_as_is(tmp_path: Path) -> None:
     conf = TurnConfig.from_settings(s)
     assert (conf.cert, conf.key) == (c, k)
     assert not (tmp_path / "turn").exists()
+
+
+def test_turn_may_not_take_the_control_planes_port(tmp_path: Path) -> None:
+    for clash in ({"turn_tls_port": 8443}, {"turn_port": 8443}):
+        s = Settings(env="test", data_dir=tmp_path, rtc_listen_ip="10.1.2.3", port=8443,
+                     **clash, **OWN)  # type: ignore[arg-type]  # fmt: skip
+        with pytest.raises(ValueError, match="MEDIAPLANE_PORT"):
+            TurnConfig.from_settings(s)
