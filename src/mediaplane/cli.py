@@ -8,9 +8,11 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mediaplane.observability.logs import setup_logging
 from mediaplane.operator import views
@@ -23,7 +25,22 @@ rooms_app = typer.Typer(help="rooms and their participants on a running system")
 record_app = typer.Typer(help="recordings on a running system")
 app.add_typer(rooms_app, name="rooms")
 app.add_typer(record_app, name="record")
-console = Console()
+# emoji=False: a fingerprint's ':CD:' is not an emoji code; details print as they are.
+console = Console(emoji=False)
+
+
+def print_step(name: str, detail: str) -> bool:
+    """A start-up step that is done ("<service> up") or a warning, printed whole on its
+    line (soft_wrap: a path or a fingerprint is copied from it) and as it is (no markup,
+    no emoji codes); False for a step in progress."""
+    if name.endswith(" up"):
+        console.print(f"[green]✓[/green] {name[:-3]:<14} {escape(detail)}", soft_wrap=True)
+    elif name == "warning":
+        console.print(f"[yellow]warning:[/yellow] {escape(detail)}", soft_wrap=True)
+    else:
+        return False
+    return True
+
 
 UrlOpt = typer.Option(
     None, "--url", envvar="MEDIAPLANE_URL", help="control plane URL (default from settings)"
@@ -83,12 +100,8 @@ async def _up(settings: Settings, log_level: str) -> None:
     with console.status("starting mediaplane ...") as spinner:
 
         def step(name: str, detail: str) -> None:
-            if name.endswith(" up"):
-                console.print(f"[green]✓[/green] {name[:-3]:<14} {detail}")
-            elif name == "warning":
-                console.print(f"[yellow]warning:[/yellow] {detail}")
-            else:
-                spinner.update(f"{detail} ...")
+            if not print_step(name, detail):
+                spinner.update(f"{escape(detail)} ...")
 
         start = asyncio.ensure_future(System.start(settings, on_step=step, log_level=log_level))
         stopper = asyncio.ensure_future(stop.wait())
@@ -119,7 +132,8 @@ async def _show_status(system: System) -> None:
         f"[/bold] for the dashboard, REST API at {system.url}/docs"
     )
     console.print(
-        "Mint a token: [bold]./mediaplane token --identity alice --room demo[/bold]   Stop: Ctrl-C"
+        "Invite someone: [bold]./mediaplane token --identity alice --room demo --link[/bold]"
+        " (open join is off: docs/security.md)   Stop: Ctrl-C"
     )
 
 
@@ -188,9 +202,11 @@ def token(
     record: bool = typer.Option(False, help="may record"),
     server_admin: bool = typer.Option(False, "--admin", help="create/list/delete any room"),
     ttl: int = typer.Option(6 * 3600, help="lifetime in seconds"),
+    link: bool = typer.Option(False, help="print the call page's link with the token"),
 ) -> None:
     """Mint an access token with the configured API key and secret."""
     from mediaplane.control.auth import Grants, mint_token
+    from mediaplane.reachability import public_base_url
 
     settings = Settings()
     if room is None and not server_admin:
@@ -205,16 +221,20 @@ def token(
         room_create=server_admin,
         room_list=server_admin,
     )
-    typer.echo(
-        mint_token(
-            api_key=settings.api_key,
-            api_secret=settings.secret("api_secret"),
-            identity=identity,
-            name=name,
-            grants=grants,
-            ttl_s=ttl,
-        )
+    minted = mint_token(
+        api_key=settings.api_key,
+        api_secret=settings.secret("api_secret"),
+        identity=identity,
+        name=name,
+        grants=grants,
+        ttl_s=ttl,
     )
+    if link and room is None:
+        raise typer.BadParameter("--link needs --room (the room the link joins)")
+    if link:
+        query = urlencode({"room": room, "name": name or identity, "token": minted})
+        minted = f"{public_base_url(settings)}/?{query}"
+    typer.echo(minted)
 
 
 # rooms ----------------------------------------------------------------------------

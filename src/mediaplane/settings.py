@@ -26,7 +26,14 @@ DEV_MEDIA_SECRET = "dev-media-secret"
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "dev-api-secret-change-me-0123456789"
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
-DEV_DEFAULTS = {DEV_SFU_SECRET, DEV_MEDIA_SECRET, DEV_API_SECRET, DEV_WEBHOOK_SECRET}
+DEV_TURN_SECRET = "dev-turn-secret"
+DEV_DEFAULTS = {
+    DEV_SFU_SECRET,
+    DEV_MEDIA_SECRET,
+    DEV_API_SECRET,
+    DEV_WEBHOOK_SECRET,
+    DEV_TURN_SECRET,
+}
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,17 +114,67 @@ class Settings(BaseSettings):
         "(pipeToRouter); unset: a room stays on one router",
     )
 
+    # TURN relay and ICE-TCP (docs/networking.md#turn-and-ice-tcp): `mediaplane up` runs
+    # coturn on the announced address (the SFU's); every join gets time-limited
+    # credentials for it. Its TLS listener presents the control plane's certificate.
+    turn: bool | None = Field(
+        default=None,
+        description="run coturn and hand out TURN servers (default: when the announced "
+        "address, else the RTC listen address, is not loopback)",
+    )
+    turn_port: int = Field(default=3478, ge=1, le=65535, description="TURN over UDP and TCP")
+    turn_tls_port: int | None = Field(
+        default=None, ge=1, le=65535, description="TURN over TLS (default: 443 as root, else 5349)"
+    )
+    turn_secret: SecretStr | None = None
+    turn_credential_ttl_s: int = Field(
+        default=21600, ge=60, le=7 * 86400, description="lifetime of a join's TURN credentials"
+    )
+    turn_realm: str = Field(default="mediaplane", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    turn_min_port: int = Field(default=50000, ge=1024, le=65535, description="relay ports")
+    turn_max_port: int = Field(default=59999, ge=1024, le=65535)
+    turn_user_quota: int = Field(
+        default=12, ge=1, le=1000, description="allocations at once per credential (a join)"
+    )
+    turn_total_quota: int = Field(default=2000, ge=1, le=1_000_000)
+    rtc_server_port: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="SFU worker i takes all its WebRTC traffic on UDP and TCP port "
+        "rtc_server_port + i (default: one port per worker from the RTC range)",
+    )
+
     # control plane
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     api_key: str = DEV_API_KEY
     api_secret: SecretStr | None = None
     redis_url: str | None = None
-    open_join: bool | None = Field(
-        default=None,
-        description="the call page may mint a participant token for any room and name "
-        "(default: on in dev/test, off in production)",
+    open_join: bool = Field(
+        default=False,
+        description="POST /api/dev/token mints a participant token for any room and name "
+        "(the call page's join form); only when set, and only on loopback (docs/security.md)",
     )
+    # hardening limits (docs/security.md#limits)
+    open_join_per_minute: int = Field(
+        default=10, ge=1, le=10000,
+        description="open-join tokens one client address may get a minute (then 429)",
+    )  # fmt: skip
+    joined_room_empty_timeout_s: int = Field(
+        default=60, ge=0, le=86400,
+        description="a room a join created (not POST /api/rooms) is deleted, record and "
+        "all, once it has been empty this long",
+    )  # fmt: skip
+    outbound_allow: list[str] = Field(
+        default_factory=list,
+        description="CIDRs (10.0.0.0/8, ::1/128) or host:port that injection sources and "
+        "RTMP targets may reach although loopback, private, link-local or this machine's",
+    )
+    hls_url_ttl_s: int = Field(
+        default=3600, ge=10, le=7 * 24 * 3600,
+        description="lifetime of a signed HLS playlist URL (its segments inherit it)",
+    )  # fmt: skip
 
     # reaching the system from other machines (docs/networking.md)
     announced_address: str | None = Field(
@@ -216,11 +273,14 @@ class Settings(BaseSettings):
     def _secrets(self) -> Settings:
         if self.rtc_min_port > self.rtc_max_port:
             raise ValueError("rtc_min_port must not exceed rtc_max_port")
+        if self.turn_min_port > self.turn_max_port:
+            raise ValueError("turn_min_port must not exceed turn_max_port")
         secrets = (
             ("sfu_secret", DEV_SFU_SECRET),
             ("api_secret", DEV_API_SECRET),
             ("media_secret", DEV_MEDIA_SECRET),
             ("webhook_secret", DEV_WEBHOOK_SECRET),
+            ("turn_secret", DEV_TURN_SECRET),
         )
         for name, default in secrets:
             value: SecretStr | None = getattr(self, name)
@@ -236,6 +296,12 @@ class Settings(BaseSettings):
         if self.env == "production" and len(self.secret("api_secret")) < 32:
             raise ValueError("MEDIAPLANE_API_SECRET must be at least 32 characters")
         exposed = self.exposed_addresses()
+        if self.open_join and exposed:
+            raise ValueError(
+                "MEDIAPLANE_OPEN_JOIN=true would let anyone on the network mint participant "
+                f"tokens: refused on a non-loopback address ({', '.join(exposed)}); "
+                "hand out token links (POST /api/tokens) instead"
+            )
         known = [n for n, _ in secrets if self.secret(n) in DEV_DEFAULTS]  # type: ignore[arg-type]
         if exposed and known:
             raise ValueError(
@@ -257,7 +323,8 @@ class Settings(BaseSettings):
         return self.data_dir / "secrets.json"
 
     def secret(
-        self, name: Literal["sfu_secret", "api_secret", "media_secret", "webhook_secret"]
+        self,
+        name: Literal["sfu_secret", "api_secret", "media_secret", "webhook_secret", "turn_secret"],
     ) -> str:
         value: SecretStr | None = getattr(self, name)
         assert value is not None  # set by the validator
@@ -266,10 +333,6 @@ class Settings(BaseSettings):
     @property
     def api_docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else is_loopback(self.host)
-
-    @property
-    def open_join_enabled(self) -> bool:
-        return self.open_join if self.open_join is not None else self.env in ("dev", "test")
 
     @property
     def media_url(self) -> str:
@@ -282,6 +345,12 @@ class Settings(BaseSettings):
     @property
     def media_state_dir(self) -> Path:
         return self.data_dir / "media-state"
+
+    @property
+    def sfu_announced_address(self) -> str | None:
+        """What the SFU's ICE candidates (and coturn, turn/credentials.py) announce: the
+        announced address, unless rtc_announced_address overrides it for media alone."""
+        return self.rtc_announced_address or self.announced_address or None
 
     def sfu_env(self) -> dict[str, str]:
         """Environment for the Node SFU process."""
@@ -298,9 +367,10 @@ class Settings(BaseSettings):
         }
         if self.sfu_num_workers is not None:
             env["MEDIAPLANE_SFU_NUM_WORKERS"] = str(self.sfu_num_workers)
-        if self.rtc_announced_address or self.announced_address:
-            announced = self.rtc_announced_address or self.announced_address
-            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = announced or ""
+        if self.sfu_announced_address:
+            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = self.sfu_announced_address
+        if self.rtc_server_port is not None:
+            env["MEDIAPLANE_RTC_SERVER_PORT"] = str(self.rtc_server_port)
         if self.metrics_token is not None:
             env["MEDIAPLANE_METRICS_TOKEN"] = self.metrics_token.get_secret_value()
         return env

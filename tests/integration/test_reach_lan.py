@@ -33,9 +33,11 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright, ex
 from playwright.async_api import Error as PlaywrightError
 
 from mediaplane import certificates
+from mediaplane.settings import Settings
 from tests.integration.test_web_call import CHROMIUM_ARGS
 from tests.support import netns
 from tests.support.cli_system import trust
+from tests.support.control import participant
 
 pytestmark = [
     pytest.mark.integration,
@@ -155,11 +157,13 @@ STATS_JS = """async () => {
 
 
 async def join(browser: Browser, url: str, room: str, name: str, errors: list[str]) -> Page:
+    """By a token link: open join is refused off loopback (docs/security.md)."""
+    link = participant(Settings(env="test"), name, room)  # up's secrets in env=test
     context = await browser.new_context(viewport={"width": 1000, "height": 700})
     page = await context.new_page()
     page.on("console", lambda m: errors.append(f"{name}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"{name}: {e}"))
-    await page.goto(f"{url}/?room={room}&name={name}")
+    await page.goto(f"{url}/?room={room}&name={name}&token={link}")
     await page.get_by_role("button", name="Join").click()
     await expect(page.get_by_role("status").first).to_have_text(
         f"In room {room} as {name}", timeout=30000

@@ -19,7 +19,7 @@ from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
 from tests.support import netns
-from tests.support.control import ControlInstance, admin
+from tests.support.control import ControlInstance, admin, participant
 from tests.support.pages import wait_until
 
 pytestmark = pytest.mark.integration
@@ -198,6 +198,8 @@ async def test_an_insecure_origin_says_why_media_is_unavailable(
 ) -> None:
     _, control = lan_control
     room = f"insec-{uuid.uuid4().hex[:6]}"
+    # Token links: open join is refused on a network address (docs/security.md).
+    link = {n: participant(settings, n, room) for n in ("Alice", "Ian", "Jo")}
     errors: list[str] = []
     # Alice's browser is told to treat the origin as secure (as an https page would be).
     sender = await launch(
@@ -205,9 +207,9 @@ async def test_an_insecure_origin_says_why_media_is_unavailable(
     )
     plain = await launch(pw, CHROMIUM_ARGS)  # fake devices and UI: only the origin is wrong
     try:
-        alice = await open_call(sender, control, room, "Alice", errors)
+        alice = await open_call(sender, control, room, "Alice", errors, link["Alice"])
         page = await new_page(plain, "Ian", errors, desktop_ua=True)
-        await page.goto(f"{control.http}/?room={room}&name=Ian")
+        await page.goto(f"{control.http}/?room={room}&name=Ian&token={link['Ian']}")
         assert await page.evaluate("window.isSecureContext") is False
         note = page.get_by_role("note")
         await expect(note).to_be_visible()
@@ -227,7 +229,7 @@ async def test_an_insecure_origin_says_why_media_is_unavailable(
         await wait_until(page, "window.__gum === 0", timeout_ms=1000)
         # Someone who unticks "viewer" anyway is in the room too, told the same reason.
         jo = await new_page(plain, "Jo", errors, desktop_ua=True)
-        await jo.goto(f"{control.http}/?room={room}&name=Jo")
+        await jo.goto(f"{control.http}/?room={room}&name=Jo&token={link['Jo']}")
         await jo.get_by_label("Join as a viewer").uncheck()
         await jo.get_by_role("button", name="Join").click()
         await expect(jo.get_by_role("status").first).to_have_text(

@@ -1,13 +1,17 @@
 """`mediaplane up` inside a network namespace, as an operator runs it on a host of its
-own: control plane on the namespace's address, the SFU announcing it, coturn on it,
-redis and the media manager on the namespace's loopback. The test's namespace reaches
-it over the bridge (netns.Lan); a browser in another namespace through that one's Link."""
+own: control plane on the namespace's address (announced: MEDIAPLANE_ANNOUNCED_ADDRESS),
+so https by the TLS auto default with the certificate `up` makes; the SFU announcing
+that address, coturn on it (its TLS listener presenting the same certificate), redis
+and the media manager on the namespace's loopback. The test's namespace reaches it over
+the bridge (netns.Lan), trusting exactly that certificate; a browser in another
+namespace through that one's Link, pinning its key (`spki`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from mediaplane import certificates
+from mediaplane.certificates import Certificate
+from tests.support.cli_system import trust
 from tests.support.netns import Lan
 
 CONTROL_PORT = 8080
@@ -38,15 +45,27 @@ class NsSystem:
 
     @property
     def http(self) -> str:
-        return f"http://{self.ip}:{CONTROL_PORT}"
+        """The control plane's URL (https: the name stays what ControlInstance calls it)."""
+        return f"https://{self.ip}:{CONTROL_PORT}"
 
     def ws(self, room: str) -> str:
-        return f"ws://{self.ip}:{CONTROL_PORT}/ws/rooms/{room}"
+        return f"wss://{self.ip}:{CONTROL_PORT}/ws/rooms/{room}"
 
     @property
-    def turn_cert(self) -> Path:
-        """The self-signed certificate `up` made for coturn's TLS listener."""
-        return Path(self.env["MEDIAPLANE_DATA_DIR"]) / "turn" / "turn-cert.pem"
+    def certificate(self) -> Certificate:
+        """The self-signed certificate `up` made: the control plane's and coturn's TLS."""
+        tls = Path(self.env["MEDIAPLANE_DATA_DIR"]) / "tls"
+        return certificates.load(tls / certificates.CERT_NAME, tls / certificates.KEY_NAME)
+
+    @property
+    def ssl(self) -> ssl.SSLContext:
+        """What the test's clients trust: that one certificate, its name checked."""
+        return trust(self.certificate.cert_file)
+
+    @property
+    def spki(self) -> str:
+        """Chromium's --ignore-certificate-errors-spki-list entry for it."""
+        return self.certificate.spki_sha256
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
@@ -62,17 +81,19 @@ async def system_in_namespace(
         "MEDIAPLANE_ENV": "test",  # secrets: the suite's own (tests/conftest.py), never dev
         "MEDIAPLANE_DATA_DIR": str(tmp / "data"),
         "MEDIAPLANE_HOST": ip,
+        "MEDIAPLANE_ANNOUNCED_ADDRESS": ip,
         "MEDIAPLANE_PORT": str(CONTROL_PORT),
         "MEDIAPLANE_RTC_LISTEN_IP": ip,
         "MEDIAPLANE_RTC_SERVER_PORT": str(RTC_SERVER_PORT),
         "MEDIAPLANE_SFU_NUM_WORKERS": "1",
         "MEDIAPLANE_TURN_PORT": str(TURN_PORT),
         "MEDIAPLANE_TURN_TLS_PORT": str(TURN_TLS_PORT),
-        "MEDIAPLANE_URL": f"http://{ip}:{CONTROL_PORT}",
+        "MEDIAPLANE_URL": f"https://{ip}:{CONTROL_PORT}",
         "COLUMNS": "200",
         **(extra_env or {}),
     }
-    env.pop("MEDIAPLANE_REDIS_URL", None)
+    for name in ("MEDIAPLANE_REDIS_URL", "MEDIAPLANE_TLS"):
+        env.pop(name, None)  # TLS: the auto default, as an operator runs it
     out = tmp / "up.out"
     with out.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
@@ -82,15 +103,19 @@ async def system_in_namespace(
         )  # fmt: skip
     system = NsSystem(lan, index, env, out, proc)
     try:
-        async with httpx.AsyncClient() as http, asyncio.timeout(90):
-            while True:
+        async with asyncio.timeout(90):
+            while f"mediaplane at {system.http}" not in system.output():
                 assert proc.returncode is None, system.output()
-                try:
-                    if (await http.get(f"{system.http}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
                 await asyncio.sleep(0.3)
+            async with httpx.AsyncClient(verify=system.ssl) as http:
+                while True:
+                    assert proc.returncode is None, system.output()
+                    try:
+                        if (await http.get(f"{system.http}/readyz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.3)
         yield system
     finally:
         if proc.returncode is None:

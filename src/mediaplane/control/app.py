@@ -29,6 +29,7 @@ from mediaplane.control.limits import Limits
 from mediaplane.control.media_client import MediaClient
 from mediaplane.control.media_pool import MediaPool
 from mediaplane.control.metrics import ControlMetrics
+from mediaplane.control.rate_limit import RateLimit
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.rooms.layers import Bitrates
 from mediaplane.control.security_headers import SecurityHeaders
@@ -85,6 +86,7 @@ async def _services(
         manager = RoomManager(
             store, sfu, span_after_peers=settings.room_span_after_peers,
             limits=Limits.from_settings(settings), bitrates=bitrates, last_n=settings.last_n,
+            joined_room_empty_timeout_s=settings.joined_room_empty_timeout_s,
         )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()
@@ -137,6 +139,7 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
         openapi_url="/openapi.json" if docs else None,
     )
     errors.install(app)
+    app.state.open_join_limit = RateLimit(settings.open_join_per_minute)
     app.state.ws_slots = endpoint.socket_slots(settings)  # signaling sockets by client address
     app.include_router(health.router)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None

@@ -6,6 +6,7 @@
     ├── Conflict        409 / `conflict`
     ├── InvalidState    409 / `invalid_state`
     ├── RoomFull        403 / `room_full`
+    ├── TooManyRequests 429 / `rate_limited`
     ├── LimitExceeded   429 / `limit_exceeded` (a resource cap, limits.py)
     └── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
 
@@ -55,6 +56,11 @@ class LimitExceeded(ControlError):
 
     status = 429
     code = "limit_exceeded"
+
+
+class TooManyRequests(ControlError):
+    status = 429
+    code = "rate_limited"
 
 
 class Unavailable(ControlError):

@@ -55,6 +55,7 @@ class RoomManager:
         instance_id: str | None = None,
         auto_create_rooms: bool = True,
         span_after_peers: int | None = None,
+        joined_room_empty_timeout_s: int = 60,
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
         last_n: int = 0,
@@ -73,12 +74,14 @@ class RoomManager:
         def notify(name: str, data: Json) -> object:
             return self.on_event(name, data)
 
-        self.placement = Placement(store, self.pool, self.tasks, span_after_peers=span_after_peers)
+        self.placement = Placement(
+            store, self.pool, self.tasks, span_after_peers=span_after_peers, notify=notify
+        )
         self.events = RoomEvents(store, self.instance_id, self.placement.rooms)
         self.sessions = Sessions(
             store, self.placement, self.events, notify=notify, counts=self.counts,
             auto_create_rooms=auto_create_rooms, limits=limits, bitrates=bitrates,
-            last_n=last_n,
+            last_n=last_n, joined_room_empty_timeout_s=joined_room_empty_timeout_s,
         )  # fmt: skip
         self.events.here = self.sessions
         self.records = RoomRecords(store, self.placement, self.sessions, self.events, notify=notify)

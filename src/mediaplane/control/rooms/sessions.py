@@ -66,6 +66,7 @@ class Sessions:
         notify: Notify,
         counts: Counter[str],
         auto_create_rooms: bool = True,
+        joined_room_empty_timeout_s: int = 60,
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
         last_n: int = 0,
@@ -78,6 +79,7 @@ class Sessions:
         self.notify = notify  # webhooks: what this instance's peers do
         self.counts = counts
         self.auto_create_rooms = auto_create_rooms
+        self.joined_room_empty_timeout_s = joined_room_empty_timeout_s
         self.bitrates = bitrates
         self.last_n = last_n  # Last-N (lastn.py): 0 forwards every camera at its tile's layer
         self.consumer_owner: dict[str, LocalPeer] = {}
@@ -149,7 +151,9 @@ class Sessions:
             return room
         if not self.auto_create_rooms:
             raise NotFound(f"room {name!r} does not exist")
-        if await redis_call(self.store.create_room(RoomRecord(name=name))):
+        # A room a join makes goes away with its last participant (placement.py).
+        made = RoomRecord(name=name, auto=True, empty_timeout_s=self.joined_room_empty_timeout_s)
+        if await redis_call(self.store.create_room(made)):
             self.notify("room.created", {"room": name, "auto": True})
         return await self.placement.get_room(name)
 
