@@ -11,8 +11,10 @@ from pathlib import Path
 from playwright.async_api import Browser, Page, Playwright, expect
 
 from mediaplane import certificates
+from mediaplane.settings import Settings
 from tests.integration.test_reach_lan import until_shown, up_in
 from tests.integration.test_web_call import CHROMIUM_ARGS
+from tests.support.control import participant
 from tests.support.netns import Lan
 
 
@@ -57,12 +59,16 @@ async def join(
     height: int = 700,
     query: str = "",
 ) -> Page:
-    """The call page in a 1000 px wide viewport, joined (as a viewer: sending nothing)."""
+    """The call page in a 1000 px wide viewport, joined by a token link (open join is
+    refused off loopback, docs/security.md), as a viewer: sending nothing."""
+    link = participant(Settings(env="test"), name, room)  # the suite's secrets, as up's
     context = await browser.new_context(viewport={"width": 1000, "height": height})
     page = await context.new_page()
     page.on("console", lambda m: errors.append(f"{name}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"{name}: {e}"))
-    await page.goto(f"{url}/?room={room}&name={name}{'&viewer=1' if viewer else ''}{query}")
+    await page.goto(
+        f"{url}/?room={room}&name={name}&token={link}{'&viewer=1' if viewer else ''}{query}"
+    )
     await page.get_by_role("button", name="Join").click()
     await expect(page.get_by_role("status").first).to_have_text(
         f"In room {room} as {name}{' (viewer)' if viewer else ''}", timeout=30000
