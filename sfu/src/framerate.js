@@ -69,10 +69,16 @@ export class FrameRateFirst {
     this.now = now;
   }
 
-  /** Follow a simulcast consumer of a producer with temporal layers (others: ignored). */
+  /**
+   * Follow a simulcast consumer of a producer with temporal layers on a WebRTC transport
+   * (others: ignored). A plain (recording, egress) or pipe consumer has no bandwidth
+   * estimate: it takes the top layer, and a stream just (re)started may show its upper
+   * temporal layers late, which must not cap it.
+   */
   watch(consumer, producer, transport) {
     const temporal = temporalLayers(producer);
     const spatial = producer.rtpParameters?.encodings?.length ?? 1;
+    if (transport?.type !== 'webrtc') return;
     if (consumer.type !== 'simulcast' || consumer.kind !== 'video' || temporal < 2 || spatial < 2) return;
     const preferred = consumer.preferredLayers ?? {};
     this.#state.set(consumer.id, {

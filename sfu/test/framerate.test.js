@@ -19,6 +19,7 @@ function consumer() {
 const flush = async () => { for (let i = 0; i < 5; i += 1) await new Promise(setImmediate); };
 
 const transport = (available, send) => ({
+  type: 'webrtc',
   getStats: async () => [{ type: 'webrtc-transport', availableOutgoingBitrate: available, sendBitrate: send }],
 });
 
@@ -49,7 +50,7 @@ test('frame rate given up is capped after it settles, lifted when the link has r
   let link = transport(400000, 350000);
   const f = new FrameRateFirst();
   const c = consumer();
-  f.watch(c, producer(), { getStats: async () => (await link.getStats()) });
+  f.watch(c, producer(), { type: 'webrtc', getStats: async () => (await link.getStats()) });
   await f.setWanted(c, 1);
   assert.deepEqual(c.set.at(-1), { spatialLayer: 1, temporalLayer: undefined });
   assert.equal(f.wanted('c1'), 1);
@@ -80,5 +81,15 @@ test('frame rate given up is capped after it settles, lifted when the link has r
   await flush();
   assert.equal(f.cap('c1'), 1);
   assert.deepEqual(c.set.at(-1), { spatialLayer: 1, temporalLayer: undefined });
+  f.close();
+});
+
+test('a consumer on a plain transport (a recording) is never capped', async () => {
+  const f = new FrameRateFirst();
+  const c = consumer();
+  f.watch(c, producer(), { type: 'plain', getStats: async () => [] });
+  assert.equal(f.cap('c1'), undefined);
+  await f.setWanted(c, 2);
+  assert.deepEqual(c.set.at(-1), { spatialLayer: 2, temporalLayer: undefined });
   f.close();
 });
