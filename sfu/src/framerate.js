@@ -7,10 +7,10 @@
 // base temporal layer of 360p costs about what full-rate 180p does, so on a short link
 // it settles on 360p at a quarter of the frame rate (measured on a 600 kbit/s link: 5 of
 // 20 fps). Here a consumer that the estimate puts on a spatial layer above 0 without its
-// top temporal layer for 1.5 s gets its spatial layer capped one below. The cap is
+// top temporal layer for 3 s gets its spatial layer capped one below. The cap is
 // lifted one layer again after a while (10 s, twice as long after each cap, up to 2 min)
 // and only once the transport's estimate has had room for the next layer's bitrate
-// and 15 % more for 3 s running (a try that fails costs seconds at a low frame rate). The layer the tile
+// and 30 % more for 5 s running (a try that fails costs seconds at a low frame rate). The layer the tile
 // wants (the control plane's setPreferredLayers) is kept apart: the cap only lowers
 // it, and dynacast keeps the publisher encoding what tiles want.
 
@@ -40,9 +40,9 @@ export function capAfter(layers, { wantedSpatial, cap, maxTemporal }) {
   return undefined;
 }
 
-export const SETTLE_MS = 1500; // a frame rate given up this long (not a passing step) caps
-export const ROOM_FOR_MS = 3000; // the estimate must have had room this long before a try
-export const MARGIN = 1.15; // and room for 15 % more than the next layer needs
+export const SETTLE_MS = 3000; // a frame rate given up this long (not a passing step or a dip) caps
+export const ROOM_FOR_MS = 5000; // the estimate must have had room this long before a try
+export const MARGIN = 1.3; // and room for 30 % more than the next layer needs (it overshoots)
 
 /** The bitrate a producer's encoding `index` arrives at (bits/s; 0 when not known). */
 export function encodingBitrate(producer, stats, index) {
