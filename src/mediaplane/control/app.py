@@ -63,7 +63,11 @@ def create_app(settings: Settings, *, sfu_url: str | None, redis_url: str) -> Fa
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
         )
-        manager = RoomManager(store, sfu, span_after_peers=settings.room_span_after_peers)
+        manager = RoomManager(
+            store, sfu, span_after_peers=settings.room_span_after_peers,
+            resume_grace_s=settings.resume_grace_s,
+            resume_tombstone_s=settings.resume_tombstone_s,
+        )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()
         media: MediaClient

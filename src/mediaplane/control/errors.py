@@ -6,7 +6,8 @@
     ├── Conflict        409 / `conflict`
     ├── InvalidState    409 / `invalid_state`
     ├── RoomFull        403 / `room_full`
-    └── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
+    ├── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
+    └── ResumeRefused   409 / its own code (`session_expired`, `resume_token_used`, ...)
 
 auth.TokenError and auth.PermissionDenied map to 401 and 403. The REST API
 (api/errors.py) and the signaling socket (signaling/session.py) each turn
@@ -52,3 +53,13 @@ class RoomFull(ControlError):
 class Unavailable(ControlError):
     status = 503
     code = "unavailable"
+
+
+class ResumeRefused(ControlError):
+    """A signaling `resume` that cannot be served; `code` says why (docs/signaling.md)."""
+
+    status = 409
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -7,7 +7,8 @@ between instances over pub/sub; the SFU's objects are global to it, so a peer
 here can consume a producer created by a peer on another instance.
 
 The parts: `records` (room CRUD, admin actions), `sessions` (one peer: join,
-media, leave), `placement` (nodes, routers, workers, spanning), `events` (room
+media, leave), `resumes` (a dropped signaling socket's grace period and
+resume), `placement` (nodes, routers, workers, spanning), `events` (room
 events in and out), `resync` (Redis restart, node down, worker died) and the
 SFU `notifications`. Signaling, WHIP and the REST API use the parts; the
 methods below keep the names the other services (jobs, metrics) use.
@@ -31,6 +32,7 @@ from mediaplane.control.rooms.notifications import SfuNotifications
 from mediaplane.control.rooms.peers import LocalPeer, LocalRoom
 from mediaplane.control.rooms.placement import Placement
 from mediaplane.control.rooms.records import RoomRecords
+from mediaplane.control.rooms.resume import Resumes
 from mediaplane.control.rooms.resync import Resync
 from mediaplane.control.rooms.sessions import Sessions
 from mediaplane.control.sfu_pool import SfuPool
@@ -53,6 +55,8 @@ class RoomManager:
         instance_id: str | None = None,
         auto_create_rooms: bool = True,
         span_after_peers: int | None = None,
+        resume_grace_s: float = 20.0,
+        resume_tombstone_s: float = 300.0,
     ) -> None:
         self.store = store
         # Where rooms run: one SFU (static) or the nodes registered in Redis.
@@ -78,6 +82,10 @@ class RoomManager:
         self.records = RoomRecords(store, self.placement, self.sessions, self.events, notify=notify)
         self.resync = Resync(store, self.placement, self.sessions, self.instance_id)
         self.notifications = SfuNotifications(store, self.sessions, self.resync)
+        self.resumes = Resumes(
+            store, self.placement, self.sessions, self.events, self.tasks, self.instance_id,
+            grace_s=resume_grace_s, tombstone_s=resume_tombstone_s,
+        )  # fmt: skip
 
     @property
     def rooms(self) -> dict[str, LocalRoom]:

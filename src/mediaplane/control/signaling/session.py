@@ -54,6 +54,7 @@ class SignalingError(Exception):
         self.code, self.message = code, message
 
 
+CLIENT_LEFT_CODES = (1000, 1001)
 VALID_SOURCES = {("audio", "audio"), ("video", "video"), ("video", "screen")}
 Handler = Callable[["PeerSession", Any], Awaitable[Json]]
 
@@ -74,6 +75,7 @@ class PeerSession:
         self.ws = ws
         self.rooms = rooms
         self.sessions = rooms.sessions
+        self.resumes = rooms.resumes
         self.principal = principal
         self.room = room
         self.max_message_bytes = max_message_bytes
@@ -82,6 +84,7 @@ class PeerSession:
         self.transport_watch = transport_watch
         self._send_lock = asyncio.Lock()
         self._closed = False
+        self._close_code: int | None = None  # the client's, when it closed the socket
 
     # transport -------------------------------------------------------------
     async def _send(self, message: BaseModel) -> None:
@@ -110,16 +113,35 @@ class PeerSession:
                 text = await self.ws.receive_text()
                 reply = await self._dispatch(text)
                 await self._send(reply)
-        except WebSocketDisconnect:
-            pass
+        except WebSocketDisconnect as e:
+            self._close_code = e.code
         except RuntimeError as e:  # receive after close, or a binary frame
             if "receive" not in str(e) and "text" not in str(e):
                 raise
         finally:
             self._closed = True
-            if self.peer is not None:
-                self._unwatch(self.peer)
-                await self.sessions.leave(self.peer, "disconnected")
+            await self._dropped()
+
+    async def _dropped(self) -> None:
+        """The socket is gone: a grace period to resume (rooms/resume.py), or a leave."""
+        peer = self.peer
+        if peer is None or not self._serves(peer):
+            return  # never joined, or it resumed on another socket
+        # A client that closes normally (1000, 1001: the tab closed) has left; a lost
+        # socket (1006, a missed pong, or the client's own 4000 "resuming") may resume.
+        if (
+            self.resumes.enabled
+            and peer.resume_hash is not None
+            and self._close_code not in CLIENT_LEFT_CODES
+        ):
+            await self.resumes.away(peer)
+            return
+        self._unwatch(peer)
+        await self.sessions.leave(peer, "disconnected")
+
+    def _serves(self, peer: LocalPeer) -> bool:
+        """This socket is the one the peer's events go to."""
+        return peer.send_event == self.send_event
 
     # the error-to-reply point --------------------------------------------------
     async def _dispatch(self, text: str) -> p.Response:
@@ -199,7 +221,28 @@ class PeerSession:
             disconnect=self.disconnect,
             rtp_capabilities=data.rtp_capabilities,
         )
-        return await self.sessions.join(self.peer)
+        reply = await self.sessions.join(self.peer)
+        if self.resumes.enabled:
+            reply["resumeToken"] = await self.resumes.issue(self.peer)
+            reply["resumeGraceS"] = self.resumes.grace_s
+        return reply
+
+    async def resume(self, data: p.ResumeData) -> Json:
+        """Take over this participant's dropped session (docs/signaling.md#resuming-a-session)."""
+        self.principal.require_room(self.room, join=True)
+        if self.peer is not None:
+            raise InvalidState("resume is the first request of a new connection")
+        if not self.resumes.enabled:
+            raise SignalingError(p.SESSION_EXPIRED, "sessions are not resumable here: join")
+        peer, reply = await self.resumes.resume(
+            data.resume_token, self.principal, self.room, self.send_event, self.disconnect,
+            restart_ice=data.restart_ice,
+        )  # fmt: skip
+        self.peer = peer
+        if self.transport_watch is not None:
+            for transport_id in peer.transports:
+                self.transport_watch.watch(transport_id, peer)
+        return reply
 
     async def create_transport(self, data: p.CreateTransportData) -> Json:
         peer = self.joined()
@@ -294,6 +337,7 @@ def _first_error(e: ValidationError) -> str:
 
 HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     "join": (p.JoinData, PeerSession.join),
+    "resume": (p.ResumeData, PeerSession.resume),
     "createTransport": (p.CreateTransportData, PeerSession.create_transport),
     "connectTransport": (p.ConnectTransportData, PeerSession.connect_transport),
     "restartIce": (p.TransportIdData, PeerSession.restart_ice),
