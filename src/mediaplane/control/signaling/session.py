@@ -321,6 +321,10 @@ class PeerSession:
     async def get_stats(self, data: p.EmptyData) -> Json:
         return await self.sessions.stats(self.joined())
 
+    async def ping(self, data: p.EmptyData) -> Json:
+        """The client's own liveness check of its socket (the call page's heartbeat)."""
+        return {}
+
     async def leave(self, data: p.EmptyData) -> Json:
         if self.peer is not None:
             self._unwatch(self.peer)
@@ -352,4 +356,5 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     "closeProducer": (p.ProducerIdData, PeerSession.close_producer),
     "getStats": (p.EmptyData, PeerSession.get_stats),
     "leave": (p.EmptyData, PeerSession.leave),
+    "ping": (p.EmptyData, PeerSession.ping),
 }
