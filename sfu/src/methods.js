@@ -212,7 +212,10 @@ const handlers = {
     ctx.registry.addProducer(producer, transport.appData.routerId);
     let reason = 'close';
     producer.on('transportclose', () => { reason = 'transportclose'; });
-    producer.observer.once('close', () => ctx.notify('producer.closed', { producerId: producer.id, transportId, reason }));
+    producer.observer.once('close', () => {
+      ctx.dynacast?.forget(producer.id);
+      ctx.notify('producer.closed', { producerId: producer.id, transportId, reason });
+    });
     producer.on('score', (score) => ctx.notify('producer.score', { producerId: producer.id, score }));
     return { producerId: producer.id, kind: producer.kind, type: producer.type };
   },
@@ -244,6 +247,10 @@ const handlers = {
     consumer.on('producerresume', () => ctx.notify('consumer.producerResume', { consumerId: id, producerId }));
     consumer.on('score', (score) => ctx.notify('consumer.score', { consumerId: id, score }));
     consumer.on('layerschange', (layers) => ctx.notify('consumer.layersChange', { consumerId: id, layers: layers ?? null }));
+    // Dynacast: what this producer's consumers want changes with each of these.
+    const wantedChanged = () => ctx.dynacast?.update(producerId);
+    for (const event of ['pause', 'resume', 'close']) consumer.observer.on(event, wantedChanged);
+    wantedChanged();
     return {
       consumerId: id,
       producerId,
@@ -252,6 +259,19 @@ const handlers = {
       rtpParameters: consumer.rtpParameters,
       producerPaused: consumer.producerPaused,
     };
+  },
+
+  // Bandwidth caps (bits per second; 0 lifts the cap): what a publisher may send us,
+  // what the SFU may send a subscriber (mediasoup's estimate stays below it).
+  'transport.setMaxIncomingBitrate': async (p, ctx) => {
+    await ctx.registry.transport(v.string(p, 'transportId')).setMaxIncomingBitrate(v.int(p, 'bitrate', { min: 0, max: 1_000_000_000 }));
+    return {};
+  },
+  'transport.setMaxOutgoingBitrate': async (p, ctx) => {
+    const transport = ctx.registry.transport(v.string(p, 'transportId'));
+    if (transport.type !== 'webrtc') throw invalidState('only WebRTC transports take a max outgoing bitrate');
+    await transport.setMaxOutgoingBitrate(v.int(p, 'bitrate', { min: 0, max: 1_000_000_000 }));
+    return {};
   },
 
   'transport.close': async (p, ctx) => { ctx.registry.transport(v.string(p, 'transportId')).close(); return {}; },
@@ -272,6 +292,11 @@ const handlers = {
       spatialLayer: v.int(p, 'spatialLayer', { max: 16 }),
       temporalLayer: v.int(p, 'temporalLayer', { optional: true, max: 16 }),
     });
+    ctx.dynacast?.update(consumer.producerId);
+    return {};
+  },
+  'consumer.setPriority': async (p, ctx) => {
+    await ctx.registry.consumer(v.string(p, 'consumerId')).setPriority(v.int(p, 'priority', { min: 1, max: 255 }));
     return {};
   },
   'consumer.getStats': async (p, ctx) => ({ stats: await ctx.registry.consumer(v.string(p, 'consumerId')).getStats() }),

@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 import { loadConfig } from './config.js';
+import { Dynacast } from './dynacast.js';
 import { httpHandler } from './http.js';
 import { log, setLogLevel } from './log.js';
 import { SfuMetrics } from './metrics.js';
@@ -35,7 +36,8 @@ async function main() {
   });
   await pool.start();
   metrics = new SfuMetrics({ registry, pool, clients: () => clients.size });
-  const ctx = { config, registry, pool, notify, metrics };
+  const dynacast = new Dynacast(registry, notify);
+  const ctx = { config, registry, pool, notify, metrics, dynacast };
 
   // One port: HTTP (/healthz, /metrics) and the WebSocket RPC upgrade on /rpc.
   const server = http.createServer(httpHandler({ config, pool, metrics, clients: () => clients.size }));

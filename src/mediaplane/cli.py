@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mediaplane.observability.logs import setup_logging
 from mediaplane.operator import views
@@ -23,7 +24,22 @@ rooms_app = typer.Typer(help="rooms and their participants on a running system")
 record_app = typer.Typer(help="recordings on a running system")
 app.add_typer(rooms_app, name="rooms")
 app.add_typer(record_app, name="record")
-console = Console()
+# emoji=False: a fingerprint's ':CD:' is not an emoji code; details print as they are.
+console = Console(emoji=False)
+
+
+def print_step(name: str, detail: str) -> bool:
+    """A start-up step that is done ("<service> up") or a warning, printed whole on its
+    line (soft_wrap: a path or a fingerprint is copied from it) and as it is (no markup,
+    no emoji codes); False for a step in progress."""
+    if name.endswith(" up"):
+        console.print(f"[green]✓[/green] {name[:-3]:<14} {escape(detail)}", soft_wrap=True)
+    elif name == "warning":
+        console.print(f"[yellow]warning:[/yellow] {escape(detail)}", soft_wrap=True)
+    else:
+        return False
+    return True
+
 
 UrlOpt = typer.Option(
     None, "--url", envvar="MEDIAPLANE_URL", help="control plane URL (default from settings)"
@@ -83,10 +99,8 @@ async def _up(settings: Settings, log_level: str) -> None:
     with console.status("starting mediaplane ...") as spinner:
 
         def step(name: str, detail: str) -> None:
-            if name.endswith(" up"):
-                console.print(f"[green]✓[/green] {name[:-3]:<14} {detail}")
-            else:
-                spinner.update(f"{detail} ...")
+            if not print_step(name, detail):
+                spinner.update(f"{escape(detail)} ...")
 
         start = asyncio.ensure_future(System.start(settings, on_step=step, log_level=log_level))
         stopper = asyncio.ensure_future(stop.wait())
@@ -104,7 +118,7 @@ async def _up(settings: Settings, log_level: str) -> None:
 
 async def _show_status(system: System) -> None:
     def fetch() -> tuple[dict[str, Any], dict[str, Any]]:
-        with RestClient.from_settings(system.settings, system.url) as client:
+        with RestClient.from_settings(system.settings) as client:
             return client.ready(), client.system()
 
     try:

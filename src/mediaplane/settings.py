@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     rtc_listen_ip: str = "127.0.0.1"
     rtc_announced_address: str | None = None
     plain_listen_ip: str = "127.0.0.1"
+    # Video quality (docs/video-quality.md): bits per second, 0 for no cap.
+    rtc_max_incoming_bitrate: int = Field(
+        default=3_000_000, ge=0, le=100_000_000, description="per publisher transport"
+    )
+    rtc_max_outgoing_bitrate: int = Field(
+        default=0, ge=0, le=100_000_000, description="per subscriber transport"
+    )
     sfu_max_message_bytes: int = Field(default=262144, ge=1024)
     # several SFU nodes (docs/multinode.md): each node heartbeats into Redis; with
     # sfu_discovery=redis the control plane places rooms on the live nodes found there.
@@ -101,11 +108,50 @@ class Settings(BaseSettings):
     api_key: str = DEV_API_KEY
     api_secret: SecretStr | None = None
     redis_url: str | None = None
-    open_join: bool | None = Field(
-        default=None,
-        description="the call page may mint a participant token for any room and name "
-        "(default: on in dev/test, off in production)",
+    open_join: bool = Field(
+        default=False,
+        description="POST /api/dev/token mints a participant token for any room and name "
+        "(the call page's join form); only when set, and only on loopback (docs/security.md)",
     )
+    # hardening limits (docs/security.md#limits)
+    open_join_per_minute: int = Field(
+        default=10, ge=1, le=10000,
+        description="open-join tokens one client address may get a minute (then 429)",
+    )  # fmt: skip
+    joined_room_empty_timeout_s: int = Field(
+        default=60, ge=0, le=86400,
+        description="a room a join created (not POST /api/rooms) is deleted, record and "
+        "all, once it has been empty this long",
+    )  # fmt: skip
+    outbound_allow: list[str] = Field(
+        default_factory=list,
+        description="CIDRs (10.0.0.0/8, ::1/128) or host:port that injection sources and "
+        "RTMP targets may reach although loopback, private, link-local or this machine's",
+    )
+    hls_url_ttl_s: int = Field(
+        default=3600, ge=10, le=7 * 24 * 3600,
+        description="lifetime of a signed HLS playlist URL (its segments inherit it)",
+    )  # fmt: skip
+
+    # reaching the system from other machines (docs/networking.md)
+    announced_address: str | None = Field(
+        default=None,
+        description="the IP address or DNS name other machines reach this system at: the "
+        "pages' URL, the TLS certificate's name and the SFU's announced address (unless "
+        "rtc_announced_address); default: host when it is one address, else 127.0.0.1",
+    )
+    tls: Literal["off", "auto", "on"] = Field(
+        default="auto",
+        description="https/wss on the control plane; auto: on when the control plane listens "
+        "on or announces an address that is not loopback (browsers allow camera and "
+        "microphone only on https or loopback)",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) of the control plane; unset: a self-signed one "
+        "made for the announced address in <data_dir>/tls, reused while it fits",
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
 
     # signaling keep-alive and lost media (docs/signaling.md#keep-alive)
     ws_ping_interval_s: float = Field(
@@ -137,6 +183,32 @@ class Settings(BaseSettings):
     whip_connect_timeout_s: float = Field(
         default=15.0, gt=0, description="WHIP/WHEP sessions not DTLS-connected by then are closed"
     )
+    # resource caps (docs/security.md#limits): what one participant, room or client
+    # address may hold at once; a refusal is `limit_exceeded` (WS) / 429 (HTTP), and a
+    # socket over an address cap is closed with 4429
+    max_transports_per_peer: int = Field(
+        default=4, ge=1, le=64, description="WebRTC transports per participant (send + recv: 2)"
+    )
+    max_producers_per_peer_kind: int = Field(
+        default=4, ge=1, le=64, description="audio and video producers each, per participant"
+    )
+    max_consumers_per_peer: int = Field(default=500, ge=1, le=100_000)
+    max_room_participants: int = Field(
+        default=1000, ge=1, le=1000, description="caps every room's own max_participants"
+    )
+    max_room_producers: int = Field(default=500, ge=1, le=100_000)
+    ws_max_connections_per_address: int = Field(
+        default=50, ge=1, description="open signaling sockets per client address"
+    )
+    ws_max_connections: int = Field(default=2000, ge=1, description="open signaling sockets")
+    whip_max_sessions_per_address: int = Field(default=20, ge=1)
+    whip_max_sessions_per_room: int = Field(default=50, ge=1)
+    whip_max_sessions: int = Field(default=500, ge=1, description="WHIP + WHEP sessions in all")
+    signaling_max_message_bytes: int = Field(
+        default=65536, ge=1024, le=1024 * 1024,
+        description="a larger signaling frame closes the socket (1009) before it is read",
+    )  # fmt: skip
+
     # webhooks (recording.*, room.*, participant.*): JSON POSTs signed with HMAC-SHA256
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
@@ -192,6 +264,12 @@ class Settings(BaseSettings):
         if self.env == "production" and len(self.secret("api_secret")) < 32:
             raise ValueError("MEDIAPLANE_API_SECRET must be at least 32 characters")
         exposed = self.exposed_addresses()
+        if self.open_join and exposed:
+            raise ValueError(
+                "MEDIAPLANE_OPEN_JOIN=true would let anyone on the network mint participant "
+                f"tokens: refused on a non-loopback address ({', '.join(exposed)}); "
+                "hand out token links (POST /api/tokens) instead"
+            )
         known = [n for n, _ in secrets if self.secret(n) in DEV_DEFAULTS]  # type: ignore[arg-type]
         if exposed and known:
             raise ValueError(
@@ -205,6 +283,7 @@ class Settings(BaseSettings):
         """The addresses a service binds or announces that are not loopback."""
         addresses = [self.host, self.sfu_host, self.media_host, self.rtc_listen_ip]
         addresses += [self.plain_listen_ip, self.media_rtp_ip, self.rtc_announced_address or ""]
+        addresses.append(self.announced_address or "")
         return sorted({a for a in addresses if a and not is_loopback(a)})
 
     @property
@@ -221,10 +300,6 @@ class Settings(BaseSettings):
     @property
     def api_docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else is_loopback(self.host)
-
-    @property
-    def open_join_enabled(self) -> bool:
-        return self.open_join if self.open_join is not None else self.env in ("dev", "test")
 
     @property
     def media_url(self) -> str:
@@ -253,8 +328,9 @@ class Settings(BaseSettings):
         }
         if self.sfu_num_workers is not None:
             env["MEDIAPLANE_SFU_NUM_WORKERS"] = str(self.sfu_num_workers)
-        if self.rtc_announced_address:
-            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = self.rtc_announced_address
+        if self.rtc_announced_address or self.announced_address:
+            announced = self.rtc_announced_address or self.announced_address
+            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = announced or ""
         if self.metrics_token is not None:
             env["MEDIAPLANE_METRICS_TOKEN"] = self.metrics_token.get_secret_value()
         return env

@@ -16,7 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from mediaplane.observability.logs import redact
-from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
+from mediaplane.reachability import Reach, prepare, ssl_files
+from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
 
@@ -61,10 +62,20 @@ class System:
     started: list[str] = field(default_factory=list)
     on_step: StepCallback | None = None
     log_level: str = "info"  # the control plane's uvicorn (its access log at info)
+    reach: Reach | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.port}"
+        """The control plane as other machines reach it (https unless MEDIAPLANE_TLS
+        keeps plain http: docs/networking.md)."""
+        if self.reach is None:
+            return f"http://{self.settings.host}:{self.settings.port}"
+        return self.reach.url
+
+    @property
+    def local_url(self) -> str:
+        """The control plane as a client on this machine reaches it."""
+        return self.reach.local_url if self.reach else self.url
 
     @classmethod
     async def start(
@@ -89,6 +100,11 @@ class System:
 
     async def _start(self) -> None:
         s = self.settings
+        self.reach = reach = await asyncio.to_thread(prepare, s)  # may resolve a name
+        self._done(f"announced {reach.announced} ({reach.describe()})")
+        for warning in reach.warnings:
+            log.warning("%s", warning)
+            self._step("warning", warning)
         if s.redis_url:
             self.redis_url = s.redis_url
             self._done(f"redis {redact(self.redis_url)} (external)")
@@ -143,22 +159,23 @@ class System:
 
     async def _start_control(self) -> None:
         from mediaplane.control.app import create_app
+        from mediaplane.control.server_config import control_config
 
         assert self.sfu is not None
         self.app = create_app(self.settings, sfu_url=self.sfu.url, redis_url=self.redis_url)
-        config = uvicorn.Config(
+        certfile, keyfile = ssl_files(self.reach)
+        config = control_config(
             self.app,
+            self.settings,
             host=self.settings.host,
             port=self.settings.port,
             log_level=self.log_level,
-            lifespan="on",
-            timeout_keep_alive=SERVER_KEEP_ALIVE_S,
-            ws_ping_interval=self.settings.ws_ping_interval_s,
-            ws_ping_timeout=self.settings.ws_ping_timeout_s,
             # open WebSockets are told to close; after this they are cut, then the
             # app's shutdown (recordings, egresses, injections) runs in full
             timeout_graceful_shutdown=5,
             log_config=None,  # uvicorn's loggers go to the root handler (text or JSON)
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
         self.control = ControlServer(config)
         self.control_task = asyncio.create_task(self.control.serve(), name="control-plane")

@@ -18,7 +18,8 @@ from tests.support.webhook_receiver import WebhookReceiver
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(env="test")
+    # open_join: the call page's join form (browser tests) asks POST /api/dev/token.
+    return Settings(env="test", open_join=True)
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +86,7 @@ async def stack(
     media = await MediaService.start(data)
     hooks = await WebhookReceiver().start()
     settings = Settings(
-        env="test", data_dir=data, media_port=media.port, media_secret=SECRET,
+        env="test", open_join=True, data_dir=data, media_port=media.port, media_secret=SECRET,
         webhook_urls=[hooks.url], webhook_secret=WEBHOOK_SECRET, webhook_backoff_s=0.2,
     )  # fmt: skip
     control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)

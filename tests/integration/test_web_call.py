@@ -67,13 +67,20 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def open_call(
-    browser: Browser, control: ControlInstance, room: str, name: str, errors: list[str]
+    browser: Browser,
+    control: ControlInstance,
+    room: str,
+    name: str,
+    errors: list[str],
+    token: str | None = None,
 ) -> Page:
+    """`token`: a token link (a control plane off loopback has no open join)."""
     context = await browser.new_context(viewport={"width": 1000, "height": 700})
     page = await context.new_page()
     page.on("console", lambda m: errors.append(f"{name}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"{name}: {e}"))
-    await page.goto(f"{control.http}/?room={room}&name={name}")
+    link = f"&token={token}" if token else ""
+    await page.goto(f"{control.http}/?room={room}&name={name}{link}")
     await page.get_by_role("button", name="Join").click()
     await expect(page.get_by_role("status")).to_contain_text(f"In room {room}", timeout=15000)
     return page

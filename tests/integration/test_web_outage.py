@@ -30,7 +30,7 @@ from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
 from tests.support import netns
-from tests.support.control import ControlInstance, admin
+from tests.support.control import ControlInstance, admin, participant
 from tests.support.pages import wait_until
 
 pytestmark = [
@@ -234,8 +234,10 @@ async def test_an_outage_past_the_grace_period_is_a_leave_then_a_new_join(
     inside, outside = browsers
     room = f"out-{uuid.uuid4().hex[:6]}"
     errors: list[str] = []
-    alice = await open_call(inside, control, room, "Alice", errors)
-    bob = await open_call(outside, control, room, "Bob", errors)
+    # Token links: open join is refused on a network address (docs/security.md).
+    alice_token, bob_token = (participant(settings, n, room) for n in ("alice", "bob"))
+    alice = await open_call(inside, control, room, "Alice", errors, alice_token)
+    bob = await open_call(outside, control, room, "Bob", errors, bob_token)
     await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
     await wait_decoding(bob, 20.0)
     alice_identity = await alice_identity_of(settings, control, room)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -39,9 +40,22 @@ class Running:
         return self.out.read_text(errors="replace")
 
 
+def trust(cert_file: Path) -> ssl.SSLContext:
+    """A client context that trusts exactly this (self-signed) certificate."""
+    ctx = ssl.create_default_context(cafile=str(cert_file))
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return ctx
+
+
 @asynccontextmanager
-async def running_system(tmp_path: Path) -> AsyncIterator[Running]:
+async def running_system(
+    tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Running]:
+    """`extra_env` with MEDIAPLANE_TLS=on: the system is reached over https, trusting the
+    certificate `up` made (or reused) in <data_dir>/tls."""
     port = free_tcp_port()
+    tls = (extra_env or {}).get("MEDIAPLANE_TLS") == "on"
+    scheme = "https" if tls else "http"
     env = {
         **os.environ,
         "MEDIAPLANE_ENV": "test",
@@ -50,8 +64,9 @@ async def running_system(tmp_path: Path) -> AsyncIterator[Running]:
         "MEDIAPLANE_SFU_PORT": str(free_tcp_port()),
         "MEDIAPLANE_MEDIA_PORT": str(free_tcp_port()),
         "MEDIAPLANE_SFU_NUM_WORKERS": "1",
-        "MEDIAPLANE_URL": f"http://127.0.0.1:{port}",
+        "MEDIAPLANE_URL": f"{scheme}://127.0.0.1:{port}",
         "COLUMNS": "200",
+        **(extra_env or {}),
     }
     env.pop("MEDIAPLANE_REDIS_URL", None)
     out = tmp_path / "up.out"
@@ -59,16 +74,19 @@ async def running_system(tmp_path: Path) -> AsyncIterator[Running]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mediaplane.cli", "up", env=env, stdout=sink, stderr=sink
         )
-    run = Running(proc, env, f"http://127.0.0.1:{port}", tmp_path / "data", out)
+    run = Running(proc, env, f"{scheme}://127.0.0.1:{port}", tmp_path / "data", out)
+    cert_file = run.data_dir / "tls" / "cert.pem"
     try:
-        async with httpx.AsyncClient() as http, asyncio.timeout(90):
+        async with asyncio.timeout(90):
             while True:
                 assert proc.returncode is None, run.output()
                 try:
-                    if (await http.get(f"{run.url}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
+                    verify = trust(cert_file) if tls else True
+                    async with httpx.AsyncClient(verify=verify) as http:
+                        if (await http.get(f"{run.url}/readyz")).status_code == 200:
+                            break
+                except (httpx.TransportError, OSError, ssl.SSLError):
+                    pass  # not listening yet, or its certificate not written yet
                 await asyncio.sleep(0.3)
         yield run
     finally:

@@ -1,18 +1,24 @@
-"""Run real control-plane instances (uvicorn, in this event loop) for tests."""
+"""Run real control-plane instances for tests: in this event loop (ControlInstance), or
+as `python -m mediaplane.control`, its own process, as an operator runs it (control_process)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import uvicorn
+from fastapi import FastAPI
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from mediaplane.control.auth import Grants, mint_token
-from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
+from mediaplane.settings import Settings
 from mediaplane.state.redis_server import free_tcp_port
 
 
@@ -22,6 +28,12 @@ class ControlInstance:
     task: asyncio.Task[None]
     port: int
     host: str = "127.0.0.1"
+
+    @property
+    def app(self) -> FastAPI:
+        """The running app (its state: rooms, whip, ws_slots)."""
+        app: FastAPI = self.server.config.app
+        return app
 
     @property
     def http(self) -> str:
@@ -41,19 +53,11 @@ class ControlInstance:
         host: str = "127.0.0.1",
     ) -> ControlInstance:
         from mediaplane.control.app import create_app
+        from mediaplane.control.server_config import control_config
 
         port = port or free_tcp_port()
         app = create_app(settings, sfu_url=sfu_url, redis_url=redis_url)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_keep_alive=SERVER_KEEP_ALIVE_S,
-            ws_ping_interval=settings.ws_ping_interval_s,
-            ws_ping_timeout=settings.ws_ping_timeout_s,
-        )
+        config = control_config(app, settings, host=host, port=port, log_level="warning")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         async with asyncio.timeout(15):
@@ -78,6 +82,58 @@ class ControlInstance:
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(self.task, 15)
+
+
+@dataclass
+class ControlProcess:
+    proc: asyncio.subprocess.Process
+    port: int
+    log: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws(self, room: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/rooms/{room}"
+
+    def memory(self, field: str = "VmRSS") -> int:
+        """Bytes of `field` in /proc/<pid>/status: VmRSS (resident now), VmHWM (its peak)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no {field}")
+
+
+@contextlib.asynccontextmanager
+async def control_process(
+    sfu_port: int, redis_url: str, log: Path, **env: str
+) -> AsyncIterator[ControlProcess]:
+    """`python -m mediaplane.control` on a free port (`env`: more MEDIAPLANE_ settings),
+    its output in `log`; up (healthz 200) when yielded, terminated after."""
+    port = free_tcp_port()
+    full = {**os.environ, "MEDIAPLANE_ENV": "test", "MEDIAPLANE_REDIS_URL": redis_url,
+            "MEDIAPLANE_SFU_HOST": "127.0.0.1", "MEDIAPLANE_SFU_PORT": str(sfu_port),
+            "MEDIAPLANE_PORT": str(port), **env}  # fmt: skip
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mediaplane.control", env=full, stdout=out, stderr=out
+        )
+    inst = ControlProcess(proc, port, log)
+    try:
+        async with httpx.AsyncClient(base_url=inst.http, timeout=5) as http:
+            async with asyncio.timeout(30):
+                while True:
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await http.get("/healthz")).status_code == 200:
+                            break
+                    assert proc.returncode is None, log.read_text()[-2000:]
+                    await asyncio.sleep(0.2)
+        yield inst
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
 
 
 def token(settings: Settings, identity: str, **grants: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from urllib.parse import urljoin
 
 import httpx
@@ -18,13 +19,13 @@ class WhipError(Exception):
 
 
 class AiortcWhipClient:
-    def __init__(self, endpoint: str, token: str) -> None:
+    def __init__(self, endpoint: str, token: str, verify: ssl.SSLContext | bool = True) -> None:
         self.endpoint, self.token = endpoint, token
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.resource: str | None = None
         self.etag: str | None = None
         self.answer: str = ""
-        self.http = httpx.AsyncClient(timeout=15)
+        self.http = httpx.AsyncClient(timeout=15, verify=verify)
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         h = {"Authorization": f"Bearer {self.token}"}

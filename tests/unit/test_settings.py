@@ -83,3 +83,13 @@ def test_production_accepts_real_secrets_and_passes_them_to_the_sfu() -> None:
 def test_port_range_must_be_ordered() -> None:
     with pytest.raises(ValidationError):
         Settings(env="test", rtc_min_port=50000, rtc_max_port=40000)
+
+
+def test_open_join_is_off_unless_set_and_refused_off_loopback() -> None:
+    real = {f"{n}_secret": "x" * 40 for n in ("sfu", "api", "media", "webhook")}
+    assert Settings(env="dev", **real).open_join is False  # type: ignore[arg-type]
+    assert Settings(env="test", open_join=True).open_join is True
+    for where in ({"host": "0.0.0.0"}, {"rtc_announced_address": "203.0.113.5"}):
+        with pytest.raises(ValidationError, match="MEDIAPLANE_OPEN_JOIN"):
+            Settings(env="test", open_join=True, **real, **where)  # type: ignore[arg-type]
+        assert Settings(env="test", **real, **where).open_join is False  # type: ignore[arg-type]

@@ -40,7 +40,7 @@ const kbps = (b) => `${Math.round((b ?? 0) / 1000)} kbit/s`;
 // A room's block is built once and kept: its forms keep what the user typed (and the
 // focus) across refreshes; only its header, tables and the source list are redrawn.
 const roomViews = new Map();
-const hlsLinks = new Map(); // egress id -> playlist URL with a room-scoped viewer token
+const hlsLinks = new Map(); // egress id -> signed playlist URL (GET .../hls-url)
 const ACTIVE = ['starting', 'running', 'stopping'];
 const path = (...parts) => parts.map(encodeURIComponent).join('/');
 const secs = (s) => (s ? `${s.toFixed(1)} s` : '');
@@ -153,13 +153,9 @@ async function download(eg) {
 }
 
 async function hlsLink(eg) {
-  // HLS players cannot send headers: the link carries a token that may only read this room.
-  const minted = await api('/api/tokens', { method: 'POST', body: JSON.stringify({
-    identity: `hls-${eg.id.slice(0, 8)}`, grants: { room: eg.room, can_publish: false,
-      can_subscribe: false, can_publish_data: false }, ttl_s: 3600 }) });
-  const url = new URL(`/api/rooms/${path(eg.room, 'egress', eg.id, 'hls', 'playlist.m3u8')}`, location.href);
-  url.searchParams.set('access_token', minted.token);
-  hlsLinks.set(eg.id, url.href);
+  // HLS players cannot send headers: the server signs a short-lived URL for this egress only.
+  const signed = await api(`/api/rooms/${path(eg.room, 'egress', eg.id, 'hls-url')}`);
+  hlsLinks.set(eg.id, new URL(signed.url, location.href).href);
 }
 
 function egressTarget(eg) {

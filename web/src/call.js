@@ -9,6 +9,9 @@ const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: nul
   early: new Map(), statusLog: [],
   // What the user has on: every (re)join publishes exactly this, nothing more.
   wanted: { audio: true, video: true }, media: null, screenTrack: null,
+  // A viewer asks for no device; a refused or missing one leaves the user receiving,
+  // told why (mediaProblem), and a rejoin does not ask again after a refusal.
+  viewer: false, mediaRefused: false, mediaProblem: null,
   // The one reconnect loop: `running` while it works, `again` when asked again meanwhile.
   link: { running: false, again: false, attempts: 0, sockets: 0, rejoin: false },
   ended: false,
@@ -32,6 +35,17 @@ const RESUME_REFUSED = ['session_expired', 'session_ended', 'resume_token_used',
 // The page rejoins after a close code below 4000 and after this one (the server ended
 // the session because its media connection was lost); the other 4xxx mean: stay out.
 const CLOSE_MEDIA_LOST = 4010;
+// Simulcast (docs/video-quality.md): the camera in three VP8 layers, lowest first, each
+// with three temporal layers; the server picks one per subscriber from its tile size and
+// tells us (producerLayers) which we need not encode. Screen share: one layer, sharp text.
+const CAMERA_ENCODINGS = [
+  { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 150000, scalabilityMode: 'L1T3' },
+  { rid: 'r1', scaleResolutionDownBy: 2, maxBitrate: 500000, scalabilityMode: 'L1T3' },
+  { rid: 'r2', scaleResolutionDownBy: 1, maxBitrate: 1500000, scalabilityMode: 'L1T3' },
+];
+const SCREEN_ENCODINGS = [{ maxBitrate: 2500000 }];
+const AUDIO_OPTIONS = { opusFec: true, opusDtx: true, opusStereo: false };
+const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 // 0.5 s, 1 s, 2 s, 4 s, then every 5 s, each with up to 20 % jitter; resuming retries
 // faster (0.25 s, then every 0.5 s): the session waits only its grace period.
@@ -96,6 +110,7 @@ async function consume(producer) {
   media.srcObject = stream;
   if (producer.paused) el.querySelector('.label').classList.add('muted');
   await request('resumeConsumer', { consumerId: consumer.id });
+  if (consumer.kind === 'video') { watchTile(media); tiles.sent.delete(consumer.id); scheduleTileReport(); }
 }
 
 function onEvent(event, data) {
@@ -122,6 +137,10 @@ function onEvent(event, data) {
     case 'consumerClosed':
       state.consumers.get(data.consumerId)?.consumer.close();
       state.consumers.delete(data.consumerId);
+      tiles.sent.delete(data.consumerId);
+      break;
+    case 'producerLayers':
+      onProducerLayers(data);
       break;
     case 'producerPaused':
     case 'producerResumed': {
@@ -176,7 +195,7 @@ async function setupMedia() {
     request('connectTransport', { transportId: state.send.id, dtlsParameters }).then(ok, fail));
   state.send.on('produce', ({ kind, rtpParameters, appData }, ok, fail) =>
     request('produce', { transportId: state.send.id, kind, rtpParameters, source: appData.source,
-      paused: Boolean(appData.paused) })
+      paused: Boolean(appData.paused), ...(appData.height ? { videoHeight: appData.height } : {}) })
       .then(({ producerId }) => ok({ id: producerId }), fail));
   const recvInfo = await request('createTransport', { direction: 'recv' });
   state.recv = state.device.createRecvTransport(transportParams(recvInfo));
@@ -192,21 +211,84 @@ async function setupMedia() {
     await consume(p).catch((e) => setStatus(`could not receive a track: ${e.message}`));
   }
   await publish();
-  setStatus(`In room ${state.room} as ${$('name').value}`);
+  setStatus(`In room ${state.room} as ${$('name').value}${state.viewer ? ' (viewer)' : ''}`);
+}
+
+// Why this page can have no camera or microphone at all, or null. Browsers offer
+// navigator.mediaDevices only in a secure context: https, or http on loopback.
+function mediaUnavailable() {
+  if (navigator.mediaDevices?.getUserMedia) return null;
+  if (!window.isSecureContext) {
+    return `Camera and microphone are unavailable: this page was opened over ${location.protocol}//${location.host}, `
+      + 'which browsers do not treat as secure (only https, or http on this machine\'s loopback, is). '
+      + 'Open it over https to send; you can still join as a viewer and receive the others.';
+  }
+  return 'Camera and microphone are unavailable: this browser gives the page no access to them. '
+    + 'You can still join as a viewer and receive the others.';
+}
+
+function mediaMessage(e) {
+  const receiving = 'you are in the room and receive the others; nobody sees or hears you.';
+  switch (e?.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return `Camera and microphone were refused: ${receiving} To send, allow them in the browser's site settings and join again.`;
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return `No camera or microphone found: ${receiving}`;
+    case 'NotReadableError':
+    case 'AbortError':
+      return `The camera or microphone could not be started (in use by another program?): ${receiving}`;
+    default:
+      return `Camera and microphone unavailable (${e?.message ?? e}): ${receiving}`;
+  }
+}
+
+// Tell the user what is wrong with their media (null: nothing), and offer only the
+// buttons that can work.
+function showMediaProblem(text) {
+  state.mediaProblem = text;
+  $('media-error').textContent = text ?? '';
+  $('media-error').hidden = !text;
+  $('toggle-mic').disabled = !localTrack('audio');
+  $('toggle-cam').disabled = !localTrack('video');
+  $('share').disabled = state.viewer || !navigator.mediaDevices?.getDisplayMedia;
 }
 
 // The camera and microphone are asked for once and kept across rejoins (a rejoin
-// must not re-prompt, nor turn anything back on).
+// must not re-prompt, nor turn anything back on). A viewer asks for nothing; a
+// refusal, or no device, leaves the page without media (null), receiving.
 async function localMedia() {
-  const live = (t) => t?.readyState === 'live';
-  if (state.media && live(state.media.getAudioTracks()[0]) && live(state.media.getVideoTracks()[0])) {
-    return state.media;
-  }
-  state.media?.getTracks().forEach((t) => t.stop());
-  state.media = await navigator.mediaDevices.getUserMedia({
+  if (state.viewer) { showMediaProblem(mediaUnavailable()); return null; }
+  const live = (t) => t.readyState === 'live';
+  const tracks = state.media?.getTracks() ?? [];
+  if (tracks.length && tracks.every(live)) return state.media;
+  if (state.mediaRefused) return null;
+  tracks.forEach((t) => t.stop());
+  state.media = null;
+  const unavailable = mediaUnavailable();
+  if (unavailable) { state.mediaRefused = true; showMediaProblem(unavailable); return null; }
+  const want = {
     audio: $('mic').value ? { deviceId: { exact: $('mic').value } } : true,
-    video: $('cam').value ? { deviceId: { exact: $('cam').value } } : true,
-  });
+    video: { ...CAMERA_CONSTRAINTS, ...($('cam').value ? { deviceId: { exact: $('cam').value } } : {}) },
+  };
+  try {
+    state.media = await navigator.mediaDevices.getUserMedia(want);
+  } catch (e) {
+    if (e.name === 'NotAllowedError' || e.name === 'SecurityError') {
+      state.mediaRefused = true;
+      showMediaProblem(mediaMessage(e));
+      return null;
+    }
+    for (const kind of ['audio', 'video']) { // one device missing or busy: the other alone
+      try { state.media = await navigator.mediaDevices.getUserMedia({ [kind]: want[kind] }); break; }
+      catch { /* try the next */ }
+    }
+    if (!state.media) { showMediaProblem(mediaMessage(e)); return null; }
+  }
+  if (!localTrack('video')) showMediaProblem('No camera: the others hear you but do not see you.');
+  else if (!localTrack('audio')) showMediaProblem('No microphone: the others see you but do not hear you.');
+  else showMediaProblem(null);
   tile('me', `${$('name').value} (you)`).querySelector('video').srcObject = state.media;
   return state.media;
 }
@@ -222,15 +304,73 @@ async function publish() {
   for (const kind of ['audio', 'video']) {
     const off = !state.wanted[kind];
     const track = localTrack(kind);
+    if (!track) continue; // a viewer, or no such device: receive only
     track.enabled = !off;
-    const producer = await state.send.produce({ track, stopTracks: false, appData: { source: kind, paused: off } });
+    const options = kind === 'audio' ? { codecOptions: AUDIO_OPTIONS }
+      : { encodings: CAMERA_ENCODINGS, codecOptions: { videoGoogleStartBitrate: 1000 } };
+    const height = kind === 'video' ? track.getSettings().height : undefined;
+    const producer = await state.send.produce({ track, stopTracks: false, ...options,
+      appData: { source: kind, paused: off, height } });
     if (off) producer.pause();
     state.producers[kind] = producer;
     await applyWanted(kind); // the user may have pressed the button meanwhile
   }
-  if (state.screenTrack?.readyState === 'live') {
-    state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
-      appData: { source: 'screen' } });
+  if (state.screenTrack?.readyState === 'live') await produceScreen();
+}
+
+// Screen share keeps detail over motion: the encoder drops frames, not resolution.
+async function produceScreen() {
+  state.screenTrack.contentHint = 'detail';
+  state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
+    encodings: SCREEN_ENCODINGS, appData: { source: 'screen', height: state.screenTrack.getSettings().height } });
+}
+
+// Dynacast: the server says the highest camera layer anyone receives; the encoder stops
+// the layers above it (and starts them again when someone wants them).
+function onProducerLayers({ producerId, spatialLayer }) {
+  const producer = Object.values(state.producers).find((p) => p?.id === producerId);
+  if (!producer || producer.closed || producer.rtpParameters.encodings.length < 2) return;
+  producer.setMaxSpatialLayer(Math.max(0, spatialLayer))
+    .catch((e) => console.warn('setMaxSpatialLayer', e));
+  state.maxSpatialLayer = { ...state.maxSpatialLayer, [producer.appData.source]: Math.max(0, spatialLayer) };
+}
+
+// Adaptive stream: each video tile's size (device pixels) and whether it is seen go to
+// the server, which picks the layer for that size and pauses what nobody looks at.
+const tiles = { sent: new Map(), timer: null };
+// Sizes settle over 100 ms of resizing; a tile coming into view is told at once.
+const scheduleTileReport = () => { clearTimeout(tiles.timer); tiles.timer = setTimeout(reportTiles, 100); };
+const tileSizes = new ResizeObserver((entries) => {
+  if (entries.some((e) => e.contentRect.height > 0 && e.target.dataset.shown !== 'true')) reportTiles();
+  else scheduleTileReport();
+  for (const e of entries) e.target.dataset.shown = String(e.contentRect.height > 0);
+});
+const tileViews = new IntersectionObserver((entries) => {
+  for (const e of entries) e.target.dataset.inView = String(e.isIntersecting);
+  scheduleTileReport();
+});
+document.addEventListener('visibilitychange', scheduleTileReport);
+
+function watchTile(video) {
+  if (video.dataset.watched) return;
+  video.dataset.watched = 'true';
+  tileSizes.observe(video);
+  tileViews.observe(video);
+}
+
+function reportTiles() {
+  for (const [id, entry] of state.consumers) {
+    if (entry.consumer.kind !== 'video' || entry.consumer.closed) continue;
+    const video = document.querySelector(`#tile-${entry.peerId} video`);
+    const visible = Boolean(video) && !document.hidden && video.dataset.inView !== 'false'
+      && video.clientHeight > 0;
+    const width = visible ? Math.round(video.clientWidth * devicePixelRatio) : 0;
+    const height = visible ? Math.round(video.clientHeight * devicePixelRatio) : 0;
+    const key = `${visible} ${width}x${height}`;
+    if (tiles.sent.get(id) === key) continue;
+    tiles.sent.set(id, key);
+    request('trackSettings', { consumerId: id, visible, width, height })
+      .catch(() => tiles.sent.delete(id));
   }
 }
 
@@ -482,15 +622,20 @@ $('join-form').addEventListener('submit', async (ev) => {
   $('form-error').textContent = '';
   try {
     state.room = $('room').value;
+    state.viewer = $('viewer').checked;
+    state.mediaRefused = false; // a new join may ask again
     state.token = await token(state.room, $('name').value);
     state.closing = state.ended = false;
     dropConnection();
     await connect();
     $('join-form').hidden = true;
     $('call').hidden = false;
+    showMediaProblem(state.mediaProblem);
     await setupMedia();
   } catch (e) {
-    $('form-error').textContent = e.message;
+    // Once the form is hidden its error line is too: say it where the user looks.
+    if ($('join-form').hidden) setStatus(`Could not join: ${e.message}`);
+    else $('form-error').textContent = e.message;
   }
 });
 
@@ -519,14 +664,16 @@ async function stopSharing() {
 
 $('share').addEventListener('click', async () => {
   if (state.screenTrack) { await stopSharing(); return; }
-  const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  let display;
+  try {
+    display = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  } catch (e) {
+    setStatus(`Screen not shared: ${e.message}`); return;
+  }
   state.screenTrack = display.getVideoTracks()[0];
   state.screenTrack.addEventListener('ended', () => { stopSharing(); });
   $('share').textContent = 'Stop sharing'; $('share').setAttribute('aria-pressed', 'true');
-  if (state.send) {
-    state.producers.screen = await state.send.produce({ track: state.screenTrack, stopTracks: false,
-      appData: { source: 'screen' } });
-  }
+  if (state.send) await produceScreen();
 });
 
 $('leave').addEventListener('click', async () => {
@@ -539,10 +686,26 @@ $('leave').addEventListener('click', async () => {
   state.media = state.screenTrack = null;
   $('call').hidden = true; $('join-form').hidden = false;
   document.getElementById('tile-me')?.remove();
+  showMediaProblem(null);
 });
+
+function viewerChosen() {
+  $('mic').disabled = $('cam').disabled = $('viewer').checked;
+}
+$('viewer').addEventListener('change', viewerChosen);
 
 const params = new URLSearchParams(location.search);
 if (params.get('room')) $('room').value = params.get('room');
 if (params.get('name')) $('name').value = params.get('name');
-listDevices().catch(() => {});
+if (params.get('viewer') === '1') $('viewer').checked = true;
+const unavailable = mediaUnavailable();
+if (unavailable) { // said before joining, and the join is a viewer's
+  $('media-note').textContent = unavailable;
+  $('media-note').hidden = false;
+  $('viewer').checked = true;
+} else {
+  listDevices().catch(() => {});
+}
+viewerChosen();
 window.mediaplane = state; // for tests and debugging: the page's state
+state.request = request; // and its signaling requests (the server checks each)

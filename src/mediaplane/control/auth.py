@@ -48,6 +48,9 @@ class Grants(BaseModel):
     room_create: bool = Field(default=False, description="Create and delete rooms (any room)")
     room_list: bool = Field(default=False, description="List rooms and read any room")
     room_record: bool = Field(default=False, description="Start and stop recordings")
+    hls_view: bool = Field(
+        default=False, description="Watch the room's HLS egress (playlist and segments)"
+    )
     can_publish: bool = True
     can_publish_sources: list[TrackSource] | None = Field(
         default=None, description="Sources the bearer may publish; None means all"
@@ -113,6 +116,27 @@ class Principal(BaseModel):
         if g.room_create or (g.room == room and (g.room_record or g.room_admin)):
             return
         raise PermissionDenied(f"token does not grant room_record for {room!r}")
+
+    def require_hls_view(self, room: str) -> None:
+        g = self.grants
+        if g.room_create or (g.room == room and (g.hls_view or g.room_record or g.room_admin)):
+            return
+        raise PermissionDenied(f"token does not grant hls_view or room_record for {room!r}")
+
+    def require_may_grant(self, room: str, grants: Grants) -> None:
+        """A grant update gives only what the caller holds for `room`: an admin of one room
+        cannot hand out server-wide grants (room_create, room_list) it does not have."""
+        self.require_room_admin(room)
+        g = self.grants
+        beyond = [
+            flag
+            for flag in ("room_create", "room_list")
+            if getattr(grants, flag) and not (getattr(g, flag) or g.room_create)
+        ]
+        if beyond:
+            raise PermissionDenied(
+                f"cannot grant {', '.join(beyond)}: the caller's token does not hold it"
+            )
 
     def require(self, flag: Literal["room_create", "room_list"]) -> None:
         if not getattr(self.grants, flag) and not self.grants.room_create:

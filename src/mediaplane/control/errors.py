@@ -6,6 +6,8 @@
     ├── Conflict        409 / `conflict`
     ├── InvalidState    409 / `invalid_state`
     ├── RoomFull        403 / `room_full`
+    ├── TooManyRequests 429 / `rate_limited`
+    ├── LimitExceeded   429 / `limit_exceeded` (a resource cap, limits.py)
     ├── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
     └── ResumeRefused   409 / its own code (`session_expired`, `resume_token_used`, ...)
 
@@ -50,6 +52,18 @@ class RoomFull(ControlError):
     code = "room_full"
 
 
+class LimitExceeded(ControlError):
+    """A participant, room or client address is at one of its caps (control/limits.py)."""
+
+    status = 429
+    code = "limit_exceeded"
+
+
+class TooManyRequests(ControlError):
+    status = 429
+    code = "rate_limited"
+
+
 class Unavailable(ControlError):
     status = 503
     code = "unavailable"
@@ -63,3 +77,8 @@ class ResumeRefused(ControlError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+# What a client is told when Redis is unreachable: never where Redis is (its address,
+# its password), which is the operator's business (docs/operations.md).
+REDIS_UNAVAILABLE = "shared state (Redis) is unavailable; try again shortly"

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mediaplane.control.errors import Unavailable
+from mediaplane.control.errors import REDIS_UNAVAILABLE, Unavailable
 from mediaplane.control.media_client import MediaClient, MediaManagerError, PlacedJob
 from mediaplane.control.registry_watch import REDIS_ERRORS, watch_registry
 from mediaplane.state import keys
@@ -160,8 +160,8 @@ class MediaPool(MediaClient):
     async def _redis(self, coro: Awaitable[Any]) -> Any:
         try:
             return await coro
-        except REDIS_ERRORS as e:
-            raise Unavailable(f"shared state (Redis) is unavailable: {e}") from None
+        except REDIS_ERRORS:
+            raise Unavailable(REDIS_UNAVAILABLE) from None
 
     # the registry watcher ------------------------------------------------------------
     async def refresh(self) -> None:

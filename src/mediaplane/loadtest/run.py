@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from mediaplane.loadtest.models import LoadReport, LoadSpec
 from mediaplane.operator.rest import OperatorError
+from mediaplane.reachability import local_base_url
 from mediaplane.settings import Settings
 from mediaplane.sfu.errors import SfuError
 
@@ -30,5 +31,5 @@ async def run_loadtest(
             ) from None
     from mediaplane.loadtest.webrtc_mode import run_webrtc
 
-    base = url or f"http://{settings.host}:{settings.port}"
+    base = url or local_base_url(settings)
     return await run_webrtc(spec, settings, base, progress)

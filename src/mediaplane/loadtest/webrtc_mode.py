@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from mediaplane.loadtest.summary import summarize
 from mediaplane.operator.rest import RestClient
 from mediaplane.peer import MediasoupPeer, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient
+from mediaplane.reachability import client_verify
 from mediaplane.settings import Settings
 
 Progress = Callable[[str], None]
@@ -45,6 +47,9 @@ class WebRtcLoad:
     def __init__(self, spec: LoadSpec, settings: Settings, base_url: str, progress: Progress):
         self.spec, self.settings, self.progress = spec, settings, progress
         self.ws_base = base_url.replace("http://", "ws://").replace("https://", "wss://")
+        # wss: the system's own certificate is trusted too (docs/networking.md)
+        verify = client_verify(settings, check_hostname=True)
+        self.ssl = verify if isinstance(verify, ssl.SSLContext) else None
         self.members: list[Member] = []
         self.join_s: list[float] = []
         self.publish_s: list[float] = []
@@ -67,7 +72,9 @@ class WebRtcLoad:
         async with self._gate:
             t0 = time.monotonic()
             sig = await SignalingClient.connect(
-                f"{self.ws_base}/ws/rooms/{room}", self._token(room, identity, publish)
+                f"{self.ws_base}/ws/rooms/{room}",
+                self._token(room, identity, publish),
+                ssl=self.ssl if self.ws_base.startswith("wss://") else None,
             )
             member: Member | None = None
             try:

@@ -56,6 +56,16 @@ def redact(text: str) -> str:
     return _JWT.sub(REDACTED, text)
 
 
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -82,7 +92,9 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(out, default=str, separators=(",", ":")))
+        # Redacted field by field, before encoding: redacting the encoded line would eat
+        # the backslash of an escaped quote after a token and break the JSON.
+        return json.dumps(_redacted(out), default=lambda o: redact(str(o)), separators=(",", ":"))
 
 
 def setup_logging(service: str, fmt: Literal["text", "json"] = "text", level: str = "INFO") -> None:

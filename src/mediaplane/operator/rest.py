@@ -8,11 +8,13 @@ message, so the CLI prints one clear line instead of a traceback.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
 
 from mediaplane.control.auth import Grants, mint_token
+from mediaplane.reachability import client_verify, local_base_url
 from mediaplane.settings import Settings
 
 
@@ -35,20 +37,30 @@ def admin_token(settings: Settings, identity: str = "mediaplane-cli", ttl_s: int
 
 
 class RestClient:
-    def __init__(self, base_url: str, token: str, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout_s: float = 60.0,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout_s,
+            verify=verify,
         )
 
     @classmethod
     def from_settings(
         cls, settings: Settings, url: str | None = None, token: str | None = None
     ) -> RestClient:
-        base = url or f"http://{settings.host}:{settings.port}"
-        return cls(base, token or admin_token(settings))
+        """`url` default: the control plane of these settings on this machine (https
+        when it runs with TLS: its own certificate is trusted, docs/networking.md)."""
+        base = url or local_base_url(settings)
+        verify = client_verify(settings, check_hostname=url is not None)
+        return cls(base, token or admin_token(settings), verify=verify)
 
     def close(self) -> None:
         self._http.close()

@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -43,9 +44,14 @@ class SignalingClient:
         self.resume_token: str | None = None
 
     @classmethod
-    async def connect(cls, url: str, token: str, *, timeout: float = 10.0) -> SignalingClient:
+    async def connect(
+        cls, url: str, token: str, *, timeout: float = 10.0, ssl: SSLContext | None = None
+    ) -> SignalingClient:
+        """`ssl`: what a wss:// URL's server is trusted by (default: the system's CAs)."""
         sep = "&" if "?" in url else "?"
-        ws = await connect(f"{url}{sep}access_token={token}", max_size=8 * 2**20, open_timeout=5)
+        ws = await connect(
+            f"{url}{sep}access_token={token}", max_size=8 * 2**20, open_timeout=5, ssl=ssl
+        )
         return cls(ws, timeout)
 
     async def _read(self) -> None:

@@ -429,6 +429,21 @@ class SfuClient:
             params["temporalLayer"] = temporal_layer
         await self.request("consumer.setPreferredLayers", params)
 
+    async def set_priority(self, consumer_id: str, priority: int) -> None:
+        """A consumer's share when the SFU's bandwidth estimate is short (1..255)."""
+        params = {"consumerId": consumer_id, "priority": priority}
+        await self.request("consumer.setPriority", params)
+
+    async def set_max_incoming_bitrate(self, transport_id: str, bitrate: int) -> None:
+        """Bits per second a publisher may send on a transport (0: no cap)."""
+        params = {"transportId": transport_id, "bitrate": bitrate}
+        await self.request("transport.setMaxIncomingBitrate", params)
+
+    async def set_max_outgoing_bitrate(self, transport_id: str, bitrate: int) -> None:
+        """Bits per second the SFU may send a subscriber on a transport (0: no cap)."""
+        params = {"transportId": transport_id, "bitrate": bitrate}
+        await self.request("transport.setMaxOutgoingBitrate", params)
+
     async def get_stats(
         self, kind: str, obj_id: str, *, timeout: float | None = None
     ) -> list[Json]:

@@ -35,6 +35,9 @@ class RoomRecord(BaseModel):
     max_participants: int = Field(default=50, ge=1, le=1000)
     empty_timeout_s: int = Field(default=300, ge=0, le=86400)
     metadata: str = Field(default="", max_length=4096)
+    # Created by a join (not POST /api/rooms): deleted, record and all, once empty for
+    # its empty_timeout_s.
+    auto: bool = False
     created_at: float = Field(default_factory=now)
     router_id: str | None = None
     worker_pid: int | None = None
@@ -86,6 +89,8 @@ class ProducerRecord(BaseModel):
     paused: bool = False
     router_id: str | None = None  # None: the room's first router
     created_at: float = Field(default_factory=now)
+    # Simulcast: the height of each spatial layer, lowest first ([] for one layer).
+    layer_heights: list[int] = Field(default_factory=list)
 
 
 class SfuNodeRecord(BaseModel):

@@ -410,6 +410,9 @@ class StateStore:
         raw = await self._r.hgetall(keys.room_producers(room))
         return [ProducerRecord.model_validate_json(v) for v in raw.values()]
 
+    async def count_producers(self, room: str) -> int:
+        return int(await self._r.hlen(keys.room_producers(room)))
+
     async def get_producer(self, room: str, producer_id: str) -> ProducerRecord | None:
         raw = await self._r.hget(keys.room_producers(room), producer_id)
         return ProducerRecord.model_validate_json(raw) if raw else None

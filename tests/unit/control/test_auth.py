@@ -10,6 +10,7 @@ from mediaplane.control.auth import (
     MAX_TTL_S,
     Grants,
     PermissionDenied,
+    Principal,
     TokenError,
     mint_token,
     verify_token,
@@ -105,3 +106,21 @@ def test_an_oversized_token_is_refused_before_it_is_decoded() -> None:
     with pytest.raises(TokenError, match="longer than"):
         verify_token(_signed(claims), KEYS)
     assert len(_token()) < MAX_TOKEN_BYTES / 4
+
+
+def test_a_grant_update_gives_only_what_the_caller_holds() -> None:
+    def who(**grants: object) -> Principal:
+        return Principal(identity="x", name="x", api_key="k", grants=Grants(**grants))  # type: ignore[arg-type]
+
+    room_admin = who(room="r", room_admin=True)
+    room_admin.require_may_grant("r", Grants(room="r", room_join=True, room_record=True))
+    for flag in ("room_create", "room_list"):
+        with pytest.raises(PermissionDenied, match=f"cannot grant {flag}"):
+            room_admin.require_may_grant("r", Grants(room="r", **{flag: True}))  # type: ignore[arg-type]
+    with pytest.raises(PermissionDenied):
+        room_admin.require_may_grant("other", Grants(room="other", room_join=True))
+    who(room_create=True).require_may_grant("r", Grants(room="r", room_create=True))
+    with pytest.raises(PermissionDenied, match="cannot grant room_create"):
+        who(room="r", room_admin=True, room_list=True).require_may_grant(
+            "r", Grants(room="r", room_list=True, room_create=True)
+        )

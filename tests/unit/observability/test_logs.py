@@ -77,6 +77,27 @@ def test_credentials_are_redacted_wherever_they_stand() -> None:
         assert redact(raw) == clean
 
 
+def test_a_json_line_with_a_quote_right_after_a_token_stays_json() -> None:
+    """uvicorn's `"WebSocket /ws/rooms/r?access_token=..." [accepted]`: the quote after
+    the token is escaped in JSON; redacting must not take its backslash."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter("control"))
+    logger = logging.getLogger("test.json.quote")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        path = f"/ws/rooms/r?access_token={JWT}"
+        extra = {"url": f"ws://h/?token={JWT}", "items": [f"secret={JWT}"]}
+        logger.warning('%s - "WebSocket %s" [accepted]', "10.0.0.1:5", path, extra=extra)
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(out.getvalue())
+    assert line["msg"] == '10.0.0.1:5 - "WebSocket /ws/rooms/r?access_token=[redacted]" [accepted]'
+    assert line["url"] == "ws://h/?token=[redacted]" and line["items"] == ["secret=[redacted]"]
+    assert JWT not in out.getvalue()
+
+
 def test_both_formats_redact_messages_args_and_tracebacks() -> None:
     for fmt in ("text", "json"):
         out = io.StringIO()
@@ -95,3 +116,17 @@ def test_both_formats_redact_messages_args_and_tracebacks() -> None:
         assert "GET /x?access_token=[redacted] HTTP/1.1" in text, fmt
         assert "RuntimeError: failed to open ws://h/ws?access_token=[redacted]" in text, fmt
     setup_logging("test")
+
+
+def test_json_lines_stay_json_when_a_token_sits_before_an_escaped_quote() -> None:
+    # uvicorn's WebSocket line: the query's token ends right before a quote.
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, "", 0,
+        '%s - "WebSocket /ws/rooms/r1?access_token=%s" [accepted]',
+        ("10.0.0.1:5870", "eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl"), None,
+    )  # fmt: skip
+    line = JsonFormatter("control").format(record)
+    parsed = json.loads(line)
+    url = "/ws/rooms/r1?access_token=[redacted]"
+    assert parsed["msg"] == f'10.0.0.1:5870 - "WebSocket {url}" [accepted]'
+    assert "eyJ" not in line

@@ -258,6 +258,8 @@ async def update_grants(
     room: str = RoomName,
     identity: str = Identity,
 ) -> None:
-    """Replace a connected participant's grants (grant: room_admin)."""
-    principal.require_room_admin(room)
-    await rooms.records.update_grants(room, identity, body.grants.model_copy(update={"room": room}))
+    """Replace a connected participant's grants (grant: room_admin; room_create and
+    room_list only by a caller that holds them)."""
+    grants = body.grants.model_copy(update={"room": room})
+    principal.require_may_grant(room, grants)
+    await rooms.records.update_grants(room, identity, grants)

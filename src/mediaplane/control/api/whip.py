@@ -66,6 +66,11 @@ async def read_body(request: Request, content_type: str) -> str:
         raise UnsupportedMediaType("the body is not UTF-8 text") from None
 
 
+def client_address(request: Request) -> str:
+    """As uvicorn reports it (behind an untrusted proxy: the proxy's)."""
+    return request.client.host if request.client else "unknown"
+
+
 def created(session: MediaSession, answer: str) -> Response:
     return Response(
         answer,
@@ -84,7 +89,9 @@ async def whip_publish(
     request: Request, room: Room, principal: PrincipalDep, whip: Whip
 ) -> Response:
     """WHIP: publish an SDP offer's tracks as a participant of `room` (room_join + can_publish)."""
-    session, answer = await whip.publish(room, principal, await read_body(request, SDP))
+    session, answer = await whip.publish(
+        room, principal, await read_body(request, SDP), address=client_address(request)
+    )
     return created(session, answer)
 
 
@@ -93,7 +100,10 @@ async def whep_play(
     request: Request, room: Room, identity: Identity, principal: PrincipalDep, whip: Whip
 ) -> Response:
     """WHEP: receive a participant's tracks (room_join + can_subscribe)."""
-    session, answer = await whip.play(room, identity, principal, await read_body(request, SDP))
+    body = await read_body(request, SDP)
+    session, answer = await whip.play(
+        room, identity, principal, body, address=client_address(request)
+    )
     return created(session, answer)
 
 

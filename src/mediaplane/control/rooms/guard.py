@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 
-from mediaplane.control.errors import Unavailable
+from mediaplane.control.errors import REDIS_UNAVAILABLE, Unavailable
 from mediaplane.sfu import SfuConnectionError
 
 T = TypeVar("T")
@@ -24,8 +24,8 @@ REDIS_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
 async def redis_call(coro: Awaitable[T]) -> T:
     try:
         return await coro
-    except REDIS_ERRORS as e:
-        raise Unavailable(f"shared state (Redis) is unavailable: {e}") from None
+    except REDIS_ERRORS:
+        raise Unavailable(REDIS_UNAVAILABLE) from None
 
 
 async def sfu_call(coro: Awaitable[T]) -> T:

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mediaplane.control.auth import TrackSource
+from mediaplane.control.limits import Limits
 from mediaplane.control.rooms.events import RoomEvents, RoomListener
+from mediaplane.control.rooms.layers import NO_CAPS, Bitrates
 from mediaplane.control.rooms.notifications import SfuNotifications
 from mediaplane.control.rooms.peers import LocalPeer, LocalRoom
 from mediaplane.control.rooms.placement import Placement
@@ -57,6 +59,9 @@ class RoomManager:
         span_after_peers: int | None = None,
         resume_grace_s: float = 20.0,
         resume_tombstone_s: float = 300.0,
+        joined_room_empty_timeout_s: int = 60,
+        limits: Limits | None = None,
+        bitrates: Bitrates = NO_CAPS,
     ) -> None:
         self.store = store
         # Where rooms run: one SFU (static) or the nodes registered in Redis.
@@ -72,11 +77,14 @@ class RoomManager:
         def notify(name: str, data: Json) -> object:
             return self.on_event(name, data)
 
-        self.placement = Placement(store, self.pool, self.tasks, span_after_peers=span_after_peers)
+        self.placement = Placement(
+            store, self.pool, self.tasks, span_after_peers=span_after_peers, notify=notify
+        )
         self.events = RoomEvents(store, self.instance_id, self.placement.rooms)
         self.sessions = Sessions(
             store, self.placement, self.events, notify=notify, counts=self.counts,
-            auto_create_rooms=auto_create_rooms,
+            auto_create_rooms=auto_create_rooms, limits=limits, bitrates=bitrates,
+            joined_room_empty_timeout_s=joined_room_empty_timeout_s,
         )  # fmt: skip
         self.events.here = self.sessions
         self.records = RoomRecords(store, self.placement, self.sessions, self.events, notify=notify)

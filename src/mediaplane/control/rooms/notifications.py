@@ -43,7 +43,7 @@ class SfuNotifications:
         if kind == "consumer.closed":
             peer = owners.pop(consumer_id, None)
             if peer is not None:
-                producer_id = peer.consumers.pop(consumer_id, None)
+                producer_id = peer.forget_consumer(consumer_id)
                 if peer.resume_hash is not None:
                     with contextlib.suppress(*REDIS_ERRORS):
                         await self.store.remove_peer_media(
@@ -74,12 +74,26 @@ class SfuNotifications:
                     "consumerScore",
                     {"consumerId": note.get("consumerId"), "score": note.get("score")},
                 )
+        elif kind == "producer.wantedLayers":
+            await self._wanted_layers(note)
         elif kind == "observer.activeSpeaker":
             await self._active_speaker(note)
         elif kind == "worker.died":
             # `{room}~{n}` is a further router of a spanning room: the room rejoins whole.
             for room in {str(r).split("~")[0] for r in note.get("roomIds") or []}:
                 await self.resync.rejoin_room(room, "the media server restarted")
+
+    async def _wanted_layers(self, note: Notification) -> None:
+        """Dynacast: tell the publisher the highest layer its consumers want (-1: none)."""
+        producer_id = str(note.get("producerId"))
+        for local in self.sessions.rooms.values():
+            for peer in local.peers.values():
+                if producer_id in peer.producers:
+                    await peer.send_event(
+                        "producerLayers",
+                        {"producerId": producer_id, "spatialLayer": note.get("spatialLayer")},
+                    )
+                    return
 
     async def _active_speaker(self, note: Notification) -> None:
         local = self.sessions.rooms.get(str(note.get("roomId")))

@@ -42,6 +42,11 @@ class LocalPeer:
     transports: dict[str, str] = field(default_factory=dict)  # id -> "send" | "recv"
     producers: dict[str, ProducerRecord] = field(default_factory=dict)
     consumers: dict[str, str] = field(default_factory=dict)  # consumer id -> producer id
+    # Video consumers -> their producer's layer heights (layers.py); those the peer paused
+    # itself, and those whose tile is hidden (paused on the SFU while either holds).
+    video_consumers: dict[str, list[int]] = field(default_factory=dict)
+    client_paused: set[str] = field(default_factory=set)
+    hidden: set[str] = field(default_factory=set)
     rtp_capabilities: Json | None = None
     kind: PeerKind = "participant"
     router_id: str | None = None  # a router of its room other than the first (spanning)
@@ -96,11 +101,21 @@ class LocalPeer:
             raise NotFound(f"no producer {producer_id} for this peer")
         return record
 
+    def forget_consumer(self, consumer_id: str) -> str | None:
+        """A consumer closed: its producer's id (None if it was not this peer's)."""
+        self.video_consumers.pop(consumer_id, None)
+        self.client_paused.discard(consumer_id)
+        self.hidden.discard(consumer_id)
+        return self.consumers.pop(consumer_id, None)
+
     def forget_media(self) -> None:
         """Its transports are gone (closed, or lost with their router)."""
         self.transports.clear()
         self.producers.clear()
         self.consumers.clear()
+        self.video_consumers.clear()
+        self.client_paused.clear()
+        self.hidden.clear()
 
 
 @dataclass

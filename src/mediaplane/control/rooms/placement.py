@@ -6,7 +6,8 @@ least-loaded live one) and gets one router there, shared by every instance
 workers when its routers hold `span_after_peers` participants each: the next
 router is `{room}~{n}` on a worker the room is not on yet (avoidWorkerPids),
 and producers reach the other routers by pipeToRouter (`usable_producer`).
-An emptied room's routers are released after its `empty_timeout_s`.
+An emptied room's routers are released after its `empty_timeout_s`; a room a join
+created (`auto`) is then deleted from Redis too (room.deleted webhook, `auto: true`).
 
 Tasks: one delayed release per emptied room and one observer close per
 dropped room, spawned on the tasks the RoomManager owns.
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from mediaplane.control.errors import NotFound, Unavailable
@@ -62,8 +64,10 @@ class Placement:
         tasks: OwnedTasks,
         *,
         span_after_peers: int | None = None,
+        notify: Callable[[str, Json], object] = lambda _name, _data: None,
     ) -> None:
         self.store = store
+        self.notify = notify
         self.pool = pool
         self.tasks = tasks
         # Participants per router before a room spans another worker (None: never).
@@ -232,6 +236,11 @@ class Placement:
                 if room is None or await self.store.count_peers(name) > 0 or name in self.rooms:
                     return
                 await self.close_routers(room, "released")
+                if room.auto:
+                    await self.store.delete_room(name)
+                    self.notify("room.deleted", {"room": name, "auto": True})
+                    log.info("room deleted room=%s (made by a join, empty)", name)
+                    return
                 room.router_id, room.worker_pid, room.extra_routers = None, None, {}
                 await self.store.update_room(room)
                 # An empty room no longer counts against its node's load.

@@ -259,6 +259,8 @@ class Resumes:
                 joined_at=held.joined_at, kind=held.kind, router_id=held.router_id,
                 rtp_capabilities=json.loads(caps) if caps else None,
             )  # fmt: skip
+            listed = await redis_call(self.store.list_producers(name))
+            producers = {p.producer_id: p for p in listed}
             for field, value in media.items():
                 kind, _, object_id = field.partition(":")
                 if kind == "transport":
@@ -266,7 +268,10 @@ class Resumes:
                 elif kind == "consumer":
                     peer.consumers[object_id] = value
                     self.sessions.consumer_owner[object_id] = peer
-            for producer in await redis_call(self.store.list_producers(name)):
+                    source = producers.get(value)
+                    if source is not None and source.kind == "video":  # layers.py picks its layer
+                        peer.video_consumers[object_id] = source.layer_heights
+            for producer in producers.values():
                 if producer.peer_id == peer_id:
                     peer.producers[producer.producer_id] = producer
             local.peers[peer_id] = peer

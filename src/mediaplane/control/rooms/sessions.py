@@ -3,7 +3,8 @@
 The callers (control/signaling/session.py, control/whip/service.py,
 injections) have checked the token's grants; this checks the rest: the peer
 has joined, the ids it names are its own (LocalPeer.owns_*), a producer goes
-on a send transport and a consumer on a recv one. Redis and SFU connection
+on a send transport and a consumer on a recv one, and the peer and its room are
+under their caps (control/limits.py) before the SFU is asked. Redis and SFU connection
 losses become `Unavailable` here (guard.py), SFU refusals stay `SfuRpcError`
 for the caller's error point.
 
@@ -21,9 +22,11 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from mediaplane.control.auth import Grants, Principal, TrackSource
-from mediaplane.control.errors import InvalidState, NotFound, RoomFull
+from mediaplane.control.errors import BadRequest, InvalidState, NotFound, RoomFull
+from mediaplane.control.limits import Limits
 from mediaplane.control.rooms.events import RoomEvents
 from mediaplane.control.rooms.guard import REDIS_ERRORS, redis_call, sfu_call
+from mediaplane.control.rooms.layers import NO_CAPS, Bitrates, layer_heights, spatial_for
 from mediaplane.control.rooms.peers import CLOSE_REPLACED, LocalPeer, LocalRoom
 from mediaplane.control.rooms.placement import Placement
 from mediaplane.sfu import SfuClient, SfuError, SfuRpcError
@@ -64,14 +67,20 @@ class Sessions:
         notify: Notify,
         counts: Counter[str],
         auto_create_rooms: bool = True,
+        joined_room_empty_timeout_s: int = 60,
+        limits: Limits | None = None,
+        bitrates: Bitrates = NO_CAPS,
     ) -> None:
         self.store = store
+        self.limits = limits or Limits()
         self.placement = placement
         self.events = events
         self.rooms = placement.rooms
         self.notify = notify  # webhooks: what this instance's peers do
         self.counts = counts
         self.auto_create_rooms = auto_create_rooms
+        self.joined_room_empty_timeout_s = joined_room_empty_timeout_s
+        self.bitrates = bitrates
         self.consumer_owner: dict[str, LocalPeer] = {}
         self.on_gone: list[OnGone] = []  # rooms/resume.py
 
@@ -130,14 +139,15 @@ class Sessions:
                     await self.events.publish(Replaced(room=name, peer_id=other.peer_id))
                     await self.replace(name, other.peer_id)
                     await redis_call(self.store.remove_peer(name, other.peer_id))
-            if await redis_call(self.store.count_peers(name)) >= room.max_participants:
-                raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
+            capacity = self.limits.room_capacity(room.max_participants)
+            if await redis_call(self.store.count_peers(name)) >= capacity:
+                raise RoomFull(f"room {name!r} is full ({capacity} participants)")
             local = await self.placement.local_room(room)
             caps = await self.placement.assign_router(local, peer)
             await redis_call(self.store.put_peer(name, peer.record()))
-            if await redis_call(self.store.count_peers(name)) > room.max_participants:
+            if await redis_call(self.store.count_peers(name)) > capacity:
                 await redis_call(self.store.remove_peer(name, peer.peer_id))
-                raise RoomFull(f"room {name!r} is full ({room.max_participants} participants)")
+                raise RoomFull(f"room {name!r} is full ({capacity} participants)")
             local.peers[peer.peer_id] = peer
             self.placement.cancel_release(name)
         peers = [
@@ -168,7 +178,9 @@ class Sessions:
             return room
         if not self.auto_create_rooms:
             raise NotFound(f"room {name!r} does not exist")
-        if await redis_call(self.store.create_room(RoomRecord(name=name))):
+        # A room a join makes goes away with its last participant (placement.py).
+        made = RoomRecord(name=name, auto=True, empty_timeout_s=self.joined_room_empty_timeout_s)
+        if await redis_call(self.store.create_room(made)):
             self.notify("room.created", {"room": name, "auto": True})
         return await self.placement.get_room(name)
 
@@ -276,6 +288,7 @@ class Sessions:
     ) -> Json:
         """A WebRTC transport on the peer's router (or `router_id`: a WHEP session's own)."""
         local = self.room_of(peer)
+        self.limits.check_transport(len(peer.transports))
         info = await sfu_call(
             local.sfu.create_webrtc_transport(
                 router_id or peer.router_id or local.router_id,
@@ -283,6 +296,14 @@ class Sessions:
             )
         )
         peer.transports[info.transport_id] = direction
+        if direction == "send" and self.bitrates.max_incoming:
+            await sfu_call(
+                local.sfu.set_max_incoming_bitrate(info.transport_id, self.bitrates.max_incoming)
+            )
+        if direction == "recv" and self.bitrates.max_outgoing:
+            await sfu_call(
+                local.sfu.set_max_outgoing_bitrate(info.transport_id, self.bitrates.max_outgoing)
+            )
         await self._keep_media(peer, f"transport:{info.transport_id}", direction)
         return info.model_dump(by_alias=True)
 
@@ -318,10 +339,14 @@ class Sessions:
         rtp_parameters: Json,
         source: TrackSource,
         paused: bool,
+        video_height: int | None = None,
     ) -> str:
         local = self.room_of(peer)
         if peer.owns_transport(transport_id) != "send":
             raise InvalidState("produce needs a send transport")
+        of_kind = sum(1 for p in peer.producers.values() if p.kind == kind)
+        in_room = await redis_call(self.store.count_producers(peer.room))
+        self.limits.check_producer(kind, of_kind, in_room)
         info = await sfu_call(
             local.sfu.produce(
                 transport_id,
@@ -334,6 +359,7 @@ class Sessions:
         record = ProducerRecord(
             producer_id=info.producer_id, peer_id=peer.peer_id, identity=peer.identity,
             kind=info.kind, source=source, paused=paused, router_id=peer.router_id,
+            layer_heights=layer_heights(rtp_parameters, video_height) if kind == "video" else [],
         )  # fmt: skip
         peer.producers[info.producer_id] = record
         await redis_call(self.store.put_producer(peer.room, record))
@@ -403,6 +429,7 @@ class Sessions:
         local = self.room_of(peer)
         if peer.owns_transport(transport_id) != "recv":
             raise InvalidState("consume needs a recv transport")
+        self.limits.check_consumer(len(peer.consumers))
         producer = await redis_call(self.store.get_producer(peer.room, producer_id))
         if producer is None:
             raise NotFound(f"producer {producer_id} is not in this room")
@@ -421,6 +448,9 @@ class Sessions:
             )
         )
         peer.consumers[info.consumer_id] = producer_id
+        peer.client_paused.add(info.consumer_id)  # made paused: the client resumes it
+        if info.kind == "video":
+            peer.video_consumers[info.consumer_id] = producer.layer_heights
         self.consumer_owner[info.consumer_id] = peer
         await self._keep_media(peer, f"consumer:{info.consumer_id}", producer_id)
         self.counts[f"consume.{info.kind}"] += 1
@@ -432,13 +462,17 @@ class Sessions:
         return out
 
     async def resume_consumer(self, peer: LocalPeer, consumer_id: str) -> None:
+        """The client is ready for media; a hidden tile's consumer stays paused until shown."""
         sfu = self.sfu_of(peer)
         owned = peer.owns_consumer(consumer_id)
-        await sfu_call(sfu.resume_consumer(owned))
+        peer.client_paused.discard(owned)
+        if owned not in peer.hidden:
+            await sfu_call(sfu.resume_consumer(owned))
 
     async def pause_consumer(self, peer: LocalPeer, consumer_id: str) -> None:
         sfu = self.sfu_of(peer)
         owned = peer.owns_consumer(consumer_id)
+        peer.client_paused.add(owned)
         await sfu_call(sfu.pause_consumer(owned))
 
     async def set_preferred_layers(
@@ -446,7 +480,35 @@ class Sessions:
     ) -> None:
         sfu = self.sfu_of(peer)
         owned = peer.owns_consumer(consumer_id)
+        layers = len(peer.video_consumers.get(owned, [])) or 1
+        if spatial >= layers:
+            raise BadRequest(f"spatialLayer {spatial}: the producer has {layers} layer(s)")
         await sfu_call(sfu.set_preferred_layers(owned, spatial, temporal))
+
+    async def set_track_settings(
+        self, peer: LocalPeer, consumer_id: str, visible: bool, height: int
+    ) -> Json:
+        """A subscriber's tile for a video consumer: hidden pauses it on the SFU; shown,
+        it resumes (with a key frame) at the layer the tile's height needs (layers.py)."""
+        sfu = self.sfu_of(peer)
+        owned = peer.owns_consumer(consumer_id)
+        if owned not in peer.video_consumers:
+            raise InvalidState("trackSettings is for video consumers")
+        if not visible:
+            if owned not in peer.hidden:
+                peer.hidden.add(owned)
+                await sfu_call(sfu.pause_consumer(owned))
+            return {"paused": True, "spatialLayer": None}
+        heights = peer.video_consumers[owned]
+        spatial = spatial_for(heights, height) if heights else None
+        if spatial is not None:
+            await sfu_call(sfu.set_preferred_layers(owned, spatial))
+        if owned in peer.hidden:
+            peer.hidden.discard(owned)
+            if owned not in peer.client_paused:
+                await sfu_call(sfu.resume_consumer(owned))
+                await sfu_call(sfu.request_key_frame(owned))
+        return {"paused": owned in peer.client_paused, "spatialLayer": spatial}
 
     async def request_key_frame(self, peer: LocalPeer, consumer_id: str) -> None:
         sfu = self.sfu_of(peer)

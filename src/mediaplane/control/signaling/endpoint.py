@@ -1,4 +1,10 @@
-"""The signaling WebSocket route: authenticate, then hand the socket to a PeerSession."""
+"""The signaling WebSocket route: count, authenticate, then hand the socket to a PeerSession.
+
+Every socket takes a slot of `app.state.ws_slots` (per client address, and in all)
+before anything else and gives it back when it closes, however it closes; one over a
+cap is closed with CLOSE_TOO_MANY. The client address is the one uvicorn reports:
+behind a proxy that uvicorn does not trust for X-Forwarded-For, the proxy's.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from fastapi import APIRouter, WebSocket
 
 from mediaplane.control.auth import TokenError, verify_token
 from mediaplane.control.deps import api_keys
+from mediaplane.control.errors import LimitExceeded
+from mediaplane.control.limits import Slots
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling.session import PeerSession
 from mediaplane.settings import Settings
@@ -19,6 +27,15 @@ router = APIRouter()
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_MANY = 4429
+
+
+def socket_slots(settings: Settings) -> Slots:
+    return Slots(
+        "signaling connections", per_key=settings.ws_max_connections_per_address,
+        per="per client address", key_setting="WS_MAX_CONNECTIONS_PER_ADDRESS",
+        total=settings.ws_max_connections, total_setting="WS_MAX_CONNECTIONS",
+    )  # fmt: skip
 
 
 @router.websocket("/ws/rooms/{room}")
@@ -26,7 +43,22 @@ async def signaling(ws: WebSocket, room: str) -> None:
     """Browsers cannot set headers on a WebSocket: the token comes as `access_token`."""
     settings: Settings = ws.app.state.settings
     rooms: RoomManager = ws.app.state.rooms
+    slots: Slots = ws.app.state.ws_slots
+    address = ws.client.host if ws.client else "unknown"
     await ws.accept()
+    try:
+        slot = slots.take(address)
+    except LimitExceeded as e:
+        log.info("signaling socket refused address=%s: %s", address, e.message)
+        await ws.close(code=CLOSE_TOO_MANY, reason=e.message[:120])
+        return
+    try:
+        await _serve(ws, room, settings, rooms)
+    finally:
+        slot.release()
+
+
+async def _serve(ws: WebSocket, room: str, settings: Settings, rooms: RoomManager) -> None:
     if not NAME.match(room):
         await ws.close(
             code=CLOSE_BAD_REQUEST, reason="invalid room name: 1-64 of A-Z a-z 0-9 _ . -"
@@ -41,5 +73,8 @@ async def signaling(ws: WebSocket, room: str) -> None:
     if principal.grants.room != room and not principal.grants.room_create:
         await ws.close(code=CLOSE_FORBIDDEN, reason=f"token is not valid for room {room!r}"[:120])
         return
-    session = PeerSession(ws, rooms, principal, room, transport_watch=ws.app.state.transport_watch)
+    session = PeerSession(
+        ws, rooms, principal, room, transport_watch=ws.app.state.transport_watch,
+        max_message_bytes=settings.signaling_max_message_bytes,
+    )  # fmt: skip
     await session.run()

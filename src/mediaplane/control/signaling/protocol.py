@@ -73,6 +73,8 @@ class ProduceData(Strict):
     rtp_parameters: Json = Field(alias="rtpParameters")
     source: Literal["audio", "video", "screen"] | None = None
     paused: bool = False
+    # The capture height (simulcast: the top layer's), for the layer policy.
+    video_height: int | None = Field(default=None, alias="videoHeight", ge=1, le=4320)
 
 
 class ConsumeData(Strict):
@@ -95,6 +97,15 @@ class PreferredLayersData(Strict):
     temporal_layer: int | None = Field(default=None, alias="temporalLayer", ge=0, le=16)
 
 
+class TrackSettingsData(Strict):
+    """A subscriber's tile for a video consumer: shown or not, and its size in device pixels."""
+
+    consumer_id: str = Field(alias="consumerId", max_length=64)
+    visible: bool
+    width: int = Field(default=0, ge=0, le=7680)
+    height: int = Field(default=0, ge=0, le=4320)
+
+
 class EmptyData(Strict):
     pass
 
@@ -107,6 +118,7 @@ FORBIDDEN = "forbidden"  # the token lacks the grant
 NOT_FOUND = "not_found"  # unknown transport/producer/consumer for this peer
 INVALID_STATE = "invalid_state"  # e.g. produce before join
 ROOM_FULL = "room_full"
+LIMIT_EXCEEDED = "limit_exceeded"  # a resource cap (control/limits.py); the message names it
 RATE_LIMITED = "rate_limited"
 SFU_ERROR = "sfu_error"  # the SFU refused (message carries its reason)
 UNAVAILABLE = "unavailable"  # SFU or Redis unreachable right now

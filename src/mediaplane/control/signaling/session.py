@@ -276,8 +276,9 @@ class PeerSession:
         if not peer.principal.grants.may_publish(source):
             raise PermissionDenied(f"token does not grant publishing {source}")
         producer_id = await self.sessions.produce(
-            peer, data.transport_id, data.kind, data.rtp_parameters, source, data.paused
-        )
+            peer, data.transport_id, data.kind, data.rtp_parameters, source, data.paused,
+            video_height=data.video_height,
+        )  # fmt: skip
         return {"producerId": producer_id}
 
     async def consume(self, data: p.ConsumeData) -> Json:
@@ -301,6 +302,11 @@ class PeerSession:
             self.joined(), data.consumer_id, data.spatial_layer, data.temporal_layer
         )
         return {}
+
+    async def track_settings(self, data: p.TrackSettingsData) -> Json:
+        return await self.sessions.set_track_settings(
+            self.joined(), data.consumer_id, data.visible, data.height
+        )
 
     async def request_key_frame(self, data: p.ConsumerIdData) -> Json:
         await self.sessions.request_key_frame(self.joined(), data.consumer_id)
@@ -350,6 +356,7 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     "resumeConsumer": (p.ConsumerIdData, PeerSession.resume_consumer),
     "pauseConsumer": (p.ConsumerIdData, PeerSession.pause_consumer),
     "setPreferredLayers": (p.PreferredLayersData, PeerSession.set_preferred_layers),
+    "trackSettings": (p.TrackSettingsData, PeerSession.track_settings),
     "requestKeyFrame": (p.ConsumerIdData, PeerSession.request_key_frame),
     "pauseProducer": (p.ProducerIdData, PeerSession.pause_producer),
     "resumeProducer": (p.ProducerIdData, PeerSession.resume_producer),

@@ -32,6 +32,7 @@ from mediaplane.control.rooms.guard import redis_call, sfu_call
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.control.whip import sdp
 from mediaplane.control.whip.session import Kind, MediaSession, SessionPeerEvents, new_etag
+from mediaplane.control.whip.slots import SessionSlot, WhipSlots
 from mediaplane.sfu import SfuError, SfuRpcError
 from mediaplane.sfu.models import Notification, RouterInfo
 from mediaplane.state.models import ProducerRecord
@@ -49,8 +50,12 @@ class PreconditionFailed(ControlError):
 
 
 class WhipService:
-    def __init__(self, rooms: RoomManager, *, connect_timeout_s: float = 15.0) -> None:
+    def __init__(
+        self, rooms: RoomManager, *, connect_timeout_s: float = 15.0,
+        slots: WhipSlots,
+    ) -> None:  # fmt: skip
         self.rooms = rooms
+        self.slots = slots  # sessions per client address, per room and in all
         self.room_sessions = rooms.sessions
         self.connect_timeout_s = connect_timeout_s
         self.sessions: dict[str, MediaSession] = {}
@@ -79,14 +84,24 @@ class WhipService:
 
     # WHIP --------------------------------------------------------------------------
     async def publish(
-        self, room: str, principal: Principal, offer_sdp: str
+        self, room: str, principal: Principal, offer_sdp: str, *, address: str = "unknown"
     ) -> tuple[MediaSession, str]:
-        """Publish the offer's tracks into `room`; returns the session and the SDP answer."""
+        """Publish the offer's tracks into `room`; returns the session and the SDP answer.
+        `address`: the client's, for the per-address cap."""
         principal.require_room(room, join=True)
         if not principal.grants.can_publish:
             raise PermissionDenied("token does not grant can_publish")
         offer = sdp.check_offer(offer_sdp)
+        slot = self.slots.take(address, room)
+        try:
+            return await self._publish(room, principal, offer, slot)
+        except BaseException:
+            slot.release()
+            raise
 
+    async def _publish(
+        self, room: str, principal: Principal, offer: sdp.Offer, slot: SessionSlot
+    ) -> tuple[MediaSession, str]:
         # Everything that can refuse the offer runs before the join, which would
         # replace a live session of the same identity (a bad retry must not end it).
         def check(caps: Json) -> list[sdp.PublishPlan]:
@@ -101,7 +116,7 @@ class WhipService:
         await self.room_sessions.join(peer)
         try:
             transport = await self.room_sessions.create_transport(peer, "send")
-            session = self._register(session_id, "whip", peer, offer, transport)
+            session = self._register(session_id, "whip", peer, offer, transport, slot)
             await self.room_sessions.connect_transport(
                 peer, session.transport_id, offer.mediasoup_dtls()
             )
@@ -132,13 +147,24 @@ class WhipService:
 
     # WHEP ----------------------------------------------------------------------------
     async def play(
-        self, room: str, identity: str, principal: Principal, offer_sdp: str
-    ) -> tuple[MediaSession, str]:
+        self, room: str, identity: str, principal: Principal, offer_sdp: str,
+        *, address: str = "unknown",
+    ) -> tuple[MediaSession, str]:  # fmt: skip
         """Send `identity`'s tracks in `room` to the offerer; returns the session and answer."""
         principal.require_room(room, join=True)
         if not principal.grants.can_subscribe:
             raise PermissionDenied("token does not grant can_subscribe")
         offer = sdp.check_offer(offer_sdp)
+        slot = self.slots.take(address, room)
+        try:
+            return await self._play(room, identity, principal, offer, slot)
+        except BaseException:
+            slot.release()
+            raise
+
+    async def _play(
+        self, room: str, identity: str, principal: Principal, offer: sdp.Offer, slot: SessionSlot
+    ) -> tuple[MediaSession, str]:
         watched, producers = await self._played(room, identity, principal)
         # As for WHIP: refuse the offer before the join can replace a session.
         codecs = await self.room_sessions.before_join(
@@ -147,7 +173,7 @@ class WhipService:
         session_id, peer = self._new_peer(room, principal, watched_peer=watched)
         await self.room_sessions.join(peer)
         try:
-            session, router = await self._open_player(session_id, peer, offer, codecs)
+            session, router = await self._open_player(session_id, peer, offer, codecs, slot)
             plans = await self._consume_tracks(session, router, producers, identity)
             answer = sdp.play_answer(
                 offer, plans, session.transport, stream_id=f"{room}-{identity}"
@@ -182,8 +208,9 @@ class WhipService:
         return watched.peer_id, producers
 
     async def _open_player(
-        self, session_id: str, peer: LocalPeer, offer: sdp.Offer, codecs: list[Json]
-    ) -> tuple[MediaSession, RouterInfo]:
+        self, session_id: str, peer: LocalPeer, offer: sdp.Offer, codecs: list[Json],
+        slot: SessionSlot,
+    ) -> tuple[MediaSession, RouterInfo]:  # fmt: skip
         """The session's own router, which speaks the offer's payload types (the
         participant's producers are piped into it), and its connected recv transport."""
         local = self.room_sessions.room_of(peer)
@@ -193,7 +220,7 @@ class WhipService:
         transport = await self.room_sessions.create_transport(
             peer, "recv", router_id=router.router_id
         )
-        session = self._register(session_id, "whep", peer, offer, transport)
+        session = self._register(session_id, "whep", peer, offer, transport, slot)
         session.router_id = router.router_id
         self._by_router[router.router_id] = session
         await self.room_sessions.connect_transport(
@@ -309,11 +336,12 @@ class WhipService:
         return session_id, peer
 
     def _register(
-        self, session_id: str, kind: Kind, peer: LocalPeer, offer: sdp.Offer, transport: Json
-    ) -> MediaSession:
+        self, session_id: str, kind: Kind, peer: LocalPeer, offer: sdp.Offer, transport: Json,
+        slot: SessionSlot,
+    ) -> MediaSession:  # fmt: skip
         sfu = self.room_sessions.sfu_of(peer)
         session = MediaSession(
-            session_id, kind, peer, offer, transport, sfu, client_ufrag=offer.ufrag
+            session_id, kind, peer, offer, transport, sfu, client_ufrag=offer.ufrag, slot=slot
         )
         self.sessions[session_id] = session
         self._by_transport[session.transport_id] = session
@@ -337,6 +365,8 @@ class WhipService:
             return
         session.ended = True
         self.sessions.pop(session.session_id, None)
+        if session.slot is not None:
+            session.slot.release()
         now = time.monotonic()
         for sid, (_, _, at) in list(self._ended.items()):
             if now - at > ENDED_KEPT_S or len(self._ended) > 1000:

@@ -17,6 +17,7 @@ from typing import Literal
 
 from mediaplane.control.rooms import LocalPeer
 from mediaplane.control.whip.sdp import Offer
+from mediaplane.control.whip.slots import SessionSlot
 from mediaplane.sfu import SfuClient
 from mediaplane.wire.ids import Json
 
@@ -43,6 +44,7 @@ class MediaSession:
     ice_lost_at: float | None = None
     router_id: str | None = None  # WHEP: the session's own router (closed with it)
     ended: bool = False
+    slot: SessionSlot | None = None  # its place under the WHIP caps (whip/slots.py)
 
     @property
     def transport_id(self) -> str:
