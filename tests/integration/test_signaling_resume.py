@@ -302,13 +302,14 @@ async def test_refused_resumes_have_their_own_codes_and_others_are_still_served(
 # the control-plane instance serving a participant is killed -----------------------------
 @contextlib.asynccontextmanager
 async def control_process(
-    sfu: SfuProcess, redis_server: RedisServer, log_path: Path
+    sfu: SfuProcess, redis_server: RedisServer, log_path: Path, **more: str
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """`python -m mediaplane.control` on loopback: (its ws:// base, the process)."""
+    """`python -m mediaplane.control` on loopback: (its ws:// base, the process);
+    `more`: more MEDIAPLANE_ settings."""
     port = free_tcp_port()
     env = {**os.environ, "MEDIAPLANE_ENV": "test", "MEDIAPLANE_REDIS_URL": redis_server.url,
            "MEDIAPLANE_SFU_HOST": "127.0.0.1", "MEDIAPLANE_SFU_PORT": str(sfu.port),
-           "MEDIAPLANE_PORT": str(port), "MEDIAPLANE_LOG_LEVEL": "INFO"}  # fmt: skip
+           "MEDIAPLANE_PORT": str(port), "MEDIAPLANE_LOG_LEVEL": "INFO", **more}  # fmt: skip
     with log_path.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mediaplane.control", env=env, stdout=sink, stderr=sink
@@ -368,3 +369,113 @@ async def test_the_instance_serving_a_participant_is_killed_it_resumes_on_the_ot
             for sig in (sig_a2, sig_b, sig_a):
                 if sig is not None:
                     await sig.close()
+
+
+async def _listed(http_base: str, settings: Settings, room: str) -> list[str]:
+    async with httpx.AsyncClient(base_url=http_base, timeout=5) as http:
+        r = await http.get(
+            f"/api/rooms/{room}/participants",
+            headers={"authorization": f"Bearer {admin(settings)}"},
+        )
+        r.raise_for_status()
+        return [p["identity"] for p in r.json()]
+
+
+async def test_the_peers_of_a_dead_instance_leave_after_the_grace_period(
+    settings: Settings, sfu: SfuProcess, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Nobody resumes the peer of a SIGKILLed instance: a surviving instance makes it
+    leave once the grace period is over (no ghost participant, its tracks closed in the
+    SFU, its token expired), and the room goes on serving."""
+    room = f"res-{uuid.uuid4().hex[:8]}"
+    grace = {"MEDIAPLANE_RESUME_GRACE_S": "2"}
+    async with (
+        control_process(sfu, redis_server, tmp_path / "a.log", **grace) as (url_a, proc_a),
+        control_process(sfu, redis_server, tmp_path / "b.log", **grace) as (url_b, _),
+    ):
+        http_b = url_b.replace("ws://", "http://")
+        sig_a, alice, sig_b, bob, alice_id, listener = await _call(settings, url_a, url_b, room)
+        opened = [sig_a, sig_b]
+        try:
+            token = sig_a.resume_token
+            assert token is not None
+            producer_id = next(iter(alice.producers))
+            t0 = time.monotonic()
+            os.kill(proc_a.pid, signal.SIGKILL)
+            await proc_a.wait()
+            assert len(await _listed(http_b, settings, room)) == 2  # away, not gone yet
+            left = await sig_b.wait_event("peerLeft", lambda d: d["peerId"] == alice_id, 20)
+            elapsed = time.monotonic() - t0
+            log.info("measured: the dead instance's peer left %.1f s after the kill (grace 2 s,"
+                     " heartbeat TTL 5 s, sweep every 2 s)", elapsed)  # fmt: skip
+            assert left["reason"] == "disconnected"
+            assert 2.0 <= elapsed <= 12.0, elapsed
+            closed = [d for e, d in sig_b.events if e == "producerClosed"]
+            assert [d["producerId"] for d in closed] == [producer_id]
+            assert await _listed(http_b, settings, room) == ["bob"]
+            # Its audio stopped at bob: the SFU producer is gone with its transport.
+            stop = time.monotonic()
+            await asyncio.sleep(1.0)
+            assert listener.loud_after(stop + 0.3) == 0
+            with pytest.raises(SignalingReplyError) as refused:
+                sig, _ = await SignalingClient.resume(
+                    f"{url_b}/ws/rooms/{room}", participant(settings, "alice", room), token
+                )
+                opened.append(sig)
+            assert refused.value.code == "session_expired"
+            # The room goes on: alice joins anew through the survivor and bob hears her.
+            sig_new, alice_new, joined = await _join(settings, url_b, room, "alice")
+            opened.append(sig_new)
+            assert joined["peerId"] != alice_id
+            new_producer = await alice_new.publish(ToneTrack(freq=660.0))
+            await sig_b.wait_event("newProducer", lambda d: d["producerId"] == new_producer, 5)
+            await alice_new.close()
+        finally:
+            await listener.stop()
+            await alice.close()
+            await bob.close()
+            for sig in opened:
+                await sig.close()
+
+
+async def test_a_graceful_stop_ends_its_sessions_cleanly(
+    settings: Settings, sfu: SfuProcess, redis_server: RedisServer
+) -> None:
+    """An instance stopped gracefully ends its sessions at once (a leave, reason 'server
+    shutting down', told to the peers of the other instances), leaves nothing of them in
+    Redis, and their resume is refused with session_ended (the page joins anew)."""
+    room = f"res-{uuid.uuid4().hex[:8]}"
+    inst_a = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
+    async with ControlInstance.running(
+        settings, sfu_url=sfu.url, redis_url=redis_server.url
+    ) as inst_b:
+        sig_a, alice, sig_b, bob, alice_id, listener = await _call(settings, inst_a, inst_b, room)
+        opened = [sig_a, sig_b]
+        try:
+            token = sig_a.resume_token
+            assert token is not None
+            t0 = time.monotonic()
+            await inst_a.stop()
+            left = await sig_b.wait_event("peerLeft", lambda d: d["peerId"] == alice_id, 5)
+            log.info("measured: peerLeft %.2f s after the graceful stop began",
+                     time.monotonic() - t0)  # fmt: skip
+            assert left["reason"] == "server shutting down"
+            assert await _listed(inst_b.http, settings, room) == ["bob"]
+            assert await sig_a.wait_closed(5) is not None
+            with pytest.raises(SignalingReplyError) as refused:
+                sig, _ = await SignalingClient.resume(
+                    inst_b.ws(room), participant(settings, "alice", room), token
+                )
+                opened.append(sig)
+            assert refused.value.code == "session_ended"
+            sig_new, alice_new, _ = await join(settings, inst_b, room, "alice")
+            opened.append(sig_new)
+            new_producer = await alice_new.publish(ToneTrack(freq=660.0))
+            await sig_b.wait_event("newProducer", lambda d: d["producerId"] == new_producer, 5)
+            await alice_new.close()
+        finally:
+            await listener.stop()
+            await alice.close()
+            await bob.close()
+            for sig in opened:
+                await sig.close()

@@ -178,8 +178,10 @@ async def test_an_outage_within_the_grace_period_does_not_end_the_call(
     inside, outside = browsers
     room = f"out-{uuid.uuid4().hex[:6]}"
     errors: list[str] = []
-    alice = await open_call(inside, control, room, "Alice", errors)
-    bob = await open_call(outside, control, room, "Bob", errors)
+    # Token links: open join is refused on a network address (docs/security.md).
+    alice_token, bob_token = (participant(settings, n, room) for n in ("alice", "bob"))
+    alice = await open_call(inside, control, room, "Alice", errors, alice_token)
+    bob = await open_call(outside, control, room, "Bob", errors, bob_token)
     await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
     await wait_decoding(bob, 20.0)
     alice_id = await alice.evaluate("window.mediaplane.peerId")

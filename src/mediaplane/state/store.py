@@ -326,21 +326,22 @@ class StateStore:
         """Rewrite a peer's record with `update` only while `instance` owns it (a peer
         resumed through another instance is that one's); False when it does not."""
         key = keys.room_peers(room)
-        async with self._r.pipeline(transaction=True) as p:
-            try:
-                await p.watch(key)
-                raw = await p.hget(key, peer_id)
-                if not raw:
-                    return False
-                record = PeerRecord.model_validate_json(raw)
-                if record.instance != instance:
-                    return False
-                p.multi()  # type: ignore[no-untyped-call]
-                p.hset(key, peer_id, record.model_copy(update=update).model_dump_json())
-                await p.execute()
-                return True
-            except aioredis.WatchError:
-                return False
+        while True:  # the hash is the room's: another peer's write is a retry, not a "no"
+            async with self._r.pipeline(transaction=True) as p:
+                try:
+                    await p.watch(key)
+                    raw = await p.hget(key, peer_id)
+                    if not raw:
+                        return False
+                    record = PeerRecord.model_validate_json(raw)
+                    if record.instance != instance:
+                        return False
+                    p.multi()  # type: ignore[no-untyped-call]
+                    p.hset(key, peer_id, record.model_copy(update=update).model_dump_json())
+                    await p.execute()
+                    return True
+                except aioredis.WatchError:
+                    continue
 
     # a resumable peer's SFU objects (keys.room_peer_media)
     async def put_peer_media(self, room: str, peer_id: str, field: str, value: str) -> None:
@@ -424,6 +425,10 @@ class StateStore:
 
     async def heartbeat(self, instance_id: str, ttl_s: int) -> None:
         await self._r.set(keys.instance(instance_id), "1", ex=ttl_s)
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        """The instance's heartbeat has not expired."""
+        return bool(await self._r.exists(keys.instance(instance_id)))
 
     async def subscribe(self, *channels: str) -> AsyncIterator[tuple[str, str]]:
         """Yield (channel, data) until cancelled or the connection drops."""

@@ -111,6 +111,8 @@ class RoomManager:
         self.pool.on_node_down.append(self.resync.on_node_down)
         self.tasks.spawn(self.events.listen(), f"room-events {self.instance_id}")
         self.tasks.spawn(self.resync.watch_redis(), f"redis-watchdog {self.instance_id}")
+        if self.resumes.enabled:
+            self.tasks.spawn(self.resumes.sweep_forever(), f"orphan-sweep {self.instance_id}")
 
     async def close(self) -> None:
         if self._closed:

@@ -19,8 +19,17 @@ Refusals (ResumeRefused codes, docs/signaling.md#resuming-a-session):
 `session_ended` (the peer left meanwhile: removed, replaced, room deleted),
 `resume_mismatch` (the token is another identity's or another room's).
 
+A control-plane instance that dies (no graceful stop: SIGKILL, a lost machine)
+cannot run its peers' grace periods. Every instance sweeps Redis (`sweep`, every
+`SWEEP_EVERY_S`) for peers whose instance's heartbeat is gone: such a peer is away
+since its `disconnected_at`, or since the sweep first saw it orphaned; once the
+grace period has passed and its token is still unused, the sweeping instance claims
+it (WATCH/MULTI on its record: one instance wins), rebuilds it from Redis and makes
+it leave as any expired peer (its SFU transports closed, `peerLeft` reason
+`disconnected`, its token `expired`): no ghost participants.
+
 Tasks: one grace task per away peer, on the RoomManager's tasks; cancelled when
-the peer resumes, leaves, or is handed over.
+the peer resumes, leaves, or is handed over; one sweep loop per instance.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import logging
 import secrets
 import time
 
-from mediaplane.control.auth import Principal
+from mediaplane.control.auth import Grants, Principal
 from mediaplane.control.errors import NotFound, ResumeRefused
 from mediaplane.control.rooms.events import RoomEvents
 from mediaplane.control.rooms.guard import REDIS_ERRORS, redis_call, sfu_call
@@ -42,7 +51,7 @@ from mediaplane.control.rooms.placement import Placement
 from mediaplane.control.rooms.sessions import Sessions, new_producer_event
 from mediaplane.control.tasks import OwnedTasks
 from mediaplane.sfu import SfuRpcError
-from mediaplane.state.models import ResumeRecord
+from mediaplane.state.models import PeerRecord, ResumeRecord, RoomRecord
 from mediaplane.state.store import StateStore
 from mediaplane.wire.ids import Json
 from mediaplane.wire.room_events import Handover, PeerReconnected, PeerReconnecting, RoomEvent
@@ -57,6 +66,7 @@ RESUME_MISMATCH = "resume_mismatch"
 # A live token's key while its socket is up (the grace TTL replaces it at a drop):
 # only so that a token of an instance that died with it does not stay forever.
 LIVE_TOKEN_TTL_S = 24 * 3600.0
+SWEEP_EVERY_S = 2.0  # how often an instance looks for the peers of dead instances
 
 
 def new_token() -> tuple[str, str]:
@@ -115,6 +125,8 @@ class Resumes:
         self.grace_s = grace_s
         self.tombstone_s = tombstone_s
         self._grace: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Peers of dead instances (sweep): since when this instance saw each orphaned.
+        self._orphans: dict[tuple[str, str], float] = {}
         sessions.on_gone.append(self._gone)
         events.room_listeners.append(self._on_room_event)
 
@@ -129,6 +141,8 @@ class Resumes:
         record = ResumeRecord(room=peer.room, identity=peer.identity, peer_id=peer.peer_id)
         await redis_call(self.store.put_resume(hashed, record, LIVE_TOKEN_TTL_S))
         peer.resume_hash = hashed
+        # The sweep of another instance needs it if this one dies.
+        await redis_call(self.store.put_peer_media(peer.room, peer.peer_id, "resume", hashed))
         if peer.rtp_capabilities is not None:
             await redis_call(
                 self.store.put_peer_media(
@@ -250,35 +264,106 @@ class Resumes:
                 raise ResumeRefused(
                     SESSION_ENDED, "the participant is no longer in the room: join again"
                 )
-            media = await redis_call(self.store.get_peer_media(name, peer_id))
-            local = await self.placement.local_room(room)
-            caps = media.get("caps")
-            peer = LocalPeer(
-                peer_id=peer_id, room=name, principal=principal, display_name=held.name,
-                instance=self.instance_id, send_event=send_event, disconnect=disconnect,
-                joined_at=held.joined_at, kind=held.kind, router_id=held.router_id,
-                rtp_capabilities=json.loads(caps) if caps else None,
-            )  # fmt: skip
-            listed = await redis_call(self.store.list_producers(name))
-            producers = {p.producer_id: p for p in listed}
-            for field, value in media.items():
-                kind, _, object_id = field.partition(":")
-                if kind == "transport":
-                    peer.transports[object_id] = value
-                elif kind == "consumer":
-                    peer.consumers[object_id] = value
-                    self.sessions.consumer_owner[object_id] = peer
-                    source = producers.get(value)
-                    if source is not None and source.kind == "video":  # layers.py picks its layer
-                        peer.video_consumers[object_id] = source.layer_heights
-            for producer in producers.values():
-                if producer.peer_id == peer_id:
-                    peer.producers[producer.producer_id] = producer
-            local.peers[peer_id] = peer
-            self.placement.cancel_release(name)
+            peer = await self._rebuild(room, held, principal, send_event, disconnect)
         log.info("peer adopted room=%s peer=%s from instance=%s", name, peer_id, held.instance)
         await self.events.publish(Handover(room=name, origin=peer_id, peer_id=peer_id))
         return peer
+
+    async def _rebuild(
+        self, room: RoomRecord, held: PeerRecord, principal: Principal, send_event: EventSink,
+        disconnect: Disconnect,
+    ) -> LocalPeer:  # fmt: skip
+        """A peer served here from its Redis records (under the room's placement lock)."""
+        name, peer_id = room.name, held.peer_id
+        media = await redis_call(self.store.get_peer_media(name, peer_id))
+        local = await self.placement.local_room(room)
+        caps = media.get("caps")
+        peer = LocalPeer(
+            peer_id=peer_id, room=name, principal=principal, display_name=held.name,
+            instance=self.instance_id, send_event=send_event, disconnect=disconnect,
+            joined_at=held.joined_at, kind=held.kind, router_id=held.router_id,
+            rtp_capabilities=json.loads(caps) if caps else None,
+            resume_hash=media.get("resume"),
+        )  # fmt: skip
+        listed = await redis_call(self.store.list_producers(name))
+        producers = {p.producer_id: p for p in listed}
+        for field, value in media.items():
+            kind, _, object_id = field.partition(":")
+            if kind == "transport":
+                peer.transports[object_id] = value
+            elif kind == "consumer":
+                peer.consumers[object_id] = value
+                self.sessions.consumer_owner[object_id] = peer
+                source = producers.get(value)
+                if source is not None and source.kind == "video":  # layers.py picks its layer
+                    peer.video_consumers[object_id] = source.layer_heights
+        for producer in producers.values():
+            if producer.peer_id == peer_id:
+                peer.producers[producer.producer_id] = producer
+        local.peers[peer_id] = peer
+        self.placement.cancel_release(name)
+        return peer
+
+    # the peers of dead instances ----------------------------------------------------------
+    async def sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY_S)
+            try:
+                await self.sweep()
+            except REDIS_ERRORS as e:
+                log.warning("orphan sweep: redis unreachable: %s", e)
+            except Exception:
+                log.exception("orphan sweep failed")
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Make the peers of dead instances whose grace period is over leave; how many."""
+        now = time.time() if now is None else now
+        alive: dict[str, bool] = {self.instance_id: True}
+        seen: set[tuple[str, str]] = set()
+        reaped = 0
+        for room in await self.store.list_rooms():
+            for held in await self.store.list_peers(room.name):
+                if held.instance not in alive:
+                    alive[held.instance] = await self.store.instance_alive(held.instance)
+                if alive[held.instance]:
+                    continue
+                key = (room.name, held.peer_id)
+                seen.add(key)
+                since = held.disconnected_at or self._orphans.setdefault(key, now)
+                if now - since >= self.grace_s and await self._reap(room, held, since):
+                    reaped += 1
+        for key in set(self._orphans) - seen:
+            del self._orphans[key]
+        return reaped
+
+    async def _reap(self, room: RoomRecord, held: PeerRecord, since: float) -> bool:
+        """Claim a dead instance's peer and make it leave (False: another instance did,
+        or it resumed meanwhile)."""
+        name, peer_id = room.name, held.peer_id
+        media = await self.store.get_peer_media(name, peer_id)
+        hashed = media.get("resume")
+        if hashed is not None:
+            taken = await self.store.take_resume(hashed, name, held.identity, self.tombstone_s)
+            if taken is not None and taken.state != "live":
+                return False  # it resumed (used), or another sweep expired it
+        async with self.placement.lock(name):
+            claimed = await self.store.update_peer_if_owned(
+                name, peer_id, held.instance, {"instance": self.instance_id}
+            )
+            if not claimed:
+                return False
+            principal = Principal(
+                identity=held.identity, name=held.name, api_key="", grants=Grants(room=name)
+            )
+            peer = await self._rebuild(room, held, principal, _nowhere, _closed)
+        peer.away_since = since
+        log.info(
+            "peer of dead instance=%s did not resume room=%s peer=%s within %.0f s",
+            held.instance, name, peer_id, self.grace_s,
+        )  # fmt: skip
+        self._orphans.pop((name, peer_id), None)
+        await self.sessions.leave(peer, "disconnected")
+        return True
 
     async def _resumed(self, peer: LocalPeer, restart_ice: bool) -> Json:
         """Back: its record, new ICE parameters, a new token, the others told; the reply."""

@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from mediaplane.control.auth import PermissionDenied, Principal
 from mediaplane.control.errors import ControlError, InvalidState
@@ -115,6 +120,8 @@ class PeerSession:
                 await self._send(reply)
         except WebSocketDisconnect as e:
             self._close_code = e.code
+        except WebSocketDisconnected:  # this side closed it (4011, kicked) meanwhile
+            pass
         except RuntimeError as e:  # receive after close, or a binary frame
             if "receive" not in str(e) and "text" not in str(e):
                 raise
