@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import subprocess
 import time
@@ -297,3 +298,72 @@ async def wait_decoding(page: Page, timeout_s: float) -> dict[str, Any]:
             got = await decoded_over(page, 1.5)
             if got["frames"] > 0 and got["audioEnergy"] > 0:
                 return got
+
+
+CHANGE_BACK_S = 3.0  # a network change: media decoded again within this (asserted)
+
+SELECTED_LOCAL_JS = """async () => {
+  const stats = await window.mediaplane.send.getStats();
+  let pair = null;
+  stats.forEach((s) => { if (s.type === 'transport') pair = s.selectedCandidatePairId; });
+  let local = null;
+  stats.forEach((s) => { if (s.id === pair) local = s.localCandidateId; });
+  let address = null;
+  stats.forEach((s) => { if (s.id === local) address = s.address; });
+  return address;
+}"""
+
+
+async def test_a_network_change_restarts_ice_without_a_rejoin(
+    browsers: tuple[Browser, Browser],
+    lan: netns.Lan,
+    bridged: tuple[Settings, ControlInstance],
+) -> None:
+    """Alice's namespace moves to a new address mid-call (the old one is deleted: her
+    signaling socket and ICE path on it are dead). Her page notices, resumes on a new
+    socket and restarts ICE from the new address: the same peer, no rejoin, no peerLeft
+    at Bob's, and Bob decodes her video again within CHANGE_BACK_S of the change."""
+    settings, control = bridged
+    inside, outside = browsers
+    room = f"chg-{uuid.uuid4().hex[:6]}"
+    errors: list[str] = []
+    alice_token, bob_token = (participant(settings, n, room) for n in ("alice", "bob"))
+    alice = await open_call(inside, control, room, "Alice", errors, alice_token)
+    bob = await open_call(outside, control, room, "Bob", errors, bob_token)
+    await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
+    await wait_decoding(bob, 20.0)
+    alice_id = await alice.evaluate("window.mediaplane.peerId")
+    assert await alice.evaluate(SELECTED_LOCAL_JS) == lan.ip(0)
+    await watch_left(bob)
+    restarts = await alice.evaluate("window.mediaplane.iceRestarts")
+    changed = time.monotonic()
+    new_ip = lan.readdress(0, 200)
+    # Bob's count of Alice's frames, every 50 ms: the longest stall after the change.
+    samples: list[tuple[float, int]] = []
+    while time.monotonic() - changed < 15.0:
+        samples.append((time.monotonic(), await frames_from(bob, alice_id)))
+        await asyncio.sleep(0.05)
+    # When the count rose: the longest wait between rises (from the change on) ends
+    # when her video was back.
+    rises = [changed] + [t1 for (_, n0), (t1, n1) in itertools.pairwise(samples) if n1 > n0]
+    stall_end = max(itertools.pairwise(rises), key=lambda p: p[1] - p[0], default=(0, changed))[1]
+    media_back = stall_end - changed
+    await wait_decoding(bob, 10.0)
+    status = await alice.evaluate("window.mediaplane.statusLog")
+    local = await alice.evaluate(SELECTED_LOCAL_JS)
+    log.info(
+        "measured: network change %s -> %s: bob decodes alice's video again %.2f s after "
+        "(%d ICE restarts, %d resumes, %d sockets; ICE now from %s; status %s)",
+        lan.ip(0), new_ip, media_back,
+        await alice.evaluate("window.mediaplane.iceRestarts") - restarts,
+        await alice.evaluate("window.mediaplane.resumes"),
+        await alice.evaluate("window.mediaplane.link.sockets"), local, status,
+    )  # fmt: skip
+    assert await alice.evaluate("window.mediaplane.peerId") == alice_id  # no rejoin
+    assert not [s for s in status if s.startswith("Session expired")], status
+    assert await alice.evaluate("window.mediaplane.iceRestarts") > restarts
+    assert local == new_ip
+    assert await bob.evaluate("window.__left") == []
+    assert await bob.get_by_role("figure", name="Alice").count() == 1
+    assert media_back <= CHANGE_BACK_S, f"media back {media_back:.2f} s after the change"
+    assert [e for e in errors if "WebSocket" not in e and "ICE" not in e] == [], errors

@@ -17,7 +17,7 @@ const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: nul
   ended: false,
   // The session's resume token (docs/signaling.md#resuming-a-session): a lost socket
   // resumes the same peer with it; cleared when only a rejoin will do.
-  resumeToken: null, resumes: 0, iceRestarts: 0 };
+  resumeToken: null, resumes: 0, iceRestarts: 0, probing: false };
 
 const REQUEST_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000;
@@ -29,6 +29,9 @@ const ICE_RESTARTS_BEFORE_REJOIN = 4; // then the page rejoins
 const HEARTBEAT_MS = 2000;
 const HEARTBEAT_TIMEOUT_MS = 3000;
 const RESUME_CONNECT_TIMEOUT_MS = 2000; // a quick new attempt beats a slow SYN retransmit
+// A media path that breaks often means the network changed under the socket too: the
+// page pings at once and resumes on a new socket when this passes without an answer.
+const PROBE_TIMEOUT_MS = 1000;
 // The page closes a socket it gives up with this code: the server keeps the session.
 const CLOSE_RESUMING = 4000;
 const RESUME_REFUSED = ['session_expired', 'session_ended', 'resume_token_used', 'resume_mismatch'];
@@ -414,12 +417,25 @@ function watchTransport(t) {
   };
   t.on('connectionstatechange', (s) => {
     if (!current()) { clearTimeout(timer); timer = null; return; }
+    if (s === 'disconnected' || s === 'failed') probeSocket();
     if (s === 'connected') {
       clearTimeout(timer); timer = null;
       if (tries > 0) setStatus(`Reconnected in room ${state.room} as ${$('name').value}`);
       tries = 0;
     } else if (s === 'failed' && !timer) timer = setTimeout(attempt, 0);
     else if (s === 'disconnected' && !timer) timer = setTimeout(attempt, ICE_RESTART_AFTER_MS);
+  });
+}
+
+// Is the socket still there? (a network change kills it silently, the heartbeat would
+// notice only later); no answer in PROBE_TIMEOUT_MS: resume on a new one.
+function probeSocket() {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || state.link.running || state.probing) return;
+  state.probing = true;
+  request('ping', {}, PROBE_TIMEOUT_MS).then(() => { state.probing = false; }, () => {
+    state.probing = false;
+    if (ws === state.ws && !state.closing) reconnect('Connection lost; reconnecting...');
   });
 }
 
