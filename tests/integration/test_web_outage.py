@@ -350,6 +350,11 @@ async def test_a_network_change_restarts_ice_without_a_rejoin(
     media_back = stall_end - changed
     await wait_decoding(bob, 10.0)
     status = await alice.evaluate("window.mediaplane.statusLog")
+    told_at = await alice.evaluate(
+        "window.mediaplane.statusTimes.map((t) => (t - performance.now()) / 1000)"
+    )
+    now = time.monotonic()
+    told = [f"{now + t - changed:+.2f} s {s}" for s, t in zip(status, told_at, strict=True)]
     local = await alice.evaluate(SELECTED_LOCAL_JS)
     log.info(
         "measured: network change %s -> %s: bob decodes alice's video again %.2f s after "
@@ -357,7 +362,7 @@ async def test_a_network_change_restarts_ice_without_a_rejoin(
         lan.ip(0), new_ip, media_back,
         await alice.evaluate("window.mediaplane.iceRestarts") - restarts,
         await alice.evaluate("window.mediaplane.resumes"),
-        await alice.evaluate("window.mediaplane.link.sockets"), local, status,
+        await alice.evaluate("window.mediaplane.link.sockets"), local, told,
     )  # fmt: skip
     assert await alice.evaluate("window.mediaplane.peerId") == alice_id  # no rejoin
     assert not [s for s in status if s.startswith("Session expired")], status

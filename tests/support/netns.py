@@ -93,8 +93,10 @@ class Lan:
         ns, dev = self.namespaces[index], f"mpv{self.suffix}{index}n"
         old = self.addresses.get(index, self.ip(index))
         new = f"{self.prefix}.{host}"
-        _ip("-n", ns, "addr", "add", f"{new}/24", "dev", dev)
+        # The old one first: a second address of the same /24 is a secondary, deleted
+        # with the primary.
         _ip("-n", ns, "addr", "del", f"{old}/24", "dev", dev)
+        _ip("-n", ns, "addr", "add", f"{new}/24", "dev", dev)
         self.addresses[index] = new
         return new
 

@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: null, recv: null,
   producers: {}, consumers: new Map(), peers: new Map(), room: '', token: '', closing: false,
   // Tracks announced between our join and our receive transport: consumed once it exists.
-  early: new Map(), statusLog: [],
+  early: new Map(), statusLog: [], statusTimes: [],
   // What the user has on: every (re)join publishes exactly this, nothing more.
   wanted: { audio: true, video: true }, media: null, screenTrack: null,
   // A viewer asks for no device; a refused or missing one leaves the user receiving,
@@ -26,8 +26,8 @@ const ICE_RESTART_EVERY_MS = 4000; // ... and again while it is not back
 const ICE_RESTARTS_BEFORE_REJOIN = 4; // then the page rejoins
 // The page checks its socket with a `ping` this often; one not answered in time is lost
 // (the browser itself notices a dead TCP connection only much later).
-const HEARTBEAT_MS = 2000;
-const HEARTBEAT_TIMEOUT_MS = 3000;
+const HEARTBEAT_MS = 1000;
+const HEARTBEAT_TIMEOUT_MS = 1200;
 const RESUME_CONNECT_TIMEOUT_MS = 2000; // a quick new attempt beats a slow SYN retransmit
 // A media path that breaks often means the network changed under the socket too: the
 // page pings at once and resumes on a new socket when this passes without an answer.
@@ -51,13 +51,14 @@ const AUDIO_OPTIONS = { opusFec: true, opusDtx: true, opusStereo: false };
 const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 // 0.5 s, 1 s, 2 s, 4 s, then every 5 s, each with up to 20 % jitter; resuming retries
-// faster (0.25 s, then every 0.5 s): the session waits only its grace period.
+// faster (at once, then every 0.5 s): the session waits only its grace period.
 const backoff = (n) => Math.min(500 * 2 ** n, 5000) * (1 + Math.random() * 0.2);
-const resumeBackoff = (n) => (n === 0 ? 250 : 500) * (1 + Math.random() * 0.2);
+const resumeBackoff = (n) => (n === 0 ? 50 : 500) * (1 + Math.random() * 0.2);
 
 function setStatus(text) {
   $('status').textContent = text;
   state.statusLog.push(text); // what the user was told, in order (read by tests)
+  state.statusTimes.push(Math.round(performance.now()));
 }
 
 function request(method, data = {}, timeoutMs = REQUEST_TIMEOUT_MS) {
@@ -560,10 +561,12 @@ async function runLink() {
 
 // Take the session back on the new socket; false when the server refused (join anew).
 async function resume() {
-  const bad = [state.send, state.recv].some((t) => t.connectionState !== 'connected');
+  // ICE is restarted on every resume: what silently killed the socket (a new address,
+  // a NAT rebinding) has most likely broken the media path too, before ICE noticed; a
+  // path that still works carries the media until the new one is chosen.
   let reply;
   try {
-    reply = await request('resume', { resumeToken: state.resumeToken, restartIce: bad });
+    reply = await request('resume', { resumeToken: state.resumeToken, restartIce: true });
   } catch (e) {
     const code = e.message.split(':')[0];
     if (RESUME_REFUSED.includes(code)) { state.resumeToken = null; return false; }
@@ -581,7 +584,8 @@ async function applySnapshot(reply) {
   for (const t of [state.send, state.recv]) {
     const entry = reply.transports.find((x) => x.transportId === t.id);
     if (!entry) { state.resumeToken = null; throw new Error('a transport is gone'); }
-    if (entry.iceParameters) await restartIce(t, entry.iceParameters);
+    // A transport that never connected (a viewer's send side) has no ICE to restart.
+    if (entry.iceParameters && t.connectionState !== 'new') await restartIce(t, entry.iceParameters);
   }
   const peers = new Map(reply.peers.map((p) => [p.peerId, p]));
   for (const id of [...state.peers.keys()]) {
