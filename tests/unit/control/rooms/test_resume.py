@@ -4,7 +4,9 @@ Redis, the sessions and the room events: no SFU, Redis or socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -22,7 +24,7 @@ from mediaplane.control.rooms.resume import (
     token_hash,
 )
 from mediaplane.control.tasks import OwnedTasks
-from mediaplane.state.models import PeerRecord, ResumeRecord
+from mediaplane.state.models import PeerRecord, ResumeRecord, RoomRecord
 from mediaplane.wire.ids import Json
 from mediaplane.wire.room_events import Handover, PeerReconnecting
 
@@ -197,3 +199,109 @@ async def test_a_handover_from_another_instance_forgets_the_peer_and_closes_its_
         await listener(Handover(room="r", instance="other", peer_id="p1"))
     assert sessions.forgotten == ["p1"] and closed[0][0] == 4011
     assert peer.resume_hash is None
+
+
+# the peers of dead instances ------------------------------------------------------------
+class SweepStore(Store):
+    """One room with alice (instance `dead`) and bob (instance `inst`)."""
+
+    def __init__(self, token_state: str = "live") -> None:
+        super().__init__()
+        self.owner = "dead"
+        self.alive = {"inst": True, "dead": False}
+        self.token = record(state=token_state)
+        self.peers = {
+            "p1": PeerRecord(peer_id="p1", identity="alice", instance="dead"),
+            "p2": PeerRecord(peer_id="p2", identity="bob", instance="inst"),
+        }
+
+    async def list_rooms(self) -> list[RoomRecord]:
+        return [RoomRecord(name="r")]
+
+    async def list_peers(self, room: str) -> list[PeerRecord]:
+        return list(self.peers.values())
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        return self.alive[instance_id]
+
+    async def get_peer_media(self, room: str, peer_id: str) -> dict[str, str]:
+        return {"resume": "h1", "transport:t1": "send"} if peer_id == "p1" else {}
+
+    async def take_resume(
+        self, token_hash: str, room: str, identity: str, tombstone_ttl_s: float
+    ) -> ResumeRecord:
+        taken = self.token
+        if taken.state == "live":
+            self.token = taken.model_copy(update={"state": "used"})
+        return taken
+
+    async def update_peer_if_owned(
+        self, room: str, peer_id: str, instance: str, update: dict[str, Any]
+    ) -> bool:
+        held = self.peers[peer_id]
+        if held.instance != instance:
+            return False
+        self.peers[peer_id] = held.model_copy(update=update)
+        return True
+
+    async def list_producers(self, room: str) -> list[Any]:
+        return []
+
+
+class Placement:
+    def __init__(self) -> None:
+        self.room = type("LocalRoomStandIn", (), {"peers": {}})()
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        yield
+
+    async def local_room(self, room: RoomRecord) -> Any:
+        return self.room
+
+    def cancel_release(self, name: str) -> None:
+        return None
+
+
+def sweep_setup(token_state: str = "live") -> tuple[Resumes, SweepStore, Sessions]:
+    store, sessions, events = SweepStore(token_state), Sessions(), Events()
+    resumes = Resumes(
+        cast(Any, store), cast(Any, Placement()), cast(Any, sessions), cast(Any, events),
+        OwnedTasks(), "inst", grace_s=10.0, tombstone_s=60.0,
+    )  # fmt: skip
+    sessions.consumer_owner = {}  # type: ignore[attr-defined]
+    return resumes, store, sessions
+
+
+async def test_a_dead_instances_peer_leaves_once_its_grace_period_is_over() -> None:
+    resumes, store, sessions = sweep_setup()
+    assert await resumes.sweep(now=1000.0) == 0  # first seen orphaned: its grace starts
+    assert await resumes.sweep(now=1009.0) == 0
+    assert sessions.left == [] and store.token.state == "live"
+    assert await resumes.sweep(now=1010.0) == 1
+    assert sessions.left == [("p1", "disconnected")]  # alice only: bob's instance lives
+    assert store.peers["p1"].instance == "inst"  # claimed before it left
+    assert [(h, r.state) for h, r in store.tombstones] == [("h1", "expired")]
+
+
+async def test_a_dead_instances_peer_away_since_before_counts_from_then() -> None:
+    resumes, store, sessions = sweep_setup()
+    store.peers["p1"] = store.peers["p1"].model_copy(
+        update={"state": "disconnected", "disconnected_at": 990.0}
+    )
+    assert await resumes.sweep(now=1000.0) == 1
+    assert sessions.left == [("p1", "disconnected")]
+
+
+async def test_a_peer_that_resumed_elsewhere_is_not_swept() -> None:
+    resumes, store, sessions = sweep_setup(token_state="used")
+    await resumes.sweep(now=1000.0)
+    assert await resumes.sweep(now=2000.0) == 0
+    assert sessions.left == [] and store.peers["p1"].instance == "dead"
+
+
+async def test_a_live_instances_peer_is_never_swept() -> None:
+    resumes, store, sessions = sweep_setup()
+    store.alive["dead"] = True
+    await resumes.sweep(now=1000.0)
+    assert await resumes.sweep(now=5000.0) == 0 and sessions.left == []
