@@ -20,6 +20,9 @@ apt_packages=(
   nodejs npm
   # shared state
   redis-server
+  # TURN relay for clients behind UDP-blocking firewalls: `turnserver` runs as our
+  # child process (src/mediaplane/turn/server.py), its systemd service stays off
+  coturn
   # media processing and checking
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
@@ -57,6 +60,11 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || apt_status=$?
   ((own_policy)) && rm -f "$policy"
   ((${apt_status:-0} == 0)) || exit "$apt_status"
+  # Debian enables coturn's service on install: we run turnserver ourselves, so a
+  # reboot must not start a second one with /etc/turnserver.conf.
+  if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable coturn >&2 2>/dev/null || true
+  fi
 fi
 
 stamp_dir=$root/var/.stamps

@@ -10,5 +10,5 @@ from __future__ import annotations
 import os
 import secrets
 
-for _name in ("SFU_SECRET", "API_SECRET", "MEDIA_SECRET", "WEBHOOK_SECRET"):
+for _name in ("SFU_SECRET", "API_SECRET", "MEDIA_SECRET", "WEBHOOK_SECRET", "TURN_SECRET"):
     os.environ.setdefault(f"MEDIAPLANE_{_name}", f"test-{secrets.token_urlsafe(24)}")

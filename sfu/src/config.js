@@ -43,6 +43,9 @@ export function loadConfig() {
     rtcMaxPort: int('MEDIAPLANE_RTC_MAX_PORT', 49999, { min: 1024 }),
     rtcListenIp: str('MEDIAPLANE_RTC_LISTEN_IP', '127.0.0.1'),
     rtcAnnouncedAddress: str('MEDIAPLANE_RTC_ANNOUNCED_ADDRESS', undefined),
+    // Worker i's WebRtcServer listens on UDP and TCP rtcServerPort + i; unset: one port
+    // per worker (UDP and TCP each) from the RTC range.
+    rtcServerPort: int('MEDIAPLANE_RTC_SERVER_PORT', undefined, { min: 1024 }),
     plainListenIp: str('MEDIAPLANE_PLAIN_LISTEN_IP', '127.0.0.1'),
     maxMessageBytes: int('MEDIAPLANE_SFU_MAX_MESSAGE_BYTES', 262144, { min: 1024, max: 64 * 1024 * 1024 }),
     logLevel: str('MEDIAPLANE_SFU_LOG_LEVEL', 'info'),
@@ -53,6 +56,9 @@ export function loadConfig() {
   if (config.rtcMinPort > config.rtcMaxPort) {
     throw new Error('MEDIAPLANE_RTC_MIN_PORT must not exceed MEDIAPLANE_RTC_MAX_PORT');
   }
+  if (config.rtcServerPort !== undefined && config.rtcServerPort + config.numWorkers - 1 > 65535) {
+    throw new Error('MEDIAPLANE_RTC_SERVER_PORT + MEDIAPLANE_SFU_NUM_WORKERS - 1 must not exceed 65535');
+  }
   const exposed = [config.host, config.rtcListenIp, config.plainListenIp, config.rtcAnnouncedAddress]
     .filter((a) => a && !isLoopback(a));
   if (config.secret === DEV_SECRET && exposed.length) {
@@ -60,6 +66,16 @@ export function loadConfig() {
       + `address (${exposed.join(', ')}): set MEDIAPLANE_SFU_SECRET`);
   }
   return config;
+}
+
+// The listen infos of worker `slot`'s WebRtcServer: one UDP and one TCP socket, on the
+// RTC address, announcing the announced address (ICE candidates carry it).
+export function webRtcServerListenInfos(config, slot) {
+  const where = config.rtcServerPort !== undefined
+    ? { port: config.rtcServerPort + slot }
+    : { portRange: { min: config.rtcMinPort, max: config.rtcMaxPort } };
+  const base = { ip: config.rtcListenIp, announcedAddress: config.rtcAnnouncedAddress, ...where };
+  return [{ ...base, protocol: 'udp' }, { ...base, protocol: 'tcp' }];
 }
 
 // Router codecs, as mediasoup-demo offers them.

@@ -8,18 +8,6 @@ import * as v from './validate.js';
 
 const pendingRouters = new Map(); // roomId -> Promise<router>, so concurrent creates share one
 
-function webRtcListenInfos(config, { enableUdp, enableTcp }) {
-  const base = {
-    ip: config.rtcListenIp,
-    announcedAddress: config.rtcAnnouncedAddress,
-    portRange: { min: config.rtcMinPort, max: config.rtcMaxPort },
-  };
-  const infos = [];
-  if (enableUdp) infos.push({ ...base, protocol: 'udp' });
-  if (enableTcp) infos.push({ ...base, protocol: 'tcp' });
-  return infos;
-}
-
 function tupleOf(t) {
   return t ? { localAddress: t.localAddress ?? t.localIp, localPort: t.localPort, protocol: t.protocol } : undefined;
 }
@@ -127,8 +115,10 @@ const handlers = {
     const enableUdp = v.bool(p, 'enableUdp', true);
     const enableTcp = v.bool(p, 'enableTcp', true);
     if (!enableUdp && !enableTcp) throw invalidParams('params.enableUdp/enableTcp: at least one must be true');
+    const webRtcServer = ctx.pool.webRtcServer(router.appData.workerPid);
+    if (!webRtcServer) throw invalidState('the worker of that router is gone');
     const transport = await router.createWebRtcTransport({
-      listenInfos: webRtcListenInfos(ctx.config, { enableUdp, enableTcp }),
+      webRtcServer,
       enableUdp,
       enableTcp,
       preferUdp: v.bool(p, 'preferUdp', true),

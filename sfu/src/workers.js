@@ -1,6 +1,7 @@
 // The mediasoup worker pool: one worker per slot, least-loaded placement, and
 // a dead worker replaced at once with its rooms reported (no silent hang).
 import * as mediasoup from 'mediasoup';
+import { webRtcServerListenInfos } from './config.js';
 import { log } from './log.js';
 
 export class WorkerPool {
@@ -24,7 +25,19 @@ export class WorkerPool {
       appData: { slot },
     });
     worker.on('died', (error) => this.#died(worker, error));
-    log.info('worker started', { workerPid: worker.pid, slot });
+    // Every WebRTC transport of this worker shares one UDP and one TCP port (ICE-TCP for
+    // clients whose network blocks UDP), so a firewall needs only those opened.
+    try {
+      worker.appData.webRtcServer = await worker.createWebRtcServer({
+        listenInfos: webRtcServerListenInfos(this.config, slot),
+      });
+    } catch (error) {
+      worker.close();
+      throw new Error(`worker ${slot}: WebRtcServer on ${JSON.stringify(webRtcServerListenInfos(this.config, slot))}: ${error.message}`);
+    }
+    const dump = await worker.appData.webRtcServer.dump();
+    worker.appData.rtcPorts = { udp: dump.udpSockets.map((s) => s.port), tcp: dump.tcpServers.map((s) => s.port) };
+    log.info('worker started', { workerPid: worker.pid, slot, rtcPorts: worker.appData.rtcPorts });
     return worker;
   }
 
@@ -42,6 +55,12 @@ export class WorkerPool {
       log.error('worker replacement failed', { slot, error: String(e?.message ?? e) });
     }
     this.onWorkerDied({ pid: worker.pid, newPid, error: String(error?.message ?? error), roomIds, routerIds });
+  }
+
+  /** The WebRtcServer of the live worker `pid`. */
+  webRtcServer(pid) {
+    const worker = this.workers.find((w) => w.pid === pid && !w.closed && !w.died);
+    return worker?.appData.webRtcServer;
   }
 
   // The least-loaded live worker; one not in `avoid` (pids) when there is such a worker.
@@ -65,6 +84,7 @@ export class WorkerPool {
         producers: count(this.registry.producers),
         consumers: count(this.registry.consumers),
         load: load.get(w.pid) ?? 0,
+        rtcPorts: w.appData.rtcPorts,
       };
     });
   }

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 import typer
 from rich.console import Console
@@ -131,7 +132,8 @@ async def _show_status(system: System) -> None:
         f"[/bold] for the dashboard, REST API at {system.url}/docs"
     )
     console.print(
-        "Mint a token: [bold]./mediaplane token --identity alice --room demo[/bold]   Stop: Ctrl-C"
+        "Invite someone: [bold]./mediaplane token --identity alice --room demo --link[/bold]"
+        " (open join is off: docs/security.md)   Stop: Ctrl-C"
     )
 
 
@@ -200,9 +202,11 @@ def token(
     record: bool = typer.Option(False, help="may record"),
     server_admin: bool = typer.Option(False, "--admin", help="create/list/delete any room"),
     ttl: int = typer.Option(6 * 3600, help="lifetime in seconds"),
+    link: bool = typer.Option(False, help="print the call page's link with the token"),
 ) -> None:
     """Mint an access token with the configured API key and secret."""
     from mediaplane.control.auth import Grants, mint_token
+    from mediaplane.reachability import public_base_url
 
     settings = Settings()
     if room is None and not server_admin:
@@ -217,16 +221,20 @@ def token(
         room_create=server_admin,
         room_list=server_admin,
     )
-    typer.echo(
-        mint_token(
-            api_key=settings.api_key,
-            api_secret=settings.secret("api_secret"),
-            identity=identity,
-            name=name,
-            grants=grants,
-            ttl_s=ttl,
-        )
+    minted = mint_token(
+        api_key=settings.api_key,
+        api_secret=settings.secret("api_secret"),
+        identity=identity,
+        name=name,
+        grants=grants,
+        ttl_s=ttl,
     )
+    if link and room is None:
+        raise typer.BadParameter("--link needs --room (the room the link joins)")
+    if link:
+        query = urlencode({"room": room, "name": name or identity, "token": minted})
+        minted = f"{public_base_url(settings)}/?{query}"
+    typer.echo(minted)
 
 
 # rooms ----------------------------------------------------------------------------

@@ -171,6 +171,12 @@ def local_base_url(settings: Settings) -> str:
     return f"{scheme}://{url_host(local_host(settings.host))}:{settings.port}"
 
 
+def public_base_url(settings: Settings) -> str:
+    """The control plane of these settings as other machines (and its pages) reach it."""
+    scheme = "https" if tls_required(settings) else "http"
+    return f"{scheme}://{url_host(announced_address(settings))}:{settings.port}"
+
+
 def client_verify(settings: Settings, *, check_hostname: bool) -> ssl.SSLContext | bool:
     """What a client on this machine (the CLI) trusts: the control plane's own
     certificate (pinned, as its trust anchor) besides the system's CAs."""

@@ -27,7 +27,14 @@ DEV_MEDIA_SECRET = "dev-media-secret"
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "dev-api-secret-change-me-0123456789"
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
-DEV_DEFAULTS = {DEV_SFU_SECRET, DEV_MEDIA_SECRET, DEV_API_SECRET, DEV_WEBHOOK_SECRET}
+DEV_TURN_SECRET = "dev-turn-secret"
+DEV_DEFAULTS = {
+    DEV_SFU_SECRET,
+    DEV_MEDIA_SECRET,
+    DEV_API_SECRET,
+    DEV_WEBHOOK_SECRET,
+    DEV_TURN_SECRET,
+}
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,6 +108,37 @@ class Settings(BaseSettings):
         ge=1,
         description="participants per router before a room spans another SFU worker "
         "(pipeToRouter); unset: a room stays on one router",
+    )
+
+    # TURN relay and ICE-TCP (docs/networking.md#turn-and-ice-tcp): `mediaplane up` runs
+    # coturn on the announced address (the SFU's); every join gets time-limited
+    # credentials for it. Its TLS listener presents the control plane's certificate.
+    turn: bool | None = Field(
+        default=None,
+        description="run coturn and hand out TURN servers (default: when the announced "
+        "address, else the RTC listen address, is not loopback)",
+    )
+    turn_port: int = Field(default=3478, ge=1, le=65535, description="TURN over UDP and TCP")
+    turn_tls_port: int | None = Field(
+        default=None, ge=1, le=65535, description="TURN over TLS (default: 443 as root, else 5349)"
+    )
+    turn_secret: SecretStr | None = None
+    turn_credential_ttl_s: int = Field(
+        default=21600, ge=60, le=7 * 86400, description="lifetime of a join's TURN credentials"
+    )
+    turn_realm: str = Field(default="mediaplane", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    turn_min_port: int = Field(default=50000, ge=1024, le=65535, description="relay ports")
+    turn_max_port: int = Field(default=59999, ge=1024, le=65535)
+    turn_user_quota: int = Field(
+        default=12, ge=1, le=1000, description="allocations at once per credential (a join)"
+    )
+    turn_total_quota: int = Field(default=2000, ge=1, le=1_000_000)
+    rtc_server_port: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="SFU worker i takes all its WebRTC traffic on UDP and TCP port "
+        "rtc_server_port + i (default: one port per worker from the RTC range)",
     )
 
     # control plane
@@ -241,11 +279,14 @@ class Settings(BaseSettings):
     def _secrets(self) -> Settings:
         if self.rtc_min_port > self.rtc_max_port:
             raise ValueError("rtc_min_port must not exceed rtc_max_port")
+        if self.turn_min_port > self.turn_max_port:
+            raise ValueError("turn_min_port must not exceed turn_max_port")
         secrets = (
             ("sfu_secret", DEV_SFU_SECRET),
             ("api_secret", DEV_API_SECRET),
             ("media_secret", DEV_MEDIA_SECRET),
             ("webhook_secret", DEV_WEBHOOK_SECRET),
+            ("turn_secret", DEV_TURN_SECRET),
         )
         for name, default in secrets:
             value: SecretStr | None = getattr(self, name)
@@ -288,7 +329,8 @@ class Settings(BaseSettings):
         return self.data_dir / "secrets.json"
 
     def secret(
-        self, name: Literal["sfu_secret", "api_secret", "media_secret", "webhook_secret"]
+        self,
+        name: Literal["sfu_secret", "api_secret", "media_secret", "webhook_secret", "turn_secret"],
     ) -> str:
         value: SecretStr | None = getattr(self, name)
         assert value is not None  # set by the validator
@@ -310,6 +352,12 @@ class Settings(BaseSettings):
     def media_state_dir(self) -> Path:
         return self.data_dir / "media-state"
 
+    @property
+    def sfu_announced_address(self) -> str | None:
+        """What the SFU's ICE candidates (and coturn, turn/credentials.py) announce: the
+        announced address, unless rtc_announced_address overrides it for media alone."""
+        return self.rtc_announced_address or self.announced_address or None
+
     def sfu_env(self) -> dict[str, str]:
         """Environment for the Node SFU process."""
         env = {
@@ -325,9 +373,10 @@ class Settings(BaseSettings):
         }
         if self.sfu_num_workers is not None:
             env["MEDIAPLANE_SFU_NUM_WORKERS"] = str(self.sfu_num_workers)
-        if self.rtc_announced_address or self.announced_address:
-            announced = self.rtc_announced_address or self.announced_address
-            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = announced or ""
+        if self.sfu_announced_address:
+            env["MEDIAPLANE_RTC_ANNOUNCED_ADDRESS"] = self.sfu_announced_address
+        if self.rtc_server_port is not None:
+            env["MEDIAPLANE_RTC_SERVER_PORT"] = str(self.rtc_server_port)
         if self.metrics_token is not None:
             env["MEDIAPLANE_METRICS_TOKEN"] = self.metrics_token.get_secret_value()
         return env

@@ -20,10 +20,12 @@ from mediaplane.reachability import Reach, prepare, ssl_files
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
+from mediaplane.turn.credentials import turn_enabled
+from mediaplane.turn.server import TurnServer
 
 log = logging.getLogger(__name__)
 
-# (step, detail): "redis", "sfu", "media", "control" as each starts; detail says where.
+# (step, detail): "redis", "turn", "sfu", "media", "control" as each starts; detail says where.
 StepCallback = Callable[[str, str], None]
 SHUTDOWN_REASON = "server shutting down"
 
@@ -53,6 +55,7 @@ class System:
     settings: Settings
     redis: RedisServer | None = None
     redis_url: str = ""
+    turn: TurnServer | None = None
     sfu: SfuProcess | None = None
     sfu_client: SfuClient | None = None
     media: asyncio.subprocess.Process | None = None
@@ -113,6 +116,10 @@ class System:
             self.redis = await RedisServer.start(s.data_dir / "redis")
             self.redis_url = self.redis.url
             self._done(f"redis {redact(self.redis_url)} (private redis-server, password set)")
+        if turn_enabled(s):
+            self._step("turn", "starting coturn (turnserver) on the announced address")
+            self.turn = await TurnServer.start(s, reach.certificate)
+            self._done(f"turn {self.turn.describe()}")
         self._step("sfu", f"starting the SFU (mediasoup) on {s.sfu_host}:{s.sfu_port}")
         self.sfu = await SfuProcess.start(s)
         self.sfu_client = await SfuClient.create(self.sfu.url, self.sfu.secret)
@@ -254,6 +261,9 @@ class System:
         if self.sfu is not None:
             self._step("stop", "SFU")
             await self.sfu.stop()
+        if self.turn is not None:
+            self._step("stop", "TURN")
+            await self.turn.stop()
         if self.redis is not None:
             self._step("stop", "redis")
             await self.redis.stop()
@@ -265,6 +275,8 @@ class System:
             waits.append(asyncio.ensure_future(self.sfu.wait()))
         if self.media is not None:
             waits.append(asyncio.ensure_future(self.media.wait()))
+        if self.turn is not None:
+            waits.append(asyncio.ensure_future(self.turn.wait()))
         if self.control_task is not None:
             waits.append(asyncio.ensure_future(asyncio.shield(self.control_task)))
         if not waits:

@@ -21,7 +21,7 @@ from tests.support.control import ControlInstance
 
 pytestmark = pytest.mark.integration
 
-SECRETS = ("SFU_SECRET", "API_SECRET", "MEDIA_SECRET", "WEBHOOK_SECRET")
+SECRETS = ("SFU_SECRET", "API_SECRET", "MEDIA_SECRET", "WEBHOOK_SECRET", "TURN_SECRET")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from mediaplane.certificates import Certificate
 from mediaplane.control.auth import Grants, mint_token
 from mediaplane.settings import Settings
 from mediaplane.state.redis_server import free_tcp_port
@@ -28,6 +30,20 @@ class ControlInstance:
     task: asyncio.Task[None]
     port: int
     host: str = "127.0.0.1"
+    certificate: Certificate | None = None  # https/wss with it (TLS only), else http
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certificate is not None else "http"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client of this instance trusts: exactly its certificate."""
+        if self.certificate is None:
+            return True
+        ctx = ssl.create_default_context(cafile=str(self.certificate.cert_file))
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return ctx
 
     @property
     def app(self) -> FastAPI:
@@ -37,10 +53,12 @@ class ControlInstance:
 
     @property
     def http(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """The base URL (https with a certificate; the name is the historical one)."""
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def ws(self, room: str) -> str:
-        return f"ws://{self.host}:{self.port}/ws/rooms/{room}"
+        ws = "wss" if self.certificate is not None else "ws"
+        return f"{ws}://{self.host}:{self.port}/ws/rooms/{room}"
 
     @classmethod
     async def start(
@@ -51,13 +69,19 @@ class ControlInstance:
         redis_url: str,
         port: int | None = None,
         host: str = "127.0.0.1",
+        certificate: Certificate | None = None,
     ) -> ControlInstance:
+        """`certificate`: serve TLS only with it (as `up` does off loopback)."""
         from mediaplane.control.app import create_app
         from mediaplane.control.server_config import control_config
 
         port = port or free_tcp_port()
         app = create_app(settings, sfu_url=sfu_url, redis_url=redis_url)
-        config = control_config(app, settings, host=host, port=port, log_level="warning")
+        tls = {}
+        if certificate is not None:
+            tls = {"ssl_certfile": str(certificate.cert_file),
+                   "ssl_keyfile": str(certificate.key_file)}  # fmt: skip
+        config = control_config(app, settings, host=host, port=port, log_level="warning", **tls)
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         async with asyncio.timeout(15):
@@ -65,7 +89,7 @@ class ControlInstance:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.02)
-        return cls(server, task, port, host)
+        return cls(server, task, port, host, certificate)
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -61,6 +61,14 @@ class Lan:
     def ip(self, index: int) -> str:
         return f"{self.prefix}.{index + 2}"
 
+    def host_device(self, index: int) -> str:
+        """The bridge end of namespace `index`'s veth (in the test's namespace)."""
+        return f"mpv{self.suffix}{index}h"
+
+    def ns_device(self, index: int) -> str:
+        """Namespace `index`'s end of its veth (inside the namespace)."""
+        return f"mpv{self.suffix}{index}n"
+
     @classmethod
     def create(cls, count: int) -> Lan:
         suffix = uuid.uuid4().hex[:6]
@@ -71,7 +79,7 @@ class Lan:
             _ip("link", "set", lan.bridge, "up")
             for i in range(count):
                 ns = f"mp-{suffix}-{i}"
-                host_end, ns_end = f"mpv{suffix}{i}h", f"mpv{suffix}{i}n"
+                host_end, ns_end = lan.host_device(i), lan.ns_device(i)
                 _ip("netns", "add", ns)
                 lan.namespaces.append(ns)
                 _ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end)

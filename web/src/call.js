@@ -153,14 +153,18 @@ function onEvent(event, data) {
   }
 }
 
+// `iceServers`: the TURN servers of the join reply, with this join's credentials: the
+// way through a network that blocks UDP or allows only TCP 443.
 function transportParams(t) {
   return { id: t.transportId, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates,
-    dtlsParameters: t.dtlsParameters, sctpParameters: t.sctpParameters ?? undefined };
+    dtlsParameters: t.dtlsParameters, sctpParameters: t.sctpParameters ?? undefined,
+    iceServers: state.iceServers };
 }
 
 async function setupMedia() {
   const joined = await request('join', { displayName: $('name').value });
   state.peerId = joined.peerId;
+  state.iceServers = joined.iceServers ?? [];
   for (const p of joined.peers) { state.peers.set(p.peerId, p); tile(p.peerId, p.displayName); }
   for (const p of joined.producers) state.early.set(p.producerId, p);
   state.device = new Device();

@@ -5,7 +5,8 @@ What it sets for every one of them: the keep-alive of idle HTTP connections, the
 WebSocket keep-alive (docs/signaling.md#keep-alive-and-lost-media), and the largest
 WebSocket message, which is the signaling protocol's: a larger frame is refused by
 its header (close 1009) before its payload is read, so no frame is buffered past the
-protocol's limit (uvicorn's default would read 16 MiB).
+protocol's limit (uvicorn's default would read 16 MiB). Its WebSocket protocol drops a
+connection whose keep-alive ping went unanswered at once, TLS too (ws_keepalive.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from mediaplane.control.ws_keepalive import KeepaliveAbortProtocol
 from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 
 
@@ -31,5 +33,6 @@ def control_config(
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
         ws_max_size=settings.signaling_max_message_bytes,
+        ws=KeepaliveAbortProtocol,
         **extra,
     )

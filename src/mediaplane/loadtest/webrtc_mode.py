@@ -79,7 +79,8 @@ class WebRtcLoad:
             member: Member | None = None
             try:
                 joined = await sig.request("join", {"displayName": identity})
-                member = Member(sig, MediasoupPeer(sig, joined["routerRtpCapabilities"]))
+                peer = MediasoupPeer(sig, joined["routerRtpCapabilities"], joined.get("iceServers"))
+                member = Member(sig, peer)
                 self.members.append(member)
                 if publish:
                     member.producer_id = await member.peer.publish(ToneTrack(freq=440.0))

@@ -14,7 +14,7 @@ import logging
 import uuid
 from typing import Any, Protocol
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
@@ -71,11 +71,22 @@ class SfuSignaling:
 
 
 class MediasoupPeer:
-    def __init__(self, signaling: PeerSignaling, router_rtp_capabilities: Json) -> None:
+    def __init__(
+        self,
+        signaling: PeerSignaling,
+        router_rtp_capabilities: Json,
+        ice_servers: list[Json] | None = None,
+    ) -> None:
+        """`ice_servers`: the join reply's `iceServers` (TURN with credentials), used by
+        both peer connections (aiortc relays over the first TURN URL it supports)."""
         self.signaling = signaling
         self.router_caps = router_rtp_capabilities
         self.rtp_capabilities = ortc.receive_rtp_capabilities(router_rtp_capabilities)
-        self._config = RTCConfiguration(iceServers=[])
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in ice_servers or []
+        ]
+        self._config = RTCConfiguration(iceServers=servers)
         self._send_pc: RTCPeerConnection | None = None
         self._send_transport: Json | None = None
         self._recv_pc: RTCPeerConnection | None = None

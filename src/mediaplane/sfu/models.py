@@ -62,6 +62,13 @@ class ConsumerInfo(Wire):
     producer_paused: bool
 
 
+class RtcPorts(Wire):
+    """The ports of a worker's WebRtcServer: every WebRTC transport of it uses them."""
+
+    udp: list[int]
+    tcp: list[int]
+
+
 class WorkerInfo(Wire):
     pid: int
     routers: int
@@ -69,6 +76,7 @@ class WorkerInfo(Wire):
     producers: int
     consumers: int
     load: int
+    rtc_ports: RtcPorts | None = None
 
 
 class ServerInfo(Wire):

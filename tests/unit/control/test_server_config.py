@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mediaplane.control.server_config import control_config
+from mediaplane.control.ws_keepalive import KeepaliveAbortProtocol
 from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 
 
@@ -26,3 +27,8 @@ def test_callers_add_their_own_options() -> None:
     )  # fmt: skip
     assert (config.host, config.port, config.timeout_graceful_shutdown) == ("::1", 2, 5)
     assert config.log_config is None
+
+
+def test_every_instance_uses_the_protocol_that_drops_a_dead_connection() -> None:
+    config = control_config(app, Settings(env="test"), host="127.0.0.1", port=1, log_level="info")
+    assert config.ws is KeepaliveAbortProtocol

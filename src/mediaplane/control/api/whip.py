@@ -19,9 +19,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediaplane.control.deps import PrincipalDep
 from mediaplane.control.errors import ControlError
+from mediaplane.control.whip.links import ice_server_links
 from mediaplane.control.whip.sdp import MAX_SDP_BYTES
 from mediaplane.control.whip.service import WhipService
 from mediaplane.control.whip.session import Kind, MediaSession
+from mediaplane.settings import Settings
+from mediaplane.turn.credentials import ice_servers
 from mediaplane.wire.ids import NAME_PATTERN
 
 router = APIRouter(tags=["whip"])
@@ -71,8 +74,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def created(session: MediaSession, answer: str) -> Response:
-    return Response(
+def created(request: Request, session: MediaSession, answer: str) -> Response:
+    """201 with the answer, the session's URL and (RFC 9725 4.6) the TURN servers the
+    client may use, with credentials minted for this session's identity."""
+    settings: Settings = request.app.state.settings
+    response = Response(
         answer,
         status_code=201,
         media_type=SDP,
@@ -82,6 +88,9 @@ def created(session: MediaSession, answer: str) -> Response:
             "Accept-Patch": SDPFRAG,
         },
     )
+    for link in ice_server_links(ice_servers(settings, session.peer.identity)):
+        response.headers.append("Link", link)
+    return response
 
 
 @router.post("/whip/rooms/{room}", status_code=201, response_class=Response)
@@ -92,7 +101,7 @@ async def whip_publish(
     session, answer = await whip.publish(
         room, principal, await read_body(request, SDP), address=client_address(request)
     )
-    return created(session, answer)
+    return created(request, session, answer)
 
 
 @router.post("/whep/rooms/{room}/participants/{identity}", status_code=201, response_class=Response)
@@ -104,7 +113,7 @@ async def whep_play(
     session, answer = await whip.play(
         room, identity, principal, body, address=client_address(request)
     )
-    return created(session, answer)
+    return created(request, session, answer)
 
 
 async def _patch(

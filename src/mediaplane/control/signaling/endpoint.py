@@ -19,6 +19,7 @@ from mediaplane.control.limits import Slots
 from mediaplane.control.rooms import RoomManager
 from mediaplane.control.signaling.session import PeerSession
 from mediaplane.settings import Settings
+from mediaplane.turn.credentials import ice_servers
 from mediaplane.wire.ids import NAME
 
 log = logging.getLogger(__name__)
@@ -76,5 +77,6 @@ async def _serve(ws: WebSocket, room: str, settings: Settings, rooms: RoomManage
     session = PeerSession(
         ws, rooms, principal, room, transport_watch=ws.app.state.transport_watch,
         max_message_bytes=settings.signaling_max_message_bytes,
+        ice_servers=lambda identity: ice_servers(settings, identity),
     )  # fmt: skip
     await session.run()

@@ -11,7 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediaplane.turn.credentials import IceServer
 from mediaplane.wire.ids import Json
+
+__all__ = ["IceServer"]  # the join reply's `iceServers` entries (mediaplane.turn.credentials)
 
 
 class Strict(BaseModel):

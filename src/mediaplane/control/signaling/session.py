@@ -70,6 +70,7 @@ class PeerSession:
         rate: float = 50.0,
         burst: int = 100,
         transport_watch: TransportWatch | None = None,
+        ice_servers: Callable[[str], list[p.IceServer]] | None = None,
     ) -> None:
         self.ws = ws
         self.rooms = rooms
@@ -80,6 +81,7 @@ class PeerSession:
         self.limiter = RateLimiter(rate, burst)
         self.peer: LocalPeer | None = None
         self.transport_watch = transport_watch
+        self.ice_servers = ice_servers or (lambda _identity: [])
         self._send_lock = asyncio.Lock()
         self._closed = False
 
@@ -199,7 +201,10 @@ class PeerSession:
             disconnect=self.disconnect,
             rtp_capabilities=data.rtp_capabilities,
         )
-        return await self.sessions.join(self.peer)
+        reply = await self.sessions.join(self.peer)
+        # Fresh TURN credentials with every join (a rejoin after a loss gets new ones).
+        servers = self.ice_servers(self.principal.identity)
+        return {**reply, "iceServers": [s.model_dump() for s in servers]}
 
     async def create_transport(self, data: p.CreateTransportData) -> Json:
         peer = self.joined()
