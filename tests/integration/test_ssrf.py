@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -25,43 +24,17 @@ import redis.asyncio as aioredis
 
 from mediaplane.peer import MediasoupPeer
 from mediaplane.peer.signaling_client import SignalingClient
-from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer, free_tcp_port
 from mediaplane.url_guard import REFUSED
-from tests.support.control import ControlInstance, participant
-from tests.support.media import LOOPBACK_OUTBOUND, SECRET, MediaService
+from tests.support.control import participant
+from tests.support.media import LOOPBACK_OUTBOUND
 from tests.support.sources import HttpFiles, make_av_file, make_hls
-from tests.support.stack import WEBHOOK_SECRET, Stack
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.stack import Stack, system
 from tests.unit.test_url_guard import LOOPBACK_URLS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 log = logging.getLogger(__name__)
-
-
-@contextlib.asynccontextmanager
-async def system(
-    tmp_path: Path, sfu: SfuProcess, redis_url: str, *, control_allow: list[str],
-    media_allow: list[str],
-) -> AsyncIterator[Stack]:  # fmt: skip
-    """A control plane and a media manager of the test's own, with these allow-lists."""
-    data = tmp_path / "data"
-    media = await MediaService.start(
-        data, extra_env={"MEDIAPLANE_OUTBOUND_ALLOW": json.dumps(media_allow)}
-    )
-    hooks = await WebhookReceiver().start()
-    settings = Settings(
-        env="test", data_dir=data, media_port=media.port, media_secret=SECRET,
-        webhook_urls=[hooks.url], webhook_secret=WEBHOOK_SECRET, outbound_allow=control_allow,
-    )  # fmt: skip
-    control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_url)
-    try:
-        yield Stack(settings, control, media, hooks, sfu.url, redis_url)
-    finally:
-        await control.stop()
-        await hooks.stop()
-        await media.stop()
 
 
 @contextlib.asynccontextmanager
