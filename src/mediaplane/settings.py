@@ -206,6 +206,20 @@ class Settings(BaseSettings):
         description="a participant whose WebRTC transport stays ICE-disconnected this long "
         "(or at once on DTLS failed/closed) is ended, its socket closed with 4010",
     )
+    resume_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="a signaling socket that drops is not a leave for this long: the "
+        "participant may resume its session (docs/signaling.md#resuming-a-session); 0: off",
+    )
+    resume_tombstone_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="a used or ended resume token is remembered this long, so a resume "
+        "with it is refused with why (resume_token_used, session_ended)",
+    )
     whip_connect_timeout_s: float = Field(
         default=15.0, gt=0, description="WHIP/WHEP sessions not DTLS-connected by then are closed"
     )

@@ -87,6 +87,8 @@ async def _services(
             store, sfu, span_after_peers=settings.room_span_after_peers,
             limits=Limits.from_settings(settings), bitrates=bitrates,
             joined_room_empty_timeout_s=settings.joined_room_empty_timeout_s,
+            resume_grace_s=settings.resume_grace_s,
+            resume_tombstone_s=settings.resume_tombstone_s,
         )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()
