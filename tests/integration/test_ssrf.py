@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -28,7 +29,7 @@ from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer, free_tcp_port
 from mediaplane.url_guard import REFUSED
 from tests.support.control import participant
-from tests.support.media import LOOPBACK_OUTBOUND
+from tests.support.media import LOOPBACK_OUTBOUND, OPUS, MediaService, wait_job
 from tests.support.sources import HttpFiles, make_av_file, make_hls
 from tests.support.stack import Stack, system
 from tests.unit.test_url_guard import LOOPBACK_URLS
@@ -285,3 +286,26 @@ async def test_worker_checks_each_connection(
         assert outcome[label][0] == "failed", outcome
     assert seen == [], "a refused address was connected to"
     log.info("measured: %s; 127.0.0.2 connections: %d", outcome, len(seen))
+
+
+async def test_worker_checks_rtmp_targets(tmp_path: Path) -> None:
+    """rtmp2sink connects through the same guard: a media manager that allows nothing
+    never connects to a loopback RTMP target; one that allows loopback does."""
+    async with counting_listener("127.0.0.1") as (port, seen):
+        body = {"kind": "stream", "rtmpUrl": f"rtmp://127.0.0.1:{port}/live/x", "audio": OPUS}
+        outcome = {}
+        for label, allow in (("allows nothing", []), ("allows loopback", LOOPBACK_OUTBOUND)):
+            env = {"MEDIAPLANE_OUTBOUND_ALLOW": json.dumps(allow)}
+            media = await MediaService.start(tmp_path / label, extra_env=env)
+            try:
+                async with media.client() as http:
+                    r = await http.post("/jobs", json=body)
+                    assert r.status_code == 202, r.text
+                    job = await wait_job(http, r.json()["id"], lambda j: j["state"] == "failed")
+            finally:
+                await media.stop()
+            outcome[label] = (len(seen), job["error"])
+    assert outcome["allows nothing"][0] == 0, outcome
+    assert outcome["allows loopback"][0] >= 1, outcome
+    assert outcome["allows nothing"][1] == outcome["allows loopback"][1], outcome
+    log.info("measured: RTMP target connections %s", outcome)
