@@ -15,10 +15,11 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mediaplane import generated_secrets
+from mediaplane.url_guard import OutboundPolicy
 from mediaplane.wire.ids import NAME_PATTERN
 
 DEV_SFU_SECRET = "dev-sfu-secret"
@@ -163,8 +164,9 @@ class Settings(BaseSettings):
     )  # fmt: skip
     outbound_allow: list[str] = Field(
         default_factory=list,
-        description="CIDRs (10.0.0.0/8, ::1/128) or host:port that injection sources and "
-        "RTMP targets may reach although loopback, private, link-local or this machine's",
+        description="a JSON list of CIDRs or addresses (10.0.0.0/8, ::1/128) and host names, "
+        "each optionally with :port, that injection sources and RTMP targets may reach "
+        "although loopback, private, link-local or this machine's (docs/security.md#ssrf)",
     )
     hls_url_ttl_s: int = Field(
         default=3600, ge=10, le=7 * 24 * 3600,
@@ -277,6 +279,15 @@ class Settings(BaseSettings):
     )
     media_node_ttl_s: float = Field(default=2.0, gt=0, le=60, description="heartbeat lifetime")
     media_heartbeat_s: float = Field(default=0.5, gt=0, le=30)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _outbound_allow(cls, v: list[str]) -> list[str]:
+        OutboundPolicy.of(v)  # a typo fails at start, not at the first injection
+        return v
+
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy.of(self.outbound_allow)
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:

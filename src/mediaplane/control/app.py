@@ -101,7 +101,9 @@ async def _services(
             media.on_jobs_failed.append(recs.on_media_jobs_failed)
         transcodes = TranscodeService(recs, media, hooks)
         stack.push_async_callback(transcodes.close)
-        egresses = EgressService(manager, media, hooks, settings.recordings_dir)
+        egresses = EgressService(
+            manager, media, hooks, settings.recordings_dir, settings.outbound_policy()
+        )
         await egresses.start_service()
         stack.push_async_callback(egresses.close)
         transport_watch = TransportWatch(manager, lost_after_s=settings.transport_lost_after_s)
@@ -113,7 +115,9 @@ async def _services(
         )  # fmt: skip
         await whip_service.start()
         stack.push_async_callback(whip_service.close)
-        injects = InjectionService(manager, media, hooks, settings.recordings_dir)
+        injects = InjectionService(
+            manager, media, hooks, settings.recordings_dir, settings.outbound_policy()
+        )
         await injects.start_service()
         stack.push_async_callback(injects.close)
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs
