@@ -412,5 +412,50 @@ def loadtest(
         raise typer.Exit(1)
 
 
+CheckOpt = typer.Option(None, "--check", help="run only this check (repeatable)")
+
+
+@app.command()
+def attack(
+    url: str = typer.Option(..., "--url", help="the control plane of YOUR deployment"),
+    token: str | None = TokenOpt,
+    owned: bool = typer.Option(
+        False, "--own", help="the target is not this machine but is yours: attack it anyway"
+    ),
+    check: list[str] | None = CheckOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Issue 17's attack suite against your own running system (docs/security.md): auth
+    matrix, caps, frame size, HLS access, SSRF, names, grants, tokens, headers. Refuses
+    targets that are not this machine without --own. Exit 1 when a check fails."""
+    from mediaplane.attack.context import Context
+    from mediaplane.attack.run import CHECKS, run_attack, table
+    from mediaplane.attack.scope import OutOfScope, check_scope
+    from mediaplane.operator.rest import admin_token
+    from mediaplane.reachability import client_verify
+
+    unknown = sorted(set(check or []) - {name for name, _ in CHECKS})
+    if unknown:
+        raise typer.BadParameter(f"unknown check(s) {unknown}; known: {[n for n, _ in CHECKS]}")
+    try:
+        check_scope(url, owned=owned)
+    except OutOfScope as e:
+        console.print(f"[red]refused:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    settings = Settings()
+    ctx = Context(
+        url=url.rstrip("/"), admin_token=token or admin_token(settings),
+        verify=client_verify(settings, check_hostname=False),
+    )  # fmt: skip
+    with console.status("attacking ...") as spinner:
+        report = asyncio.run(run_attack(ctx, check or None, lambda n: spinner.update(n)))
+    if as_json:
+        console.print_json(report.model_dump_json())
+    else:
+        console.print(table(report))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

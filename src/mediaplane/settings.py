@@ -15,10 +15,11 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mediaplane import generated_secrets
+from mediaplane.url_guard import OutboundPolicy
 from mediaplane.wire.ids import NAME_PATTERN
 
 DEV_SFU_SECRET = "dev-sfu-secret"
@@ -168,8 +169,9 @@ class Settings(BaseSettings):
     )  # fmt: skip
     outbound_allow: list[str] = Field(
         default_factory=list,
-        description="CIDRs (10.0.0.0/8, ::1/128) or host:port that injection sources and "
-        "RTMP targets may reach although loopback, private, link-local or this machine's",
+        description="a JSON list of CIDRs or addresses (10.0.0.0/8, ::1/128) and host names, "
+        "each optionally with :port, that injection sources and RTMP targets may reach "
+        "although loopback, private, link-local or this machine's (docs/security.md#ssrf)",
     )
     hls_url_ttl_s: int = Field(
         default=3600, ge=10, le=7 * 24 * 3600,
@@ -208,6 +210,20 @@ class Settings(BaseSettings):
         gt=0,
         description="a participant whose WebRTC transport stays ICE-disconnected this long "
         "(or at once on DTLS failed/closed) is ended, its socket closed with 4010",
+    )
+    resume_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="a signaling socket that drops is not a leave for this long: the "
+        "participant may resume its session (docs/signaling.md#resuming-a-session); 0: off",
+    )
+    resume_tombstone_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="a used or ended resume token is remembered this long, so a resume "
+        "with it is refused with why (resume_token_used, session_ended)",
     )
     whip_connect_timeout_s: float = Field(
         default=15.0, gt=0, description="WHIP/WHEP sessions not DTLS-connected by then are closed"
@@ -268,6 +284,15 @@ class Settings(BaseSettings):
     )
     media_node_ttl_s: float = Field(default=2.0, gt=0, le=60, description="heartbeat lifetime")
     media_heartbeat_s: float = Field(default=0.5, gt=0, le=30)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _outbound_allow(cls, v: list[str]) -> list[str]:
+        OutboundPolicy.of(v)  # a typo fails at start, not at the first injection
+        return v
+
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy.of(self.outbound_allow)
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:

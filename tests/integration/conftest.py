@@ -11,7 +11,7 @@ from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.support.control import ControlInstance
-from tests.support.media import SECRET, MediaService
+from tests.support.media import LOOPBACK_OUTBOUND, SECRET, MediaService
 from tests.support.stack import WEBHOOK_SECRET, Stack
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -88,6 +88,7 @@ async def stack(
     settings = Settings(
         env="test", open_join=True, data_dir=data, media_port=media.port, media_secret=SECRET,
         webhook_urls=[hooks.url], webhook_secret=WEBHOOK_SECRET, webhook_backoff_s=0.2,
+        outbound_allow=LOOPBACK_OUTBOUND,  # the test sources and RTMP servers are on loopback
     )  # fmt: skip
     control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
     try:

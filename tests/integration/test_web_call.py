@@ -250,14 +250,19 @@ async def test_pages_fit_a_phone(browser: Browser, control: ControlInstance) -> 
 async def test_page_reconnects_after_losing_its_connection(
     browser: Browser, settings: Settings, sfu: SfuProcess, redis_server: RedisServer
 ) -> None:
-    """The signaling connection drops (here: the control plane restarts under the
-    page); the page says so, reconnects by itself and gets media again."""
+    """The signaling connection drops because the control plane restarts under the
+    page. A graceful stop ends the instance's sessions (a leave, 'server shutting
+    down'), so the page's resume is refused (session_ended): the page says the
+    connection was lost, then that the session expired, joins anew by itself as a new
+    peer and gets media again. (A socket lost while the session lives resumes instead:
+    test_web_outage, test_signaling_resume.)"""
     control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
     room = f"web-{uuid.uuid4().hex[:6]}"
     errors: list[str] = []
     alice = await open_call(browser, control, room, "Alice", errors)
     bob = await open_call(browser, control, room, "Bob", errors)
     await media_flows(bob)
+    before = [await page.evaluate("window.mediaplane.peerId") for page in (alice, bob)]
     port = control.port
     await control.stop()
     for page in (alice, bob):
@@ -276,6 +281,11 @@ async def test_page_reconnects_after_losing_its_connection(
             )
             await expect(page.get_by_role("figure", name=other)).to_be_visible(timeout=15000)
         await media_flows(bob)
+        for page, old_id in zip((alice, bob), before, strict=True):
+            status = await page.evaluate("window.mediaplane.statusLog")
+            assert "Session expired; joining again..." in status, status
+            assert not [s for s in status if s.startswith("Reconnected")], status
+            assert await page.evaluate("window.mediaplane.peerId") != old_id
     finally:
         await control.stop()
     # The browser logs the failed WebSocket attempts while the server is down; those
@@ -318,7 +328,8 @@ async def test_a_rejoin_publishes_only_what_the_user_had_on(
     browser: Browser, settings: Settings, sfu: SfuProcess, redis_server: RedisServer
 ) -> None:
     """Alice mutes her microphone and stops her camera; the control plane restarts
-    under her page, which rejoins. Bob's page decodes no frame and no sound of hers
+    under her page, which rejoins (a graceful stop ends the session: the resume is
+    refused, the page joins anew as a new peer). Bob's page decodes no frame and no sound of hers
     (the reported bug: her camera was decoded again 12.8 s after the link came back),
     until she turns them on again, and then it does (the check can see media)."""
     control = await ControlInstance.start(settings, sfu_url=sfu.url, redis_url=redis_server.url)
@@ -337,6 +348,7 @@ async def test_a_rejoin_publishes_only_what_the_user_had_on(
         await alice.get_by_role("button", name="Stop camera").click()
         await expect(alice.get_by_role("button", name="Unmute mic")).to_be_visible()
         await expect(alice.get_by_role("button", name="Start camera")).to_be_visible()
+        alice_id = await alice.evaluate("window.mediaplane.peerId")
         port = control.port
         await control.stop()
         await wait_until(
@@ -351,6 +363,9 @@ async def test_a_rejoin_publishes_only_what_the_user_had_on(
             await wait_until(
                 page, "window.mediaplane.statusLog.at(-1).startsWith('In room')", timeout_ms=20000
             )
+        status = await alice.evaluate("window.mediaplane.statusLog")
+        assert "Session expired; joining again..." in status, status
+        assert await alice.evaluate("window.mediaplane.peerId") != alice_id  # a new join
         # Bob consumes Alice's two tracks again (she is published, paused) ...
         await wait_until(
             bob, "[...window.mediaplane.consumers.values()].length === 2", timeout_ms=15000

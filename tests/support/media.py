@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -15,6 +16,9 @@ import httpx
 from mediaplane.state.redis_server import free_tcp_port
 
 SECRET = "test-media-secret"
+# The test sources and RTMP servers run on loopback, which the outbound guard refuses
+# unless allowed (docs/security.md#ssrf): fixtures that need them say so explicitly.
+LOOPBACK_OUTBOUND = ["127.0.0.0/8", "::1/128"]
 
 
 @dataclass
@@ -59,6 +63,7 @@ class MediaService:
             "MEDIAPLANE_MEDIA_STALL_TIMEOUT_S": "2",
             "MEDIAPLANE_MEDIA_HOST": host,
             "MEDIAPLANE_MEDIA_RTP_IP": host,
+            "MEDIAPLANE_OUTBOUND_ALLOW": json.dumps(LOOPBACK_OUTBOUND),
             **(extra_env or {}),
         }
         log = None if os.environ.get("MP_TEST_MEDIA_LOG") else asyncio.subprocess.DEVNULL

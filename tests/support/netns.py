@@ -53,6 +53,7 @@ class Lan:
     suffix: str
     bridge: str
     namespaces: list[str] = field(default_factory=list)
+    addresses: dict[int, str] = field(default_factory=dict)  # readdressed namespaces
 
     @property
     def host_ip(self) -> str:
@@ -93,6 +94,19 @@ class Lan:
             lan.close()
             raise
         return lan
+
+    def readdress(self, index: int, host: int) -> str:
+        """Move namespace `index` to the LAN address `prefix.host` (a network change: the
+        old address is gone, sockets bound to it are dead); the new address."""
+        ns, dev = self.namespaces[index], f"mpv{self.suffix}{index}n"
+        old = self.addresses.get(index, self.ip(index))
+        new = f"{self.prefix}.{host}"
+        # The old one first: a second address of the same /24 is a secondary, deleted
+        # with the primary.
+        _ip("-n", ns, "addr", "del", f"{old}/24", "dev", dev)
+        _ip("-n", ns, "addr", "add", f"{new}/24", "dev", dev)
+        self.addresses[index] = new
+        return new
 
     async def exec(
         self, index: int, argv: list[str], env: dict[str, str], *, log_path: str

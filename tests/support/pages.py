@@ -20,5 +20,8 @@ async def wait_until(page: Page, expression: str, timeout_ms: float) -> None:
         if await page.evaluate(f"() => Boolean({expression})"):
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout_ms / 1000:.1f} s: {expression}")
+            told = await page.evaluate("() => window.mediaplane?.statusLog ?? null")
+            raise AssertionError(
+                f"not true within {timeout_ms / 1000:.1f} s: {expression} (status log: {told})"
+            )
         await asyncio.sleep(0.1)

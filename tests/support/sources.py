@@ -17,6 +17,8 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.responses import RedirectResponse
+from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from mediaplane.state.redis_server import free_tcp_port
@@ -73,9 +75,16 @@ class HttpFiles:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def serving(cls, folder: Path) -> AsyncIterator[HttpFiles]:
+    async def serving(
+        cls, folder: Path, redirects: dict[str, str] | None = None
+    ) -> AsyncIterator[HttpFiles]:
+        """`redirects`: path -> where a 302 sends the client (absolute or a path)."""
         port = free_tcp_port()
-        app = Starlette()
+        routes = [
+            Route(path, lambda _req, to=to: RedirectResponse(to, status_code=302))
+            for path, to in (redirects or {}).items()
+        ]
+        app = Starlette(routes=routes)
         app.mount("/", StaticFiles(directory=folder))
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)

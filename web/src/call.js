@@ -6,18 +6,42 @@ const $ = (id) => document.getElementById(id);
 const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: null, recv: null,
   producers: {}, consumers: new Map(), peers: new Map(), room: '', token: '', closing: false,
   // Tracks announced between our join and our receive transport: consumed once it exists.
-  early: new Map(), statusLog: [],
+  early: new Map(), statusLog: [], statusTimes: [],
   // What the user has on: every (re)join publishes exactly this, nothing more.
   wanted: { audio: true, video: true }, media: null, screenTrack: null,
   // A viewer asks for no device; a refused or missing one leaves the user receiving,
   // told why (mediaProblem), and a rejoin does not ask again after a refusal.
   viewer: false, mediaRefused: false, mediaProblem: null,
   // The one reconnect loop: `running` while it works, `again` when asked again meanwhile.
-  link: { running: false, again: false, attempts: 0, sockets: 0 }, ended: false };
+  link: { running: false, again: false, attempts: 0, sockets: 0, rejoin: false },
+  ended: false,
+  // The session's resume token (docs/signaling.md#resuming-a-session): a lost socket
+  // resumes the same peer with it; cleared when only a rejoin will do.
+  resumeToken: null, resumes: 0, iceRestarts: 0, probing: false, pingRttMs: null };
 
 const REQUEST_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000;
-const TRANSPORT_GRACE_MS = 8000; // a transport 'disconnected' this long counts as lost
+const ICE_RESTART_AFTER_MS = 2000; // a transport 'disconnected' this long gets an ICE restart
+const ICE_RESTART_EVERY_MS = 4000; // ... and again while it is not back
+const ICE_RESTARTS_BEFORE_REJOIN = 4; // then the page rejoins
+// The page checks its socket with a `ping` this often; one not answered in time is lost
+// (the browser itself notices a dead TCP connection only much later).
+// The timeout follows the answers' round trip (4 x its smoothed value, 1.2 s to 5 s): on a
+// busy machine or a link whose queue is full of video a live socket answers late, and
+// taking it for dead would make the page resume again and again (measured: test_web_call
+// resumed 3 times in a minute at load average 25 with a fixed 1.2 s).
+const HEARTBEAT_MS = 1000;
+const HEARTBEAT_TIMEOUT_MS = 1200;
+const HEARTBEAT_TIMEOUT_MAX_MS = 5000;
+const heartbeatTimeout = () => Math.min(HEARTBEAT_TIMEOUT_MAX_MS,
+  Math.max(HEARTBEAT_TIMEOUT_MS, 4 * (state.pingRttMs ?? 0)));
+const RESUME_CONNECT_TIMEOUT_MS = 2000; // a quick new attempt beats a slow SYN retransmit
+// A media path that breaks often means the network changed under the socket too: the
+// page pings at once and resumes on a new socket when this passes without an answer.
+const PROBE_TIMEOUT_MS = 1000;
+// The page closes a socket it gives up with this code: the server keeps the session.
+const CLOSE_RESUMING = 4000;
+const RESUME_REFUSED = ['session_expired', 'session_ended', 'resume_token_used', 'resume_mismatch'];
 // The page rejoins after a close code below 4000 and after this one (the server ended
 // the session because its media connection was lost); the other 4xxx mean: stay out.
 const CLOSE_MEDIA_LOST = 4010;
@@ -37,15 +61,18 @@ const SCREEN_ENCODINGS = [{ maxBitrate: 2500000 }];
 const AUDIO_OPTIONS = { opusFec: true, opusDtx: true, opusStereo: false };
 const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
-// 0.5 s, 1 s, 2 s, 4 s, then every 5 s, each with up to 20 % jitter.
+// 0.5 s, 1 s, 2 s, 4 s, then every 5 s, each with up to 20 % jitter; resuming retries
+// faster (at once, then every 0.5 s): the session waits only its grace period.
 const backoff = (n) => Math.min(500 * 2 ** n, 5000) * (1 + Math.random() * 0.2);
+const resumeBackoff = (n) => (n === 0 ? 50 : 500) * (1 + Math.random() * 0.2);
 
 function setStatus(text) {
   $('status').textContent = text;
   state.statusLog.push(text); // what the user was told, in order (read by tests)
+  state.statusTimes.push(Math.round(performance.now()));
 }
 
-function request(method, data = {}) {
+function request(method, data = {}, timeoutMs = REQUEST_TIMEOUT_MS) {
   const id = state.nextId++;
   return new Promise((resolve, reject) => {
     if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
@@ -53,7 +80,7 @@ function request(method, data = {}) {
     }
     const timer = setTimeout(() => {
       state.pending.delete(id); reject(new Error(`${method}: no answer`));
-    }, REQUEST_TIMEOUT_MS);
+    }, timeoutMs);
     state.pending.set(id, { resolve, reject, method, timer });
     state.ws.send(JSON.stringify({ id, method, data }));
   });
@@ -111,6 +138,11 @@ function onEvent(event, data) {
       state.peers.delete(data.peerId);
       removeTile(data.peerId);
       break;
+    case 'peerReconnecting':
+    case 'peerReconnected':
+      document.getElementById(`tile-${data.peerId}`)?.classList
+        .toggle('reconnecting', event === 'peerReconnecting');
+      break;
     case 'newProducer':
       consume(data).catch((e) => setStatus(`could not receive a track: ${e.message}`));
       break;
@@ -150,6 +182,7 @@ function onEvent(event, data) {
       break;
     }
     case 'rejoin':
+      state.resumeToken = null; // the router is gone: only a rejoin will do
       reconnect(`Reconnecting: ${data.reason}`);
       break;
     default:
@@ -169,6 +202,7 @@ async function setupMedia() {
   const joined = await request('join', { displayName: $('name').value });
   state.peerId = joined.peerId;
   state.iceServers = joined.iceServers ?? [];
+  state.resumeToken = joined.resumeToken ?? null;
   for (const p of joined.peers) { state.peers.set(p.peerId, p); tile(p.peerId, p.displayName); }
   for (const p of joined.producers) state.early.set(p.producerId, p);
   state.device = new Device();
@@ -370,27 +404,82 @@ async function applyWanted(kind) {
   else { p.pause(); await request('pauseProducer', { producerId: p.id }); }
 }
 
-// A transport that fails, or stays disconnected for TRANSPORT_GRACE_MS, is lost:
-// the page rejoins (through the one reconnect loop).
+// A transport that fails, or stays disconnected for ICE_RESTART_AFTER_MS, gets an ICE
+// restart (`restartIce`: new ICE parameters from the server), again every
+// ICE_RESTART_EVERY_MS while it is not back; after ICE_RESTARTS_BEFORE_REJOIN the page
+// rejoins. Without a socket the resume restarts ICE (see runLink).
 function watchTransport(t) {
   let timer = null;
-  t.on('connectionstatechange', (s) => {
-    clearTimeout(timer);
-    if (t.closed || (t !== state.send && t !== state.recv)) return;
-    if (s === 'failed') reconnect('Reconnecting: the media connection failed');
-    else if (s === 'disconnected') {
-      timer = setTimeout(() => {
-        if (!t.closed && t.connectionState === 'disconnected') {
-          reconnect('Reconnecting: the media connection was lost');
-        }
-      }, TRANSPORT_GRACE_MS);
+  let tries = 0;
+  const current = () => !t.closed && (t === state.send || t === state.recv);
+  const bad = () => ['failed', 'disconnected'].includes(t.connectionState);
+  const attempt = async () => {
+    timer = null;
+    if (!current() || !bad()) return;
+    if (tries >= ICE_RESTARTS_BEFORE_REJOIN) {
+      state.resumeToken = null;
+      reconnect('Reconnecting: the media connection was lost');
+      return;
     }
+    timer = setTimeout(attempt, ICE_RESTART_EVERY_MS);
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN || state.link.running) return;
+    tries += 1;
+    setStatus('Reconnecting media...');
+    try {
+      await restartIce(t);
+    } catch (e) {
+      // no answer: the heartbeat finds a dead socket; the resume restarts ICE
+    }
+  };
+  t.on('connectionstatechange', (s) => {
+    if (!current()) { clearTimeout(timer); timer = null; return; }
+    if (s === 'disconnected' || s === 'failed') probeSocket();
+    if (s === 'connected') {
+      clearTimeout(timer); timer = null;
+      if (tries > 0) setStatus(`Reconnected in room ${state.room} as ${$('name').value}`);
+      tries = 0;
+    } else if (s === 'failed' && !timer) timer = setTimeout(attempt, 0);
+    else if (s === 'disconnected' && !timer) timer = setTimeout(attempt, ICE_RESTART_AFTER_MS);
   });
+}
+
+// Is the socket still there? (a network change kills it silently, the heartbeat would
+// notice only later); no answer in PROBE_TIMEOUT_MS: resume on a new one.
+function probeSocket() {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || state.link.running || state.probing) return;
+  state.probing = true;
+  request('ping', {}, Math.max(PROBE_TIMEOUT_MS, heartbeatTimeout())).then(() => { state.probing = false; }, () => {
+    state.probing = false;
+    if (ws === state.ws && !state.closing) reconnect('Connection lost; reconnecting...');
+  });
+}
+
+async function restartIce(t, iceParameters) {
+  const ice = iceParameters ?? (await request('restartIce', { transportId: t.id })).iceParameters;
+  await t.restartIce({ iceParameters: ice });
+  state.iceRestarts += 1;
+}
+
+// A `ping` every HEARTBEAT_MS: a socket that does not answer in heartbeatTimeout() is
+// dead (a network cut), the page resumes on a new one.
+function heartbeat(ws) {
+  const beat = setInterval(() => {
+    if (ws !== state.ws || ws.readyState !== WebSocket.OPEN) { clearInterval(beat); return; }
+    if (state.link.running) return;
+    const sent = performance.now();
+    request('ping', {}, heartbeatTimeout()).then(() => {
+      const rtt = performance.now() - sent;
+      state.pingRttMs = state.pingRttMs === null ? rtt : 0.8 * state.pingRttMs + 0.2 * rtt;
+    }, () => {
+      if (ws === state.ws && !state.closing) reconnect('Connection lost; reconnecting...');
+    });
+  }, HEARTBEAT_MS);
 }
 
 // Open the signaling socket; resolves when it is open. Its later loss hands over to
 // reconnect(); a socket the page has given up (not state.ws) is ignored.
-function connect() {
+function connect(timeoutMs = CONNECT_TIMEOUT_MS) {
   return new Promise((resolve, reject) => {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}/ws/rooms/${encodeURIComponent(state.room)}?access_token=${state.token}`);
@@ -398,8 +487,8 @@ function connect() {
     state.link.sockets += 1;
     let opened = false;
     const timer = setTimeout(() => { reject(new Error('the server did not answer')); ws.close(); },
-      CONNECT_TIMEOUT_MS);
-    ws.onopen = () => { opened = true; clearTimeout(timer); resolve(); };
+      timeoutMs);
+    ws.onopen = () => { opened = true; clearTimeout(timer); heartbeat(ws); resolve(); };
     ws.onmessage = (msg) => {
       if (ws !== state.ws) return;
       const m = JSON.parse(msg.data);
@@ -417,7 +506,10 @@ function connect() {
       if (!opened) { reject(new Error('cannot reach the server')); return; } // the loop retries
       if (state.closing) return;
       if (e.code < 4000) reconnect('Connection lost; reconnecting...');
-      else if (e.code === CLOSE_MEDIA_LOST) reconnect(`Reconnecting: ${e.reason}`);
+      else if (e.code === CLOSE_MEDIA_LOST) {
+        state.resumeToken = null; // the server ended the session
+        reconnect(`Reconnecting: ${e.reason}`);
+      }
       else { state.ended = true; setStatus(`Disconnected: ${e.reason}`); } // kicked, replaced...
     };
   });
@@ -428,7 +520,7 @@ function dropConnection() {
   const ws = state.ws;
   state.ws = null;
   failPending('reconnecting');
-  if (ws) { ws.onopen = ws.onmessage = ws.onclose = null; ws.close(); }
+  if (ws) { ws.onopen = ws.onmessage = ws.onclose = null; ws.close(CLOSE_RESUMING, 'resuming'); }
 }
 
 function resetMedia() {
@@ -440,10 +532,13 @@ function resetMedia() {
   document.querySelectorAll('.tile').forEach((t) => { if (t.id !== 'tile-me') t.remove(); });
 }
 
-// The one owner of reconnecting: whoever notices a loss (socket closed, `rejoin`
-// event, failed transport) calls reconnect(); while the loop runs a new call only
-// asks it to go round once more. Each round drops the socket and the transports,
-// waits (backoff), then connects and joins again.
+// The one owner of reconnecting: whoever notices a loss (socket closed or silent,
+// `rejoin` event, a transport ICE restarts cannot bring back) calls reconnect(); while
+// the loop runs a new call only asks it to go round once more. Each round drops the
+// socket, waits (backoff), connects, then resumes the session (same peer, same
+// transports: only an ICE restart) while it has a resume token, else drops the
+// transports and joins again. A refused resume (the grace period is over...) says so
+// and joins anew.
 function reconnect(why) {
   if (state.closing || state.ended) return;
   setStatus(why);
@@ -458,14 +553,19 @@ async function runLink() {
   try {
     while (link.again && !state.closing && !state.ended) {
       link.again = false;
+      const resuming = Boolean(state.resumeToken && state.send && state.recv);
       dropConnection();
-      resetMedia();
-      await sleep(backoff(attempt));
+      if (!resuming) resetMedia();
+      await sleep(resuming ? resumeBackoff(attempt) : backoff(attempt));
       attempt += 1;
       link.attempts += 1;
       if (state.closing || state.ended) break;
       try {
-        await connect();
+        await connect(resuming ? RESUME_CONNECT_TIMEOUT_MS : CONNECT_TIMEOUT_MS);
+        if (!resuming) { await setupMedia(); continue; }
+        if (await resume()) continue;
+        setStatus('Session expired; joining again...');
+        resetMedia();
         await setupMedia();
       } catch (e) {
         if (state.closing || state.ended) break;
@@ -475,6 +575,68 @@ async function runLink() {
     }
   } finally {
     link.running = false;
+  }
+}
+
+// Take the session back on the new socket; false when the server refused (join anew).
+async function resume() {
+  // ICE is restarted on every resume: what silently killed the socket (a new address,
+  // a NAT rebinding) has most likely broken the media path too, before ICE noticed; a
+  // path that still works carries the media until the new one is chosen.
+  let reply;
+  try {
+    reply = await request('resume', { resumeToken: state.resumeToken, restartIce: true });
+  } catch (e) {
+    const code = e.message.split(':')[0];
+    if (RESUME_REFUSED.includes(code)) { state.resumeToken = null; return false; }
+    throw e;
+  }
+  state.resumeToken = reply.resumeToken;
+  state.resumes += 1;
+  await applySnapshot(reply);
+  setStatus(`Reconnected in room ${state.room} as ${$('name').value}`);
+  return true;
+}
+
+// The room as the server has it now: what changed during the gap is caught up.
+async function applySnapshot(reply) {
+  if (reply.iceServers) state.iceServers = reply.iceServers; // fresh TURN credentials
+  for (const t of [state.send, state.recv]) {
+    const entry = reply.transports.find((x) => x.transportId === t.id);
+    if (!entry) { state.resumeToken = null; throw new Error('a transport is gone'); }
+    if (reply.iceServers) await t.updateIceServers({ iceServers: state.iceServers });
+    // A transport that never connected (a viewer's send side) has no ICE to restart.
+    if (entry.iceParameters && t.connectionState !== 'new') await restartIce(t, entry.iceParameters);
+  }
+  const peers = new Map(reply.peers.map((p) => [p.peerId, p]));
+  for (const id of [...state.peers.keys()]) {
+    if (!peers.has(id)) { state.peers.delete(id); removeTile(id); }
+  }
+  for (const p of peers.values()) {
+    state.peers.set(p.peerId, p);
+    tile(p.peerId, p.displayName).classList.toggle('reconnecting', Boolean(p.reconnecting));
+  }
+  const kept = new Set(reply.consumers.map((c) => c.consumerId));
+  for (const [id, entry] of [...state.consumers]) {
+    if (!kept.has(id)) { entry.consumer.close(); state.consumers.delete(id); }
+  }
+  const consumed = new Set([...state.consumers.values()].map((c) => c.producerId));
+  for (const p of reply.producers) {
+    document.getElementById(`tile-${p.peerId}`)?.querySelector('.label')
+      .classList.toggle('muted', p.paused);
+    if (!consumed.has(p.producerId)) {
+      await consume(p).catch((e) => setStatus(`could not receive a track: ${e.message}`));
+    }
+  }
+  // Our own tracks: one the server closed meanwhile is gone; a button pressed during
+  // the gap is applied now.
+  const own = new Map(reply.ownProducers.map((p) => [p.producerId, p]));
+  for (const [kind, producer] of Object.entries(state.producers)) {
+    const server = own.get(producer.id);
+    if (!server) { producer.close(); delete state.producers[kind]; continue; }
+    if (kind !== 'screen' && server.paused === state.wanted[kind]) {
+      await request(state.wanted[kind] ? 'resumeProducer' : 'pauseProducer', { producerId: producer.id });
+    }
   }
 }
 

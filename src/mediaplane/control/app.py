@@ -87,6 +87,8 @@ async def _services(
             store, sfu, span_after_peers=settings.room_span_after_peers,
             limits=Limits.from_settings(settings), bitrates=bitrates, last_n=settings.last_n,
             joined_room_empty_timeout_s=settings.joined_room_empty_timeout_s,
+            resume_grace_s=settings.resume_grace_s,
+            resume_tombstone_s=settings.resume_tombstone_s,
         )  # fmt: skip
         manager.on_event = hooks.emit
         await manager.start()
@@ -99,7 +101,9 @@ async def _services(
             media.on_jobs_failed.append(recs.on_media_jobs_failed)
         transcodes = TranscodeService(recs, media, hooks)
         stack.push_async_callback(transcodes.close)
-        egresses = EgressService(manager, media, hooks, settings.recordings_dir)
+        egresses = EgressService(
+            manager, media, hooks, settings.recordings_dir, settings.outbound_policy()
+        )
         await egresses.start_service()
         stack.push_async_callback(egresses.close)
         transport_watch = TransportWatch(manager, lost_after_s=settings.transport_lost_after_s)
@@ -111,7 +115,9 @@ async def _services(
         )  # fmt: skip
         await whip_service.start()
         stack.push_async_callback(whip_service.close)
-        injects = InjectionService(manager, media, hooks, settings.recordings_dir)
+        injects = InjectionService(
+            manager, media, hooks, settings.recordings_dir, settings.outbound_policy()
+        )
         await injects.start_service()
         stack.push_async_callback(injects.close)
         app.state.settings, app.state.rooms, app.state.recordings = settings, manager, recs

@@ -8,7 +8,8 @@
     ├── RoomFull        403 / `room_full`
     ├── TooManyRequests 429 / `rate_limited`
     ├── LimitExceeded   429 / `limit_exceeded` (a resource cap, limits.py)
-    └── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
+    ├── Unavailable     503 / `unavailable` (SFU or Redis unreachable)
+    └── ResumeRefused   409 / its own code (`session_expired`, `resume_token_used`, ...)
 
 auth.TokenError and auth.PermissionDenied map to 401 and 403. The REST API
 (api/errors.py) and the signaling socket (signaling/session.py) each turn
@@ -66,6 +67,16 @@ class TooManyRequests(ControlError):
 class Unavailable(ControlError):
     status = 503
     code = "unavailable"
+
+
+class ResumeRefused(ControlError):
+    """A signaling `resume` that cannot be served; `code` says why (docs/signaling.md)."""
+
+    status = 409
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # What a client is told when Redis is unreachable: never where Redis is (its address,

@@ -7,7 +7,7 @@ worker side in worker/kinds/<kind>.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mediaplane.media.files import hls_folder, output_file
 from mediaplane.media.paths import confine
@@ -52,7 +52,10 @@ def worker_config(
 
     Paths are resolved under the recordings root (refused if they escape it or exist).
     """
-    ids = {"job_id": job_id, "listen_ip": settings.media_rtp_ip}
+    ids: dict[str, Any] = {
+        "job_id": job_id, "listen_ip": settings.media_rtp_ip,
+        "outbound_allow": list(settings.outbound_allow),
+    }  # fmt: skip
     root = settings.recordings_dir
     if isinstance(req, RecordRequest):
         return _record(ids, req, root)
@@ -65,7 +68,7 @@ def worker_config(
     return _transcode(ids, req, root)
 
 
-def _record(ids: dict[str, str], req: RecordRequest, root: Path) -> tuple[RecordConfig, Path]:
+def _record(ids: dict[str, Any], req: RecordRequest, root: Path) -> tuple[RecordConfig, Path]:
     container: Literal["ogg", "webm", "mkv"]
     if req.video is None:
         container = "ogg"
@@ -81,7 +84,7 @@ def _record(ids: dict[str, str], req: RecordRequest, root: Path) -> tuple[Record
 
 
 def _stream(
-    ids: dict[str, str], req: StreamRequest, root: Path
+    ids: dict[str, Any], req: StreamRequest, root: Path
 ) -> tuple[StreamConfig, Path | None]:
     streams = {"audio": req.audio, "video": req.video}
     if req.hls_path is None:
@@ -94,7 +97,7 @@ def _stream(
 
 
 def _composite(
-    ids: dict[str, str], req: CompositeRequest, root: Path
+    ids: dict[str, Any], req: CompositeRequest, root: Path
 ) -> tuple[CompositeConfig, Path | None]:
     if req.hls_path is not None:
         final = hls_folder(root, req.hls_path)
@@ -106,7 +109,7 @@ def _composite(
     return config, final
 
 
-def _inject(ids: dict[str, str], req: InjectRequest, root: Path, timeout_s: float) -> InjectConfig:
+def _inject(ids: dict[str, Any], req: InjectRequest, root: Path, timeout_s: float) -> InjectConfig:
     source = (
         str(req.source_url)
         if req.source_url
@@ -119,7 +122,7 @@ def _inject(ids: dict[str, str], req: InjectRequest, root: Path, timeout_s: floa
 
 
 def _transcode(
-    ids: dict[str, str], req: TranscodeRequest, root: Path
+    ids: dict[str, Any], req: TranscodeRequest, root: Path
 ) -> tuple[TranscodeConfig, Path]:
     source = str(confine(root, req.source_path, must_exist=True))
     final = output_file(root, req.file_path, TRANSCODE_SUFFIX[req.format])

@@ -233,7 +233,8 @@ class JobManager:
                 self._on_stats(job, event)
             case PipelineError():
                 job.error = event.message
-                log.error("job=%s pipeline error: %s", job.id, job.error)
+                said = f" (the pipeline said: {event.detail})" if event.detail else ""
+                log.error("job=%s pipeline error: %s%s", job.id, job.error, said)
                 self._ready[job.id].set()
             case PipelineWarning():
                 pass

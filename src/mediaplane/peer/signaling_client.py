@@ -39,6 +39,9 @@ class SignalingClient:
         self._reader = asyncio.create_task(self._read(), name="signaling-reader")
         self.close_code: int | None = None
         self.close_reason = ""
+        # The session's resume token (docs/signaling.md#resuming-a-session): from the
+        # join reply, replaced by every resume.
+        self.resume_token: str | None = None
 
     @classmethod
     async def connect(
@@ -90,7 +93,39 @@ class SignalingClient:
         fut: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = (method, fut)
         await self.ws.send(json.dumps({"id": req_id, "method": method, "data": data or {}}))
-        return await asyncio.wait_for(fut, self.timeout)
+        reply = await asyncio.wait_for(fut, self.timeout)
+        if method in ("join", "resume") and isinstance(reply.get("resumeToken"), str):
+            self.resume_token = reply["resumeToken"]
+        return reply
+
+    @classmethod
+    async def resume(
+        cls,
+        url: str,
+        token: str,
+        resume_token: str,
+        *,
+        restart_ice: bool = False,
+        timeout: float = 10.0,
+    ) -> tuple[SignalingClient, Json]:
+        """A new socket that takes over a dropped session: (the client, the resume reply:
+        the room's snapshot and, with `restart_ice`, each transport's new ICE parameters).
+        aiortc cannot restart ICE, so a MediasoupPeer resumes without (its ICE path is the
+        same); a refusal raises SignalingReplyError with the code (`session_expired`...)."""
+        client = await cls.connect(url, token, timeout=timeout)
+        try:
+            reply = await client.request(
+                "resume", {"resumeToken": resume_token, "restartIce": restart_ice}
+            )
+        except BaseException:
+            await client.close()
+            raise
+        return client, reply
+
+    def drop(self) -> None:
+        """Lose the socket without a closing handshake (as a network loss would): the
+        server keeps the session for its resume grace period."""
+        self.ws.transport.abort()
 
     async def send_raw(self, frame: str | bytes) -> None:
         await self.ws.send(frame)

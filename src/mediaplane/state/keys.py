@@ -47,6 +47,19 @@ def room_lock(name: str) -> str:
     return f"{PREFIX}:room:{name}:lock"
 
 
+def room_peer_media(name: str, peer_id: str) -> str:
+    """hash: the SFU objects of a resumable (signaling) peer, so any instance can adopt it:
+    `transport:{id}` -> "send" | "recv", `consumer:{id}` -> the room's producer id,
+    `caps` -> its RTP capabilities JSON (docs/signaling.md#resuming-a-session)."""
+    return f"{PREFIX}:room:{name}:peer:{peer_id}:media"
+
+
+def resume_token(token_hash: str) -> str:
+    """string with TTL: ResumeRecord JSON under the SHA-256 (hex) of a resume token;
+    the token itself is never stored."""
+    return f"{PREFIX}:resume:{token_hash}"
+
+
 def instance(instance_id: str) -> str:
     """string with TTL: heartbeat of a live control-plane instance."""
     return f"{PREFIX}:instance:{instance_id}"

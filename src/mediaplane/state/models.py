@@ -62,6 +62,22 @@ class PeerRecord(BaseModel):
     disconnected_at: float | None = None
 
 
+class ResumeRecord(BaseModel):
+    """What a resume token is bound to, and whether it can still be used.
+
+    `live`: usable (once). The others are tombstones kept a while so a refusal can say
+    why: `used` (a resume took it), `expired` (the grace period ran out: the peer left),
+    `ended` (the peer left otherwise: `reason`, e.g. removed by an admin)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    room: str
+    identity: str
+    peer_id: str
+    state: Literal["live", "used", "expired", "ended"] = "live"
+    reason: str = ""
+
+
 class ProducerRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

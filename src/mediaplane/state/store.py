@@ -22,11 +22,16 @@ from mediaplane.state.models import (
     MediaManagerRecord,
     PeerRecord,
     ProducerRecord,
+    ResumeRecord,
     RoomRecord,
     SfuNodeRecord,
 )
 
 log = logging.getLogger(__name__)
+
+# A resumable peer's media hash outlives no peer by more than this (its instance died
+# and nobody came back: nothing else would delete it).
+PEER_MEDIA_TTL_S = 24 * 3600
 
 
 class StateStore:
@@ -311,6 +316,88 @@ class StateStore:
     async def count_peers(self, room: str) -> int:
         return int(await self._r.hlen(keys.room_peers(room)))
 
+    async def get_peer(self, room: str, peer_id: str) -> PeerRecord | None:
+        raw = await self._r.hget(keys.room_peers(room), peer_id)
+        return PeerRecord.model_validate_json(raw) if raw else None
+
+    async def update_peer_if_owned(
+        self, room: str, peer_id: str, instance: str, update: dict[str, Any]
+    ) -> bool:
+        """Rewrite a peer's record with `update` only while `instance` owns it (a peer
+        resumed through another instance is that one's); False when it does not."""
+        key = keys.room_peers(room)
+        while True:  # the hash is the room's: another peer's write is a retry, not a "no"
+            async with self._r.pipeline(transaction=True) as p:
+                try:
+                    await p.watch(key)
+                    raw = await p.hget(key, peer_id)
+                    if not raw:
+                        return False
+                    record = PeerRecord.model_validate_json(raw)
+                    if record.instance != instance:
+                        return False
+                    p.multi()  # type: ignore[no-untyped-call]
+                    p.hset(key, peer_id, record.model_copy(update=update).model_dump_json())
+                    await p.execute()
+                    return True
+                except aioredis.WatchError:
+                    continue
+
+    # a resumable peer's SFU objects (keys.room_peer_media)
+    async def put_peer_media(self, room: str, peer_id: str, field: str, value: str) -> None:
+        key = keys.room_peer_media(room, peer_id)
+        async with self._r.pipeline(transaction=True) as p:
+            p.hset(key, field, value)
+            p.expire(key, PEER_MEDIA_TTL_S)
+            await p.execute()
+
+    async def remove_peer_media(self, room: str, peer_id: str, field: str | None = None) -> None:
+        key = keys.room_peer_media(room, peer_id)
+        if field is None:
+            await self._r.delete(key)
+        else:
+            await self._r.hdel(key, field)
+
+    async def get_peer_media(self, room: str, peer_id: str) -> dict[str, str]:
+        raw = await self._r.hgetall(keys.room_peer_media(room, peer_id))
+        return {str(k): str(v) for k, v in raw.items()}
+
+    # resume tokens (keys.resume_token), by the SHA-256 of the token
+    async def put_resume(self, token_hash: str, record: ResumeRecord, ttl_s: float) -> None:
+        await self._r.set(
+            keys.resume_token(token_hash), record.model_dump_json(), px=max(1, int(ttl_s * 1000))
+        )
+
+    async def expire_resume(self, token_hash: str, ttl_s: float) -> None:
+        await self._r.pexpire(keys.resume_token(token_hash), max(1, int(ttl_s * 1000)))
+
+    async def take_resume(
+        self, token_hash: str, room: str, identity: str, tombstone_ttl_s: float
+    ) -> ResumeRecord | None:
+        """The token's record; a `live` one bound to `room` and `identity` becomes `used`
+        atomically (one resume wins). A record bound elsewhere is returned unchanged."""
+        key = keys.resume_token(token_hash)
+        async with self._r.pipeline(transaction=True) as p:
+            while True:
+                try:
+                    await p.watch(key)
+                    raw = await p.get(key)
+                    if not raw:
+                        return None
+                    record = ResumeRecord.model_validate_json(raw)
+                    if record.state != "live" or (record.room, record.identity) != (
+                        room,
+                        identity,
+                    ):
+                        return record
+                    p.multi()  # type: ignore[no-untyped-call]
+                    used = record.model_copy(update={"state": "used"})
+                    p.set(key, used.model_dump_json(), px=max(1, int(tombstone_ttl_s * 1000)))
+                    await p.execute()
+                    return record
+                except aioredis.WatchError:
+                    continue
+
     # producers
     async def put_producer(self, room: str, producer: ProducerRecord) -> None:
         await self._r.hset(
@@ -338,6 +425,10 @@ class StateStore:
 
     async def heartbeat(self, instance_id: str, ttl_s: int) -> None:
         await self._r.set(keys.instance(instance_id), "1", ex=ttl_s)
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        """The instance's heartbeat has not expired."""
+        return bool(await self._r.exists(keys.instance(instance_id)))
 
     async def subscribe(self, *channels: str) -> AsyncIterator[tuple[str, str]]:
         """Yield (channel, data) until cancelled or the connection drops."""

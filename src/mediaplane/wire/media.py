@@ -250,6 +250,8 @@ class WorkerBase(BaseModel):
 
     job_id: str
     listen_ip: str = "127.0.0.1"  # where RTP inputs bind
+    # MEDIAPLANE_OUTBOUND_ALLOW: where the worker may connect besides public addresses
+    outbound_allow: list[str] = []
 
 
 class RecordConfig(WorkerBase):
@@ -357,6 +359,7 @@ class PipelineError(BaseModel):
     event: Literal["error"] = "error"
     message: str
     debug: str = ""
+    detail: str = ""  # the pipeline's own words when `message` is generic: for the log only
 
 
 class PipelineWarning(BaseModel):

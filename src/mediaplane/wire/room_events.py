@@ -75,6 +75,21 @@ class PeerLeft(_Event):
     reason: str
 
 
+class PeerReconnecting(_Event):
+    """Someone's signaling socket dropped: it may resume within the grace period
+    (docs/signaling.md#resuming-a-session); its tracks stay. Forwarded."""
+
+    type: Literal["peerReconnecting"] = "peerReconnecting"
+    peer_id: str
+
+
+class PeerReconnected(_Event):
+    """Someone resumed its session (same peer id, same tracks). Forwarded."""
+
+    type: Literal["peerReconnected"] = "peerReconnected"
+    peer_id: str
+
+
 class NewProducer(_Event):
     """Someone published a track. Forwarded; an audio track joins the room's
     active-speaker observer on the other instances."""
@@ -147,6 +162,16 @@ class Replaced(_Event):
     peer_id: str
 
 
+class Handover(_Event):
+    """The peer resumed through instance `instance`: any other instance holding it
+    forgets it there without a leave (its SFU objects go on) and closes its old socket
+    (4011)."""
+
+    forwarded: ClassVar[bool] = False
+    type: Literal["handover"] = "handover"
+    peer_id: str
+
+
 class GrantsChanged(_Event):
     """An admin changed `identity`'s grants: the owning instance applies them."""
 
@@ -167,6 +192,8 @@ class RoomDeleted(_Event):
 RoomEvent = Annotated[
     PeerJoined
     | PeerLeft
+    | PeerReconnecting
+    | PeerReconnected
     | NewProducer
     | ProducerClosed
     | ProducerPaused
@@ -175,6 +202,7 @@ RoomEvent = Annotated[
     | RecordingChanged
     | Kick
     | Replaced
+    | Handover
     | GrantsChanged
     | RoomDeleted,
     Field(discriminator="type"),

@@ -11,11 +11,14 @@ from pydantic import ValidationError
 from mediaplane.wire.room_events import (
     ROOM_EVENT,
     GrantsChanged,
+    Handover,
     Kick,
     NewProducer,
     PeerInfo,
     PeerJoined,
     PeerLeft,
+    PeerReconnected,
+    PeerReconnecting,
     ProducerClosed,
     ProducerPaused,
     ProducerResumed,
@@ -52,6 +55,9 @@ EVENTS: list[RoomEvent] = [
     Replaced(room="r", peer_id="p1"),
     GrantsChanged(room="r", identity="a", grants={"room": "r", "can_publish": False}),
     RoomDeleted(room="r"),
+    PeerReconnecting(room="r", origin="p1", peer_id="p1"),
+    PeerReconnected(room="r", origin="p1", peer_id="p1"),
+    Handover(room="r", origin="p1", peer_id="p1"),
 ]
 
 
@@ -91,7 +97,7 @@ def test_only_participant_facing_events_are_forwarded() -> None:
     forwarded = {e.type for e in EVENTS if e.forwarded}
     assert forwarded == {
         "peerJoined", "peerLeft", "newProducer", "producerClosed", "producerPaused",
-        "producerResumed", "roomCreated", "recording",
+        "producerResumed", "roomCreated", "recording", "peerReconnecting", "peerReconnected",
     }  # fmt: skip
 
 

@@ -78,6 +78,11 @@ class ParticipantOut(BaseModel):
     kind: str = Field(default="participant", description="participant, or ingress (an injection)")
     instance: str
     joinedAt: float
+    state: str = Field(
+        default="joined",
+        description="joined, or disconnected: its socket dropped, it may still resume "
+        "(docs/signaling.md#resuming-a-session)",
+    )
     tracks: list[ListedTrack]
 
 

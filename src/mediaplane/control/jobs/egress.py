@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mediaplane.control.errors import Conflict, InvalidState, NotFound, Unavailable
+from mediaplane.control.errors import BadRequest, Conflict, InvalidState, NotFound, Unavailable
 from mediaplane.control.jobs.lifecycle import JobRecord, JobService, Step, job_reason
 from mediaplane.control.jobs.plumbing import Feed, KeyFrameRelay, open_feed, request_key_frames
 from mediaplane.control.jobs.records import RecordStore, confined_file
@@ -38,6 +38,7 @@ from mediaplane.control.webhooks import Webhooks
 from mediaplane.media.models import CompositeRequest, HlsWindow, Job, RtmpUrl
 from mediaplane.sfu import SfuClient
 from mediaplane.state.models import ProducerRecord
+from mediaplane.url_guard import OutboundPolicy, OutboundRefused, check_url
 from mediaplane.wire.ids import Identity, Json
 from mediaplane.wire.room_events import (
     NewProducer,
@@ -149,10 +150,16 @@ class EgressService(JobService[EgressRecord]):
     poll_s = POLL_S
 
     def __init__(
-        self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, recordings_root: Path
+        self,
+        rooms: RoomManager,
+        media: MediaClient,
+        webhooks: Webhooks,
+        recordings_root: Path,
+        outbound: OutboundPolicy,
     ) -> None:
         records = RecordStore(rooms.store.redis, EgressRecord, "egress", key, INDEX)
         super().__init__(rooms, media, webhooks, recordings_root, records)
+        self.outbound = outbound
         self.active: dict[str, Active] = {}
         self.empty_grace_s = EMPTY_GRACE_S
 
@@ -178,6 +185,12 @@ class EgressService(JobService[EgressRecord]):
     # starting ---------------------------------------------------------------------------
     async def start(self, room: str, req: EgressRequest) -> EgressRecord:
         room_rec = await self.rooms.get_room(room)
+        if req.rtmp_url is not None:
+            try:  # the media worker checks the connection again when it makes it
+                await check_url(req.rtmp_url, self.outbound)
+            except OutboundRefused as e:
+                log.info("room=%s egress target refused: %s", room, redact_stream_key(req.rtmp_url))
+                raise BadRequest(f"rtmpUrl: {e}") from None
         if req.source == "participant":
             if req.identity is None:
                 raise InvalidState("give the identity of the participant, or source 'room'")

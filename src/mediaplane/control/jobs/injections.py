@@ -48,6 +48,7 @@ from mediaplane.media.errors import BadRequest as MediaBadRequest
 from mediaplane.media.models import Job, check_source_url
 from mediaplane.media.paths import confine
 from mediaplane.sfu import SfuClient
+from mediaplane.url_guard import OutboundPolicy, OutboundRefused, check_url
 from mediaplane.wire.ids import Json
 
 log = logging.getLogger(__name__)
@@ -150,27 +151,40 @@ class InjectionService(JobService[InjectionRecord]):
     poll_s = POLL_S
 
     def __init__(
-        self, rooms: RoomManager, media: MediaClient, webhooks: Webhooks, media_root: Path
+        self,
+        rooms: RoomManager,
+        media: MediaClient,
+        webhooks: Webhooks,
+        media_root: Path,
+        outbound: OutboundPolicy,
     ) -> None:
         records = RecordStore(rooms.store.redis, InjectionRecord, "injection", key, INDEX)
         super().__init__(rooms, media, webhooks, media_root, records)
         self.active: dict[str, Active] = {}
+        self.outbound = outbound
 
     # Room events reach the injection's peer like any peer's: no `listen`.
     def live(self) -> list[str]:
         return list(self.active)
 
     # the source -------------------------------------------------------------------------
-    def _source(self, room: str, source: str) -> tuple[SourceType, dict[str, str], str]:
+    async def _source(self, room: str, source: str) -> tuple[SourceType, dict[str, str], str]:
         """(type, the media job's source field, what the record shows); 400 when refused.
 
-        A file is any file under the media root except another room's outputs
+        A URL must reach a public address or one the allow-list names (url_guard; the
+        media worker checks every connection again when it makes it). A file is any
+        file under the media root except another room's outputs
         (recordings and transcodes under rooms/<room>/, egress under egress/<room>/):
         a room's admin may replay the room's own, not another room's (403)."""
         if "://" in source or source.lower().startswith(("file:", "ftp:", "data:")):
             try:
                 check_source_url(source)
             except ValueError as e:
+                raise BadRequest(f"source: {e}") from None
+            try:
+                await check_url(source, self.outbound)
+            except OutboundRefused as e:
+                log.info("room=%s injection source refused: %s", room, redact(source))
                 raise BadRequest(f"source: {e}") from None
             return classify(source), {"sourceUrl": source}, redact(source)
         try:
@@ -185,7 +199,7 @@ class InjectionService(JobService[InjectionRecord]):
     # starting ---------------------------------------------------------------------------
     async def start(self, room: str, req: InjectionRequest) -> InjectionRecord:
         await self.rooms.get_room(room)  # 404 before anything is made
-        source_type, job_source, shown = self._source(room, req.source)
+        source_type, job_source, shown = await self._source(room, req.source)
         injection_id = uuid.uuid4().hex[:16]
         identity = f"inject-{injection_id}"
         name = req.name or default_name(shown, source_type)

@@ -7,7 +7,8 @@ between instances over pub/sub; the SFU's objects are global to it, so a peer
 here can consume a producer created by a peer on another instance.
 
 The parts: `records` (room CRUD, admin actions), `sessions` (one peer: join,
-media, leave), `placement` (nodes, routers, workers, spanning), `events` (room
+media, leave), `resumes` (a dropped signaling socket's grace period and
+resume), `placement` (nodes, routers, workers, spanning), `events` (room
 events in and out), `resync` (Redis restart, node down, worker died) and the
 SFU `notifications`. Signaling, WHIP and the REST API use the parts; the
 methods below keep the names the other services (jobs, metrics) use.
@@ -33,6 +34,7 @@ from mediaplane.control.rooms.notifications import SfuNotifications
 from mediaplane.control.rooms.peers import LocalPeer, LocalRoom
 from mediaplane.control.rooms.placement import Placement
 from mediaplane.control.rooms.records import RoomRecords
+from mediaplane.control.rooms.resume import Resumes
 from mediaplane.control.rooms.resync import Resync
 from mediaplane.control.rooms.sessions import Sessions
 from mediaplane.control.sfu_pool import SfuPool
@@ -55,6 +57,8 @@ class RoomManager:
         instance_id: str | None = None,
         auto_create_rooms: bool = True,
         span_after_peers: int | None = None,
+        resume_grace_s: float = 20.0,
+        resume_tombstone_s: float = 300.0,
         joined_room_empty_timeout_s: int = 60,
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
@@ -87,6 +91,10 @@ class RoomManager:
         self.records = RoomRecords(store, self.placement, self.sessions, self.events, notify=notify)
         self.resync = Resync(store, self.placement, self.sessions, self.instance_id)
         self.notifications = SfuNotifications(store, self.sessions, self.resync)
+        self.resumes = Resumes(
+            store, self.placement, self.sessions, self.events, self.tasks, self.instance_id,
+            grace_s=resume_grace_s, tombstone_s=resume_tombstone_s,
+        )  # fmt: skip
 
     @property
     def rooms(self) -> dict[str, LocalRoom]:
@@ -104,6 +112,8 @@ class RoomManager:
         self.pool.on_node_down.append(self.resync.on_node_down)
         self.tasks.spawn(self.events.listen(), f"room-events {self.instance_id}")
         self.tasks.spawn(self.resync.watch_redis(), f"redis-watchdog {self.instance_id}")
+        if self.resumes.enabled:
+            self.tasks.spawn(self.resumes.sweep_forever(), f"orphan-sweep {self.instance_id}")
 
     async def close(self) -> None:
         if self._closed:

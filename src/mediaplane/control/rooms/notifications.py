@@ -44,6 +44,11 @@ class SfuNotifications:
             peer = owners.pop(consumer_id, None)
             if peer is not None:
                 producer_id = peer.forget_consumer(consumer_id)
+                if peer.resume_hash is not None:
+                    with contextlib.suppress(*REDIS_ERRORS):
+                        await self.store.remove_peer_media(
+                            peer.room, peer.peer_id, f"consumer:{consumer_id}"
+                        )
                 await peer.send_event(
                     "consumerClosed",
                     {

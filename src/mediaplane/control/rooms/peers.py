@@ -24,6 +24,7 @@ from mediaplane.wire.room_events import PeerInfo
 CLOSE_KICKED = 4003
 CLOSE_ROOM_DELETED = 4004
 CLOSE_REPLACED = 4009
+CLOSE_RESUMED = 4011  # the session resumed on another socket
 
 EventSink = Callable[[str, Json], Awaitable[None]]
 Disconnect = Callable[[int, str], Awaitable[None]]
@@ -55,6 +56,10 @@ class LocalPeer:
     rtp_capabilities: Json | None = None
     kind: PeerKind = "participant"
     router_id: str | None = None  # a router of its room other than the first (spanning)
+    # Resumable (signaling) peers: the SHA-256 of its current resume token, and since
+    # when its socket is gone (None while connected); see rooms/resume.py.
+    resume_hash: str | None = None
+    away_since: float | None = None
 
     @property
     def identity(self) -> str:

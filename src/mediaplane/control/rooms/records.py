@@ -97,6 +97,7 @@ class RoomRecords:
                     "kind": p.kind,
                     "instance": p.instance,
                     "joinedAt": p.joined_at,
+                    "state": p.state,
                     "tracks": tracks,
                 }
             )

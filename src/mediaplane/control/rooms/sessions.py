@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from mediaplane.control.auth import Grants, Principal, TrackSource
@@ -47,6 +47,8 @@ from mediaplane.wire.room_events import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Notify = Callable[[str, Json], object]
+# Called when a peer's media is forgotten: (peer, the leave reason or None: rejoin).
+OnGone = Callable[[LocalPeer, str | None], Awaitable[None]]
 
 
 def new_producer_event(room: str, p: ProducerRecord, *, origin: str | None) -> NewProducer:
@@ -83,6 +85,7 @@ class Sessions:
         self.bitrates = bitrates
         self.last_n = last_n  # Last-N (lastn.py): 0 forwards every camera at its tile's layer
         self.consumer_owner: dict[str, LocalPeer] = {}
+        self.on_gone: list[OnGone] = []  # rooms/resume.py
 
     # where a peer is -------------------------------------------------------------
     def room_of(self, peer: LocalPeer) -> LocalRoom:
@@ -94,6 +97,34 @@ class Sessions:
     def is_joined(self, peer: LocalPeer) -> bool:
         local = self.rooms.get(peer.room)
         return local is not None and peer.peer_id in local.peers
+
+    def local_peer(self, room: str, peer_id: str) -> LocalPeer | None:
+        local = self.rooms.get(room)
+        return local.peers.get(peer_id) if local is not None else None
+
+    def forget_here(self, peer: LocalPeer) -> None:
+        """Drop a peer from this instance only: no leave, its SFU objects and Redis
+        records stay (another instance serves it now: rooms/resume.py)."""
+        local = self.rooms.get(peer.room)
+        if local is None or local.peers.get(peer.peer_id) is not peer:
+            return
+        del local.peers[peer.peer_id]
+        for consumer_id in peer.consumers:
+            if self.consumer_owner.get(consumer_id) is peer:
+                del self.consumer_owner[consumer_id]
+        if not local.peers:
+            self.placement.drop_local_room(local)
+
+    async def forget_transport(self, peer: LocalPeer, transport_id: str) -> None:
+        """A transport of the peer that is gone in the SFU (its consumers with it)."""
+        peer.transports.pop(transport_id, None)
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.store.remove_peer_media(peer.room, peer.peer_id, f"transport:{transport_id}")
+
+    async def _keep_media(self, peer: LocalPeer, field: str, value: str) -> None:
+        """A resumable peer's SFU objects, for the instance that may adopt it."""
+        if peer.resume_hash is not None:
+            await redis_call(self.store.put_peer_media(peer.room, peer.peer_id, field, value))
 
     def sfu_of(self, peer: LocalPeer) -> SfuClient:
         """The SFU client of the node hosting this peer's room."""
@@ -173,8 +204,10 @@ class Sessions:
     async def leave(self, peer: LocalPeer, reason: str) -> None:
         """Remove a peer: close its SFU objects, tell the others. Idempotent."""
         local = self.rooms.get(peer.room)
-        if local is None or local.peers.pop(peer.peer_id, None) is None:
+        # Not here (any more): it left, or resumed through another instance.
+        if local is None or local.peers.get(peer.peer_id) is not peer:
             return
+        del local.peers[peer.peer_id]
         local.speakers.left(peer.peer_id)
         await self.teardown(peer, close_on=local.sfu, left_reason=reason)
         self.notify("participant.left", {"room": peer.room, "reason": reason, **peer.public()})
@@ -215,6 +248,8 @@ class Sessions:
                         reason=left_reason,
                     )
                 )
+        for gone in list(self.on_gone):
+            await gone(peer, left_reason)
         peer.forget_media()
 
     async def kick(self, room: str, identity: str | None, code: int, reason: str) -> None:
@@ -274,6 +309,7 @@ class Sessions:
             await sfu_call(
                 local.sfu.set_max_outgoing_bitrate(info.transport_id, self.bitrates.max_outgoing)
             )
+        await self._keep_media(peer, f"transport:{info.transport_id}", direction)
         return info.model_dump(by_alias=True)
 
     async def connect_transport(self, peer: LocalPeer, transport_id: str, dtls: Json) -> None:
@@ -422,6 +458,7 @@ class Sessions:
             peer.video_consumers[info.consumer_id] = producer.layer_heights
             peer.video_owners[info.consumer_id] = (producer.peer_id, producer.source)
         self.consumer_owner[info.consumer_id] = peer
+        await self._keep_media(peer, f"consumer:{info.consumer_id}", producer_id)
         self.counts[f"consume.{info.kind}"] += 1
         out = info.model_dump(by_alias=True)
         # The room's producer id, also when a pipe of it is what is consumed.
@@ -490,6 +527,8 @@ class Sessions:
         spatial = spatial_for(heights, height)
         if self.last_n <= 0:
             return spatial
+        if consumer_id not in peer.video_owners:
+            return spatial  # its producer's owner unknown here (not consumed through consume())
         owner, source = peer.video_owners[consumer_id]
         cameras = [o for o, src in peer.video_owners.values() if src == "video"]
         forwarded = local.speakers.last(cameras, self.last_n)

@@ -50,6 +50,13 @@ class JoinData(Strict):
     rtp_capabilities: Json | None = Field(default=None, alias="rtpCapabilities")
 
 
+class ResumeData(Strict):
+    """The first request of a new socket that takes over a dropped session."""
+
+    resume_token: str = Field(alias="resumeToken", min_length=16, max_length=128)
+    restart_ice: bool = Field(default=True, alias="restartIce")
+
+
 class CreateTransportData(Strict):
     direction: Literal["send", "recv"]
 
@@ -119,3 +126,8 @@ RATE_LIMITED = "rate_limited"
 SFU_ERROR = "sfu_error"  # the SFU refused (message carries its reason)
 UNAVAILABLE = "unavailable"  # SFU or Redis unreachable right now
 INTERNAL = "internal"
+# a refused `resume` (control/rooms/resume.py)
+SESSION_EXPIRED = "session_expired"  # the grace period ran out (or no such token)
+RESUME_TOKEN_USED = "resume_token_used"
+SESSION_ENDED = "session_ended"  # the peer left meanwhile (removed, replaced, room deleted)
+RESUME_MISMATCH = "resume_mismatch"  # another participant's or another room's token

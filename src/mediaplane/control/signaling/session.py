@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from mediaplane.control.auth import PermissionDenied, Principal
 from mediaplane.control.errors import ControlError, InvalidState
@@ -54,6 +59,7 @@ class SignalingError(Exception):
         self.code, self.message = code, message
 
 
+CLIENT_LEFT_CODES = (1000, 1001)
 VALID_SOURCES = {("audio", "audio"), ("video", "video"), ("video", "screen")}
 Handler = Callable[["PeerSession", Any], Awaitable[Json]]
 
@@ -75,6 +81,7 @@ class PeerSession:
         self.ws = ws
         self.rooms = rooms
         self.sessions = rooms.sessions
+        self.resumes = rooms.resumes
         self.principal = principal
         self.room = room
         self.max_message_bytes = max_message_bytes
@@ -84,6 +91,7 @@ class PeerSession:
         self.ice_servers = ice_servers or (lambda _identity: [])
         self._send_lock = asyncio.Lock()
         self._closed = False
+        self._close_code: int | None = None  # the client's, when it closed the socket
 
     # transport -------------------------------------------------------------
     async def _send(self, message: BaseModel) -> None:
@@ -112,16 +120,37 @@ class PeerSession:
                 text = await self.ws.receive_text()
                 reply = await self._dispatch(text)
                 await self._send(reply)
-        except WebSocketDisconnect:
+        except WebSocketDisconnect as e:
+            self._close_code = e.code
+        except WebSocketDisconnected:  # this side closed it (4011, kicked) meanwhile
             pass
         except RuntimeError as e:  # receive after close, or a binary frame
             if "receive" not in str(e) and "text" not in str(e):
                 raise
         finally:
             self._closed = True
-            if self.peer is not None:
-                self._unwatch(self.peer)
-                await self.sessions.leave(self.peer, "disconnected")
+            await self._dropped()
+
+    async def _dropped(self) -> None:
+        """The socket is gone: a grace period to resume (rooms/resume.py), or a leave."""
+        peer = self.peer
+        if peer is None or not self._serves(peer):
+            return  # never joined, or it resumed on another socket
+        # A client that closes normally (1000, 1001: the tab closed) has left; a lost
+        # socket (1006, a missed pong, or the client's own 4000 "resuming") may resume.
+        if (
+            self.resumes.enabled
+            and peer.resume_hash is not None
+            and self._close_code not in CLIENT_LEFT_CODES
+        ):
+            await self.resumes.away(peer)
+            return
+        self._unwatch(peer)
+        await self.sessions.leave(peer, "disconnected")
+
+    def _serves(self, peer: LocalPeer) -> bool:
+        """This socket is the one the peer's events go to."""
+        return peer.send_event == self.send_event
 
     # the error-to-reply point --------------------------------------------------
     async def _dispatch(self, text: str) -> p.Response:
@@ -202,9 +231,32 @@ class PeerSession:
             rtp_capabilities=data.rtp_capabilities,
         )
         reply = await self.sessions.join(self.peer)
-        # Fresh TURN credentials with every join (a rejoin after a loss gets new ones).
-        servers = self.ice_servers(self.principal.identity)
-        return {**reply, "iceServers": [s.model_dump() for s in servers]}
+        if self.resumes.enabled:
+            reply["resumeToken"] = await self.resumes.issue(self.peer)
+            reply["resumeGraceS"] = self.resumes.grace_s
+        return {**reply, "iceServers": self._ice_servers()}
+
+    def _ice_servers(self) -> list[Json]:
+        # Fresh TURN credentials with every join and resume (an ICE restart after a long
+        # call may need a new allocation, for which the join's credentials have expired).
+        return [s.model_dump() for s in self.ice_servers(self.principal.identity)]
+
+    async def resume(self, data: p.ResumeData) -> Json:
+        """Take over this participant's dropped session (docs/signaling.md#resuming-a-session)."""
+        self.principal.require_room(self.room, join=True)
+        if self.peer is not None:
+            raise InvalidState("resume is the first request of a new connection")
+        if not self.resumes.enabled:
+            raise SignalingError(p.SESSION_EXPIRED, "sessions are not resumable here: join")
+        peer, reply = await self.resumes.resume(
+            data.resume_token, self.principal, self.room, self.send_event, self.disconnect,
+            restart_ice=data.restart_ice,
+        )  # fmt: skip
+        self.peer = peer
+        if self.transport_watch is not None:
+            for transport_id in peer.transports:
+                self.transport_watch.watch(transport_id, peer)
+        return {**reply, "iceServers": self._ice_servers()}
 
     async def create_transport(self, data: p.CreateTransportData) -> Json:
         peer = self.joined()
@@ -289,6 +341,10 @@ class PeerSession:
     async def get_stats(self, data: p.EmptyData) -> Json:
         return await self.sessions.stats(self.joined())
 
+    async def ping(self, data: p.EmptyData) -> Json:
+        """The client's own liveness check of its socket (the call page's heartbeat)."""
+        return {}
+
     async def leave(self, data: p.EmptyData) -> Json:
         if self.peer is not None:
             self._unwatch(self.peer)
@@ -305,6 +361,7 @@ def _first_error(e: ValidationError) -> str:
 
 HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     "join": (p.JoinData, PeerSession.join),
+    "resume": (p.ResumeData, PeerSession.resume),
     "createTransport": (p.CreateTransportData, PeerSession.create_transport),
     "connectTransport": (p.ConnectTransportData, PeerSession.connect_transport),
     "restartIce": (p.TransportIdData, PeerSession.restart_ice),
@@ -320,4 +377,5 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     "closeProducer": (p.ProducerIdData, PeerSession.close_producer),
     "getStats": (p.EmptyData, PeerSession.get_stats),
     "leave": (p.EmptyData, PeerSession.leave),
+    "ping": (p.EmptyData, PeerSession.ping),
 }

@@ -107,6 +107,10 @@ class TransportWatch:
 
     def _end(self, peer: LocalPeer, reason: str) -> None:
         self.forget(peer)
+        if peer.away_since is not None:
+            # Its socket is gone and its resume grace period runs: that decides.
+            log.info("room=%s peer=%s away; not ended: %s", peer.room, peer.peer_id, reason)
+            return
         self.tasks.spawn(self._leave(peer, reason), f"transport-lost {peer.peer_id}")
 
     async def _leave(self, peer: LocalPeer, reason: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mediaplane.media.worker.events import emit
 from mediaplane.media.worker.gst import GLib, Gst, add, chain
 from mediaplane.media.worker.rtp_inputs import RtpInputs
@@ -16,6 +18,8 @@ class JobContext:
         self.rtp = RtpInputs(self.pipeline, config.listen_ip)
         self.exit_code = 0
         self.stopping = False  # asked to stop (SIGINT)
+        # (element, message) -> what the job says instead (the kind's `public_error`)
+        self.public_error: Callable[[str, str], str | None] = lambda _element, _message: None
 
     def add(self, *elements: Gst.Element) -> None:
         add(self.pipeline, *elements)
@@ -23,11 +27,20 @@ class JobContext:
     def chain(self, *elements: Gst.Element) -> None:
         chain(self.pipeline, *elements)
 
-    def fail(self, message: str, debug: str = "") -> None:
+    def report(self, message: str, debug: str = "", element: str = "") -> None:
+        """The job's error event: the pipeline's words, or the kind's generic sentence
+        when they would tell the caller about a remote peer (then only `detail` has them)."""
+        generic = self.public_error(element, message)
+        if generic is None:
+            emit(PipelineError(message=message, debug=debug))
+        else:
+            emit(PipelineError(message=generic, detail=message))
+
+    def fail(self, message: str, debug: str = "", element: str = "") -> None:
         """End the job as failed; the first failure is the reason."""
         if self.exit_code:
             return
-        emit(PipelineError(message=message, debug=debug))
+        self.report(message, debug, element)
         self.exit_code = 2
         self.loop.quit()
 

@@ -50,6 +50,13 @@ class Kind(ABC, Generic[Config]):
         """One command from the manager; raises to reply `input-error`."""
         raise ValueError(f"a {self.name} job takes no {command.cmd} command")
 
+    def public_error(self, element: str, message: str) -> str | None:
+        """What the job says instead of an error's own words (None: those words).
+
+        A kind that talks to a remote peer hides what the peer answered
+        (media/worker/outbound.py)."""
+        return None
+
     def on_message(self, msg: Gst.Message) -> bool:
         """A bus message; True when handled here (main.py then ignores it)."""
         return False

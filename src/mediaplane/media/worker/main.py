@@ -32,6 +32,7 @@ import signal
 import sys
 from pathlib import Path
 
+from mediaplane.media.worker import outbound
 from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
 from mediaplane.media.worker.gst import GLib, Gst
@@ -53,6 +54,7 @@ class Worker:
     def __init__(self, config: AnyWorkerConfig) -> None:
         self.job = JobContext(config)
         self.kind = KINDS[config.kind](self.job, config)
+        self.job.public_error = self.kind.public_error
         self.command_buffer = b""
 
     def run(self) -> int:
@@ -65,9 +67,9 @@ class Worker:
             # The bus carries the reason (e.g. a file that cannot be opened).
             msg = bus.timed_pop_filtered(Gst.SECOND, Gst.MessageType.ERROR)
             if msg is not None:
-                emit(_error(msg))
+                self._report(msg)
             else:
-                emit(PipelineError(message="the pipeline refused to start"))
+                self.job.report("the pipeline refused to start")
             return 2
         self.kind.started()
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, self._interrupt)
@@ -95,9 +97,14 @@ class Worker:
             emit(Eos())
             self.job.loop.quit()
         elif msg.type == Gst.MessageType.ERROR:
-            emit(_error(msg))
+            self._report(msg)
             self.job.exit_code = 2
             self.job.loop.quit()
+
+    def _report(self, msg: Gst.Message) -> None:
+        err, debug = msg.parse_error()
+        element = msg.src.get_name()
+        self.job.report(f"{element}: {err.message}", debug or "", element)
 
     def _interrupt(self) -> bool:
         """SIGINT: stop as the kind does (EOS, so the file is finished)."""
@@ -139,11 +146,6 @@ class Worker:
             emit(InputError(input=ident, message=str(e) or type(e).__name__))
 
 
-def _error(msg: Gst.Message) -> PipelineError:
-    err, debug = msg.parse_error()
-    return PipelineError(message=f"{msg.src.get_name()}: {err.message}", debug=debug or "")
-
-
 def _input_of(raw: object) -> str:
     """The input a command is about, read before it is validated (for its error reply)."""
     if not isinstance(raw, dict):
@@ -156,6 +158,7 @@ def _input_of(raw: object) -> str:
 def main() -> int:
     config = WORKER_CONFIG.validate_json(Path(sys.argv[1]).read_text())
     try:
+        outbound.install(config.outbound_allow)  # before anything can connect
         return Worker(config).run()
     except RuntimeError as e:
         emit(PipelineError(message=str(e)))

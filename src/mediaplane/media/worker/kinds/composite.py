@@ -25,6 +25,7 @@ from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
 from mediaplane.media.worker.gst import GLib, Gst, caps, link, make
 from mediaplane.media.worker.kind import Kind
+from mediaplane.media.worker.outbound import REMOTE_TARGET_FAILED
 from mediaplane.media.worker.outputs import OutputKind, encoded_output
 from mediaplane.media.worker.rtp_inputs import RtpInput
 from mediaplane.wire.media import (
@@ -145,6 +146,11 @@ class Composite(Kind[CompositeConfig]):
         return Gst.PadProbeReturn.REMOVE
 
     # building ----------------------------------------------------------------------
+    def public_error(self, element: str, message: str) -> str | None:
+        """An RTMP target's failure in one sentence (not what the server answered)."""
+        rtmp = self.output[0] == "flv" and element.startswith("rtmp2sink")
+        return REMOTE_TARGET_FAILED if rtmp else None
+
     def build(self) -> None:
         r, w = self.request, self.job
         kind, location = self.output

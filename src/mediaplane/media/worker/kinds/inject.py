@@ -29,12 +29,12 @@ from mediaplane.media.worker.context import JobContext
 from mediaplane.media.worker.events import emit
 from mediaplane.media.worker.gst import GLib, Gst, caps, make
 from mediaplane.media.worker.kind import Kind
+from mediaplane.media.worker.outbound import BYPASSING_ELEMENTS, REMOTE_SOURCE_FAILED
 from mediaplane.wire.media import (
     Eos,
     FirstPacket,
     InjectConfig,
     Looped,
-    PipelineError,
     PipelineWarning,
     RtpTarget,
 )
@@ -61,6 +61,7 @@ class Inject(Kind[InjectConfig]):
         self.looping = False  # the first segment seek succeeded
         self.loops = 0
         self.fakesinks = 0
+        self.refusals: list[str] = []  # what this kind refused (told as it is)
 
     # building -------------------------------------------------------------------------
     def build(self) -> None:
@@ -100,6 +101,13 @@ class Inject(Kind[InjectConfig]):
         self.job.chain(*chain)
         return chain[0]
 
+    def public_error(self, element: str, message: str) -> str | None:
+        """A URL source: one sentence whatever failed (what the server answered, or
+        that it was refused, would tell what listens behind the port)."""
+        if any(own in message for own in self.refusals):
+            return None  # the worker's own refusal, not what the remote said
+        return REMOTE_SOURCE_FAILED if "://" in self.source else None
+
     def _source_setup(self, _dec: Gst.Element, source: Gst.Element) -> None:
         """Network sources give up instead of waiting forever."""
         factory = source.get_factory()
@@ -119,14 +127,17 @@ class Inject(Kind[InjectConfig]):
             uri = element.get_uri() or ""
         factory = element.get_factory()
         name = factory.get_name() if factory is not None else ""
-        if name != "filesrc" and not uri.lower().startswith("file:"):
+        if name in BYPASSING_ELEMENTS:  # would connect past the outbound guard
+            why = f"{name} connects past the outbound guard: refused"
+        elif name == "filesrc" or uri.lower().startswith("file:"):
+            why = f"a URL source may not open a local file ({uri or name}): refused"
+            if name == "filesrc":
+                element.set_property("location", "/dev/null/refused")  # fails if it ever reads
+        else:
             return
-        if name == "filesrc":
-            element.set_property("location", "/dev/null/refused")  # fails if it ever reads
+        self.refusals.append(why)
         err = GLib.Error.new_literal(
-            Gst.ResourceError.quark(),
-            f"a URL source may not open a local file ({uri or name}): refused",
-            int(Gst.ResourceError.NOT_AUTHORIZED),
+            Gst.ResourceError.quark(), why, int(Gst.ResourceError.NOT_AUTHORIZED)
         )
         # On the pipeline's bus: hlsdemux swallows its fragment sources' own errors.
         pipeline = self.job.pipeline
@@ -145,7 +156,7 @@ class Inject(Kind[InjectConfig]):
             pad.link(sink.get_static_pad("sink"))
             return
         if pad.link(target.get_static_pad("sink")) != Gst.PadLinkReturn.OK:
-            emit(PipelineError(message=f"cannot link the source's {kind} to its encoder"))
+            self.job.report(f"cannot link the source's {kind} to its encoder")
             return
         pad.add_probe(Gst.PadProbeType.BUFFER, self._data, kind)
 
@@ -174,7 +185,7 @@ class Inject(Kind[InjectConfig]):
             text = f"{msg.src.get_name()}: {err.message}"
             if detail[0] and "reason" in detail[0]:
                 text += f" ({detail[0].strip()})"
-            self.job.fail(f"cannot play the source: {text}", debug or "")
+            self.job.fail(f"cannot play the source: {text}", debug or "", msg.src.get_name())
             return True
         if msg.type == Gst.MessageType.SEGMENT_DONE:
             self.loops += 1

@@ -10,6 +10,7 @@ from mediaplane.media.worker import outputs, rtp_inputs
 from mediaplane.media.worker.codecs import DECODE, DECODE_ELEMENTS
 from mediaplane.media.worker.gst import make
 from mediaplane.media.worker.kind import Kind
+from mediaplane.media.worker.outbound import REMOTE_TARGET_FAILED
 from mediaplane.media.worker.outputs import encoded_output
 from mediaplane.wire.media import StreamConfig
 
@@ -17,6 +18,11 @@ from mediaplane.wire.media import StreamConfig
 class Stream(Kind[StreamConfig]):
     name = "stream"
     elements = (*rtp_inputs.ELEMENTS, *DECODE_ELEMENTS, *outputs.ELEMENTS)
+
+    def public_error(self, element: str, message: str) -> str | None:
+        """An RTMP target's failure in one sentence (not what the server answered)."""
+        rtmp = self.config.container == "flv" and element.startswith("rtmp2sink")
+        return REMOTE_TARGET_FAILED if rtmp else None
 
     def build(self) -> None:
         c = self.config

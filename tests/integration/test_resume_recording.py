@@ -1,0 +1,140 @@
+"""A recording of a participant whose connection goes away for 5 s and who then resumes
+goes on in the same file: one recording, never ended, its file decoding the tone before
+the gap, silence of the gap's length, and the tone after it (by content, not by events).
+
+The outage is the sender's: alice's socket is lost without a closing handshake and her
+tone track sends nothing for 5 s (its RTP timestamps run on, as after a real outage),
+then she resumes her session on a new socket and her packets flow again. Real control
+plane, SFU, media manager (GStreamer), Redis; aiortc peers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from mediaplane.peer import MediasoupPeer, ToneTrack
+from mediaplane.peer.signaling_client import SignalingClient
+from tests.integration.test_recording_e2e import wait_rec
+from tests.support.control import participant
+from tests.support.mediacheck import decode_audio, dominant_frequency, rms
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
+
+OUTAGE_S = 5.0
+RATE = 48000
+
+
+class GatedTone(ToneTrack):
+    """A tone that sends nothing while `cut` is set; its clock runs on meanwhile."""
+
+    def __init__(self, freq: float) -> None:
+        super().__init__(freq=freq)
+        self.cut = False
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        while self.cut:
+            frame = await super().recv()
+        return frame
+
+
+async def test_a_recording_goes_on_in_the_same_file_across_a_resumed_outage(
+    stack: Stack, tmp_path: Path
+) -> None:
+    room = f"rrec-{uuid.uuid4().hex[:6]}"
+    settings = stack.settings
+    sig_a = await SignalingClient.connect(
+        stack.control.ws(room), participant(settings, "alice", room)
+    )
+    joined = await sig_a.request("join")
+    alice = MediasoupPeer(sig_a, joined["routerRtpCapabilities"])
+    sig_b = await SignalingClient.connect(
+        stack.control.ws(room), participant(settings, "bob", room)
+    )
+    await sig_b.request("join")
+    tone = GatedTone(freq=440.0)
+    await alice.publish(tone)
+    sig_new: SignalingClient | None = None
+    try:
+        async with stack.http() as http:
+            r = await http.post(
+                f"/api/rooms/{room}/recordings", json={"identity": "alice", "video": False}
+            )
+            assert r.status_code == 202, r.text
+            rec = await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "running")
+            await asyncio.sleep(4.0)
+            token = sig_a.resume_token
+            assert token is not None
+            tone.cut = True
+            sig_a.drop()
+            cut_at = time.monotonic()
+            await asyncio.sleep(OUTAGE_S)
+            during = (await http.get(f"/api/rooms/{room}/recordings/{rec['id']}")).json()
+            sig_new, reply = await SignalingClient.resume(
+                stack.control.ws(room), participant(settings, "alice", room), token
+            )
+            alice.signaling = sig_new
+            tone.cut = False
+            gap_s = time.monotonic() - cut_at
+            assert reply["peerId"] == joined["peerId"]
+            await asyncio.sleep(4.0)
+            r = await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
+            done = r.json()
+            listed = (await http.get("/api/recordings", params={"room": room})).json()
+            got = await http.get(f"/api/rooms/{room}/recordings/{rec['id']}/file")
+            assert got.status_code == 200
+            out = tmp_path / "alice.webm"
+            out.write_bytes(got.content)
+    finally:
+        await alice.close()
+        for sig in (sig_new, sig_b, sig_a):
+            if sig is not None:
+                await sig.close()
+    assert during["state"] == "running", during  # the outage did not end it
+    assert done["state"] == "completed", done
+    assert [x["id"] for x in listed] == [rec["id"]]  # one recording, not a second one
+    assert not [d for e, d in sig_b.events if e == "peerLeft"]
+    pcm = decode_audio(out, timeline=True)
+    span = done["stopped_at"] - done["started_at"]
+    # Where the silence is, in 100 ms windows: the gap must be one stretch, with the tone
+    # on both sides.
+    win = RATE // 10
+    levels = np.array([rms(pcm[i : i + win]) for i in range(0, len(pcm) - win, win)])
+    quiet = levels < 0.01
+    runs: list[tuple[int, int]] = []  # [start, end) of each silent stretch, in windows
+    start: int | None = None
+    for i, q in enumerate([*quiet, False]):
+        if q and start is None:
+            start = i
+        elif not q and start is not None:
+            runs.append((start, i))
+            start = None
+    assert runs, "no silence in the file: the gap was not kept"
+    first_q, end_q = max(runs, key=lambda r: r[1] - r[0])
+    silence_s = (end_q - first_q) / 10
+    before = pcm[: max(0, first_q - 1) * win]
+    after = pcm[(end_q + 1) * win :]
+    f_before = dominant_frequency(before[RATE // 2 :], RATE)
+    f_after = dominant_frequency(after[: len(after) - RATE // 2], RATE)
+    log.info(
+        "measured: recording %.2f s for a %.2f s span; tone %.1f Hz for %.2f s, silence "
+        "%.2f s (the outage lasted %.2f s), tone %.1f Hz for %.2f s after",
+        len(pcm) / RATE, span, f_before, len(before) / RATE, silence_s, gap_s, f_after,
+        len(after) / RATE,
+    )  # fmt: skip
+    assert abs(f_before - 440.0) <= 5.0 and abs(f_after - 440.0) <= 5.0
+    assert len(before) / RATE >= 3.0 and len(after) / RATE >= 2.5
+    assert abs(silence_s - gap_s) <= 1.0, (silence_s, gap_s)
+    # Outside the gap the tone is whole: no other silence but a start-up instant.
+    others = [r for r in runs if r != (first_q, end_q)]
+    assert sum(b - a for a, b in others) <= 5, others
+    assert abs(len(pcm) / RATE - span) <= 1.0, (len(pcm) / RATE, span)
