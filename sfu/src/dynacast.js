@@ -8,12 +8,14 @@
  * The highest spatial layer the consumers of a producer with `layers` spatial layers
  * want: -1 when none is active (all paused or none at all). A consumer that cannot
  * say (a pipe to another router, a plain or simple consumer) wants every layer.
+ * `wantedOf(consumer)`: the layer its subscriber asked for when its preferred layer
+ * is lower only for its link's sake (framerate.js), else undefined.
  */
-export function wantedSpatialLayer(layers, consumers) {
+export function wantedSpatialLayer(layers, consumers, wantedOf = () => undefined) {
   let wanted = -1;
   for (const c of consumers) {
     if (c.paused) continue;
-    const preferred = c.type === 'simulcast' || c.type === 'svc' ? c.preferredLayers?.spatialLayer : undefined;
+    const preferred = c.type === 'simulcast' || c.type === 'svc' ? wantedOf(c) ?? c.preferredLayers?.spatialLayer : undefined;
     wanted = Math.max(wanted, preferred ?? layers - 1);
     if (wanted >= layers - 1) return layers - 1;
   }
@@ -31,9 +33,10 @@ export function spatialLayers(producer) {
 export class Dynacast {
   #wanted = new Map(); // producerId -> last wanted spatial layer told
 
-  constructor(registry, notify) {
+  constructor(registry, notify, wantedOf = () => undefined) {
     this.registry = registry;
     this.notify = notify;
+    this.wantedOf = wantedOf;
   }
 
   /** Recompute a producer's wanted layer; tell when it changed. */
@@ -43,7 +46,7 @@ export class Dynacast {
     const layers = spatialLayers(producer);
     if (layers < 2) return;
     const consumers = [...this.registry.consumers.values()].filter((c) => c.producerId === producerId);
-    const wanted = wantedSpatialLayer(layers, consumers);
+    const wanted = wantedSpatialLayer(layers, consumers, this.wantedOf);
     if (this.#wanted.get(producerId) === wanted) return;
     this.#wanted.set(producerId, wanted);
     this.notify('producer.wantedLayers', { producerId, spatialLayer: wanted, spatialLayers: layers });

@@ -228,6 +228,7 @@ const handlers = {
       appData: { ...(v.obj(p, 'appData', { optional: true }) ?? {}) },
     });
     ctx.registry.addConsumer(consumer, transport.appData.routerId);
+    ctx.framerate?.watch(consumer, ctx.registry.producer(producerId), transport);
     const id = consumer.id;
     let reason = 'close';
     consumer.on('transportclose', () => { reason = 'transportclose'; });
@@ -278,10 +279,11 @@ const handlers = {
   'consumer.requestKeyFrame': async (p, ctx) => { await ctx.registry.consumer(v.string(p, 'consumerId')).requestKeyFrame(); return {}; },
   'consumer.setPreferredLayers': async (p, ctx) => {
     const consumer = ctx.registry.consumer(v.string(p, 'consumerId'));
-    await consumer.setPreferredLayers({
-      spatialLayer: v.int(p, 'spatialLayer', { max: 16 }),
-      temporalLayer: v.int(p, 'temporalLayer', { optional: true, max: 16 }),
-    });
+    const spatialLayer = v.int(p, 'spatialLayer', { max: 16 });
+    const temporalLayer = v.int(p, 'temporalLayer', { optional: true, max: 16 });
+    // What the tile wants; the link may cap it lower (framerate.js).
+    if (ctx.framerate) await ctx.framerate.setWanted(consumer, spatialLayer, temporalLayer);
+    else await consumer.setPreferredLayers({ spatialLayer, temporalLayer });
     ctx.dynacast?.update(consumer.producerId);
     return {};
   },

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { WebSocketServer } from 'ws';
 import { loadConfig } from './config.js';
 import { Dynacast } from './dynacast.js';
+import { FrameRateFirst } from './framerate.js';
 import { httpHandler } from './http.js';
 import { log, setLogLevel } from './log.js';
 import { SfuMetrics } from './metrics.js';
@@ -36,8 +37,10 @@ async function main() {
   });
   await pool.start();
   metrics = new SfuMetrics({ registry, pool, clients: () => clients.size });
-  const dynacast = new Dynacast(registry, notify);
-  const ctx = { config, registry, pool, notify, metrics, dynacast };
+  const framerate = new FrameRateFirst();
+  // Publishers encode what tiles want; a link's cap on one subscriber does not stop a layer.
+  const dynacast = new Dynacast(registry, notify, (consumer) => framerate.wanted(consumer.id));
+  const ctx = { config, registry, pool, notify, metrics, dynacast, framerate };
 
   // One port: HTTP (/healthz, /metrics) and the WebSocket RPC upgrade on /rpc.
   const server = http.createServer(httpHandler({ config, pool, metrics, clients: () => clients.size }));

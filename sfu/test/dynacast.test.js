@@ -46,3 +46,9 @@ test('a change is told once; single-encoding and audio producers are never told'
   d.forget('v');
   assert.equal(d.wanted('v'), undefined);
 });
+
+test("a consumer capped for its link's sake still wants the layer its tile asked for", () => {
+  const capped = { id: 'c', type: 'simulcast', paused: false, preferredLayers: { spatialLayer: 0 } };
+  assert.equal(wantedSpatialLayer(3, [capped]), 0);
+  assert.equal(wantedSpatialLayer(3, [capped], (c) => (c.id === 'c' ? 1 : undefined)), 1);
+});

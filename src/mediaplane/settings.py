@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     rtc_max_outgoing_bitrate: int = Field(
         default=0, ge=0, le=100_000_000, description="per subscriber transport"
     )
+    # Last-N (docs/video-quality.md): only the N most recent speakers' cameras at the
+    # layer their tile wants, the others at the lowest; 0 for everyone at their tile's.
+    last_n: int = Field(
+        default=6, ge=0, le=1000, description="cameras forwarded above the lowest layer"
+    )
     sfu_max_message_bytes: int = Field(default=262144, ge=1024)
     # several SFU nodes (docs/multinode.md): each node heartbeats into Redis; with
     # sfu_discovery=redis the control plane places rooms on the live nodes found there.

@@ -49,10 +49,14 @@ const CLOSE_MEDIA_LOST = 4010;
 // with three temporal layers; the server picks one per subscriber from its tile size and
 // tells us (producerLayers) which we need not encode. Screen share: one layer, sharp text.
 const CAMERA_ENCODINGS = [
-  { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 150000, scalabilityMode: 'L1T3' },
+  { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 80000, scalabilityMode: 'L1T3' },
   { rid: 'r1', scaleResolutionDownBy: 2, maxBitrate: 500000, scalabilityMode: 'L1T3' },
   { rid: 'r2', scaleResolutionDownBy: 1, maxBitrate: 1500000, scalabilityMode: 'L1T3' },
 ];
+// `?simulcast=0`: the camera as one full-size encoding (what a client without simulcast
+// sends; benchmarks/video_links.py compares the two).
+const SINGLE_ENCODING = [{ maxBitrate: 1500000 }];
+const SIMULCAST = new URLSearchParams(location.search).get('simulcast') !== '0';
 const SCREEN_ENCODINGS = [{ maxBitrate: 2500000 }];
 const AUDIO_OPTIONS = { opusFec: true, opusDtx: true, opusStereo: false };
 const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
@@ -322,7 +326,7 @@ async function publish() {
     if (!track) continue; // a viewer, or no such device: receive only
     track.enabled = !off;
     const options = kind === 'audio' ? { codecOptions: AUDIO_OPTIONS }
-      : { encodings: CAMERA_ENCODINGS, codecOptions: { videoGoogleStartBitrate: 1000 } };
+      : { encodings: SIMULCAST ? CAMERA_ENCODINGS : SINGLE_ENCODING, codecOptions: { videoGoogleStartBitrate: 1000 } };
     const height = kind === 'video' ? track.getSettings().height : undefined;
     const producer = await state.send.produce({ track, stopTracks: false, ...options,
       appData: { source: kind, paused: off, height } });

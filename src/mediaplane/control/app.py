@@ -85,7 +85,7 @@ async def _services(
         bitrates = Bitrates(settings.rtc_max_incoming_bitrate, settings.rtc_max_outgoing_bitrate)
         manager = RoomManager(
             store, sfu, span_after_peers=settings.room_span_after_peers,
-            limits=Limits.from_settings(settings), bitrates=bitrates,
+            limits=Limits.from_settings(settings), bitrates=bitrates, last_n=settings.last_n,
             joined_room_empty_timeout_s=settings.joined_room_empty_timeout_s,
             resume_grace_s=settings.resume_grace_s,
             resume_tombstone_s=settings.resume_tombstone_s,

@@ -62,6 +62,7 @@ class RoomManager:
         joined_room_empty_timeout_s: int = 60,
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
+        last_n: int = 0,
     ) -> None:
         self.store = store
         # Where rooms run: one SFU (static) or the nodes registered in Redis.
@@ -84,7 +85,7 @@ class RoomManager:
         self.sessions = Sessions(
             store, self.placement, self.events, notify=notify, counts=self.counts,
             auto_create_rooms=auto_create_rooms, limits=limits, bitrates=bitrates,
-            joined_room_empty_timeout_s=joined_room_empty_timeout_s,
+            last_n=last_n, joined_room_empty_timeout_s=joined_room_empty_timeout_s,
         )  # fmt: skip
         self.events.here = self.sessions
         self.records = RoomRecords(store, self.placement, self.sessions, self.events, notify=notify)

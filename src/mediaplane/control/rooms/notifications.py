@@ -109,6 +109,7 @@ class SfuNotifications:
                 await peer.send_event(
                     "activeSpeaker", {"peerId": owner.peer_id, "producerId": producer_id}
                 )
+            await self.sessions.speaker_changed(local, owner.peer_id)
 
     async def _all_producers(self, room: str) -> list[ProducerRecord]:
         with contextlib.suppress(*REDIS_ERRORS):

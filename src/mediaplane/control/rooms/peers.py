@@ -12,8 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mediaplane.control.auth import Principal
+from mediaplane.control.auth import Principal, TrackSource
 from mediaplane.control.errors import NotFound
+from mediaplane.control.rooms.lastn import SpeakerOrder
 from mediaplane.sfu import SfuClient
 from mediaplane.state.models import PeerKind, PeerRecord, ProducerRecord
 from mediaplane.wire.ids import Json
@@ -47,6 +48,11 @@ class LocalPeer:
     video_consumers: dict[str, list[int]] = field(default_factory=dict)
     client_paused: set[str] = field(default_factory=set)
     hidden: set[str] = field(default_factory=set)
+    # Video consumers -> (the producer's peer, its source), the height of their tile last
+    # reported, and the spatial layer last asked of the SFU (Last-N redoes it, lastn.py).
+    video_owners: dict[str, tuple[str, TrackSource]] = field(default_factory=dict)
+    tile_heights: dict[str, int] = field(default_factory=dict)
+    asked_layers: dict[str, int] = field(default_factory=dict)
     rtp_capabilities: Json | None = None
     kind: PeerKind = "participant"
     router_id: str | None = None  # a router of its room other than the first (spanning)
@@ -106,6 +112,9 @@ class LocalPeer:
         self.video_consumers.pop(consumer_id, None)
         self.client_paused.discard(consumer_id)
         self.hidden.discard(consumer_id)
+        self.video_owners.pop(consumer_id, None)
+        self.tile_heights.pop(consumer_id, None)
+        self.asked_layers.pop(consumer_id, None)
         return self.consumers.pop(consumer_id, None)
 
     def forget_media(self) -> None:
@@ -116,6 +125,9 @@ class LocalPeer:
         self.video_consumers.clear()
         self.client_paused.clear()
         self.hidden.clear()
+        self.asked_layers.clear()
+        self.tile_heights.clear()
+        self.video_owners.clear()
 
 
 @dataclass
@@ -129,3 +141,4 @@ class LocalRoom:
     node_id: str
     peers: dict[str, LocalPeer] = field(default_factory=dict)
     speaker_observer: str | None = None
+    speakers: SpeakerOrder = field(default_factory=SpeakerOrder)

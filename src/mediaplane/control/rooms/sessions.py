@@ -26,6 +26,7 @@ from mediaplane.control.errors import BadRequest, InvalidState, NotFound, RoomFu
 from mediaplane.control.limits import Limits
 from mediaplane.control.rooms.events import RoomEvents
 from mediaplane.control.rooms.guard import REDIS_ERRORS, redis_call, sfu_call
+from mediaplane.control.rooms.lastn import spatial_with_last_n
 from mediaplane.control.rooms.layers import NO_CAPS, Bitrates, layer_heights, spatial_for
 from mediaplane.control.rooms.peers import CLOSE_REPLACED, LocalPeer, LocalRoom
 from mediaplane.control.rooms.placement import Placement
@@ -70,6 +71,7 @@ class Sessions:
         joined_room_empty_timeout_s: int = 60,
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
+        last_n: int = 0,
     ) -> None:
         self.store = store
         self.limits = limits or Limits()
@@ -81,6 +83,7 @@ class Sessions:
         self.auto_create_rooms = auto_create_rooms
         self.joined_room_empty_timeout_s = joined_room_empty_timeout_s
         self.bitrates = bitrates
+        self.last_n = last_n  # Last-N (lastn.py): 0 forwards every camera at its tile's layer
         self.consumer_owner: dict[str, LocalPeer] = {}
         self.on_gone: list[OnGone] = []  # rooms/resume.py
 
@@ -149,6 +152,7 @@ class Sessions:
                 await redis_call(self.store.remove_peer(name, peer.peer_id))
                 raise RoomFull(f"room {name!r} is full ({capacity} participants)")
             local.peers[peer.peer_id] = peer
+            local.speakers.joined(peer.peer_id)
             self.placement.cancel_release(name)
         peers = [
             p for p in await redis_call(self.store.list_peers(name)) if p.peer_id != peer.peer_id
@@ -204,6 +208,7 @@ class Sessions:
         if local is None or local.peers.get(peer.peer_id) is not peer:
             return
         del local.peers[peer.peer_id]
+        local.speakers.left(peer.peer_id)
         await self.teardown(peer, close_on=local.sfu, left_reason=reason)
         self.notify("participant.left", {"room": peer.room, "reason": reason, **peer.public()})
         log.info("peer left room=%s peer=%s reason=%s", peer.room, peer.peer_id, reason)
@@ -451,6 +456,7 @@ class Sessions:
         peer.client_paused.add(info.consumer_id)  # made paused: the client resumes it
         if info.kind == "video":
             peer.video_consumers[info.consumer_id] = producer.layer_heights
+            peer.video_owners[info.consumer_id] = (producer.peer_id, producer.source)
         self.consumer_owner[info.consumer_id] = peer
         await self._keep_media(peer, f"consumer:{info.consumer_id}", producer_id)
         self.counts[f"consume.{info.kind}"] += 1
@@ -499,9 +505,10 @@ class Sessions:
                 peer.hidden.add(owned)
                 await sfu_call(sfu.pause_consumer(owned))
             return {"paused": True, "spatialLayer": None}
-        heights = peer.video_consumers[owned]
-        spatial = spatial_for(heights, height) if heights else None
+        peer.tile_heights[owned] = height
+        spatial = self._layer_for(self.room_of(peer), peer, owned)
         if spatial is not None:
+            peer.asked_layers[owned] = spatial
             await sfu_call(sfu.set_preferred_layers(owned, spatial))
         if owned in peer.hidden:
             peer.hidden.discard(owned)
@@ -509,6 +516,41 @@ class Sessions:
                 await sfu_call(sfu.resume_consumer(owned))
                 await sfu_call(sfu.request_key_frame(owned))
         return {"paused": owned in peer.client_paused, "spatialLayer": spatial}
+
+    def _layer_for(self, local: LocalRoom, peer: LocalPeer, consumer_id: str) -> int | None:
+        """The spatial layer for a shown tile: by its height (layers.py), the lowest for
+        a camera of someone not among the last N speakers (lastn.py)."""
+        heights = peer.video_consumers.get(consumer_id) or []
+        height = peer.tile_heights.get(consumer_id)
+        if not heights or height is None:
+            return None
+        spatial = spatial_for(heights, height)
+        if self.last_n <= 0:
+            return spatial
+        if consumer_id not in peer.video_owners:
+            return spatial  # its producer's owner unknown here (not consumed through consume())
+        owner, source = peer.video_owners[consumer_id]
+        cameras = [o for o, src in peer.video_owners.values() if src == "video"]
+        forwarded = local.speakers.last(cameras, self.last_n)
+        return spatial_with_last_n(spatial, source, owner, forwarded)
+
+    async def speaker_changed(self, local: LocalRoom, peer_id: str) -> None:
+        """`peer_id` is the dominant speaker: with Last-N on, each shown camera tile here
+        whose layer that changes is asked its new one."""
+        if not local.speakers.spoke(peer_id) or self.last_n <= 0:
+            return
+        for peer in list(local.peers.values()):
+            for consumer_id in list(peer.tile_heights):
+                if consumer_id in peer.hidden:
+                    continue
+                spatial = self._layer_for(local, peer, consumer_id)
+                if spatial is None or peer.asked_layers.get(consumer_id) == spatial:
+                    continue
+                peer.asked_layers[consumer_id] = spatial
+                with contextlib.suppress(SfuError):
+                    await local.sfu.set_preferred_layers(consumer_id, spatial)
+                log.info("last-n layer room=%s peer=%s consumer=%s speaker=%s layer=%d",
+                         local.name, peer.peer_id, consumer_id, peer_id, spatial)  # fmt: skip
 
     async def request_key_frame(self, peer: LocalPeer, consumer_id: str) -> None:
         sfu = self.sfu_of(peer)

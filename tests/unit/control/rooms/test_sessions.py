@@ -106,3 +106,44 @@ async def test_a_transport_is_used_in_its_direction_only() -> None:
         await sessions.produce(peer, "t-recv", "audio", {}, "audio", False)
     with pytest.raises(InvalidState, match="consume needs a recv transport"):
         await sessions.consume(peer, "t-send", "x", {})
+
+
+class _LayersSfu:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int]] = []
+
+    async def set_preferred_layers(
+        self, consumer_id: str, spatial: int, temporal: int | None = None
+    ) -> None:
+        self.asked.append((consumer_id, spatial))
+
+
+async def test_last_n_moves_the_upper_layer_with_the_dominant_speaker() -> None:
+    sessions, viewer = _sessions()
+    sessions.last_n = 1
+    sfu = _LayersSfu()
+    local = LocalRoom("r", "router-1", {}, cast(Any, sfu), "node-1")
+    sessions.rooms["r"] = local
+    local.peers[viewer.peer_id] = viewer
+    for owner in ("ann", "ben"):
+        local.speakers.joined(owner)
+        consumer = f"c-{owner}"
+        viewer.consumers[consumer] = f"prod-{owner}"
+        viewer.video_consumers[consumer] = [180, 360, 720]
+        viewer.video_owners[consumer] = (owner, "video")
+        viewer.tile_heights[consumer] = 238  # the middle layer's tile
+    viewer.consumers["c-screen"] = "prod-screen"
+    viewer.video_consumers["c-screen"] = [180, 360, 720]
+    viewer.video_owners["c-screen"] = ("ben", "screen")
+    viewer.tile_heights["c-screen"] = 700
+    # Nobody spoke: Ann joined first.
+    assert sessions._layer_for(local, viewer, "c-ann") == 1
+    assert sessions._layer_for(local, viewer, "c-ben") == 0
+    viewer.asked_layers.update({"c-ann": 1, "c-ben": 0, "c-screen": 2})
+    await sessions.speaker_changed(local, "ben")
+    assert sorted(sfu.asked) == [("c-ann", 0), ("c-ben", 1)]  # the screen share untouched
+    sfu.asked.clear()
+    await sessions.speaker_changed(local, "ben")  # still Ben: nothing asked
+    assert sfu.asked == []
+    sessions.last_n = 0
+    assert sessions._layer_for(local, viewer, "c-ann") == 1  # off: the tile's layer

@@ -1,0 +1,186 @@
+// Frame rate first (docs/video-quality.md): when a subscriber's link cannot carry the
+// layer its tile wants at the full frame rate, it gets a smaller layer at the full rate,
+// not a larger one at a quarter of it.
+//
+// mediasoup's bandwidth estimation, left alone, climbs the layers in steps (s0 t0, s0 t1,
+// s0 t2, s1 t0, ...) and takes a step when it costs no more than the one it has: the
+// base temporal layer of 360p costs about what full-rate 180p does, so on a short link
+// it settles on 360p at a quarter of the frame rate (measured on a 600 kbit/s link: 5 of
+// 20 fps). Here a consumer that the estimate puts on a spatial layer above 0 without its
+// top temporal layer for 3 s gets its spatial layer capped one below. The cap is
+// lifted one layer again after a while (10 s, twice as long after each cap, up to 2 min)
+// and only once the transport's estimate has had room for the next layer's bitrate
+// and 30 % more for 5 s running (a try that fails costs seconds at a low frame rate). The layer the tile
+// wants (the control plane's setPreferredLayers) is kept apart: the cap only lowers
+// it, and dynacast keeps the publisher encoding what tiles want.
+
+import { log } from './log.js';
+
+export const RETRY_MS = 10_000; // the first try above a cap, after it is set
+export const MAX_RETRY_MS = 120_000; // the longest wait between tries
+export const TICK_MS = 1000;
+
+/** Temporal layers a simulcast producer's encodings carry (L1T3 -> 3; none said: 1). */
+export function temporalLayers(producer) {
+  const mode = /T(\d+)/.exec(producer?.rtpParameters?.encodings?.[0]?.scalabilityMode ?? '');
+  return mode ? Number(mode[1]) : 1;
+}
+
+/**
+ * What to do about a consumer's new current `layers` (null: none sent), given what it
+ * wants and its cap: the new cap, or undefined when nothing changes. Only a spatial
+ * layer above 0 missing temporal layers (frame rate given up for size) lowers the cap.
+ */
+export function capAfter(layers, { wantedSpatial, cap, maxTemporal }) {
+  if (!layers || maxTemporal < 1) return undefined;
+  const { spatialLayer, temporalLayer } = layers;
+  if (spatialLayer > 0 && temporalLayer < maxTemporal && spatialLayer <= Math.min(wantedSpatial, cap)) {
+    return spatialLayer - 1;
+  }
+  return undefined;
+}
+
+export const SETTLE_MS = 3000; // a frame rate given up this long (not a passing step or a dip) caps
+export const ROOM_FOR_MS = 5000; // the estimate must have had room this long before a try
+export const MARGIN = 1.3; // and room for 30 % more than the next layer needs (it overshoots)
+
+/** The bitrate a producer's encoding `index` arrives at (bits/s; 0 when not known). */
+export function encodingBitrate(producer, stats, index) {
+  const encoding = producer.rtpParameters?.encodings?.[index];
+  if (!encoding) return 0;
+  const { rid, ssrc } = encoding;
+  const s = stats.find((x) => x.type === 'inbound-rtp' && (rid ? x.rid === rid : x.ssrc === ssrc));
+  return s?.bitrate ?? 0;
+}
+
+/** Room on a transport for `extra` more bits/s (and MARGIN), from its own estimate. */
+export function hasRoom(transportStats, extra) {
+  const t = transportStats.find((x) => x.type === 'webrtc-transport') ?? transportStats[0];
+  if (!t || typeof t.availableOutgoingBitrate !== 'number') return false;
+  return t.availableOutgoingBitrate >= ((t.sendBitrate ?? 0) + extra) * MARGIN;
+}
+
+export class FrameRateFirst {
+  #state = new Map(); // consumerId -> what watch() keeps
+  #timer = null;
+  #ticking = false;
+
+  constructor({ now = () => Date.now() } = {}) {
+    this.now = now;
+  }
+
+  /**
+   * Follow a simulcast consumer of a producer with temporal layers on a WebRTC transport
+   * (others: ignored). A plain (recording, egress) or pipe consumer has no bandwidth
+   * estimate: it takes the top layer, and a stream just (re)started may show its upper
+   * temporal layers late, which must not cap it.
+   */
+  watch(consumer, producer, transport) {
+    const temporal = temporalLayers(producer);
+    const spatial = producer.rtpParameters?.encodings?.length ?? 1;
+    if (transport?.type !== 'webrtc') return;
+    if (consumer.type !== 'simulcast' || consumer.kind !== 'video' || temporal < 2 || spatial < 2) return;
+    const preferred = consumer.preferredLayers ?? {};
+    this.#state.set(consumer.id, {
+      consumer, producer, transport,
+      wantedSpatial: preferred.spatialLayer ?? spatial - 1,
+      wantedTemporal: preferred.temporalLayer,
+      cap: spatial - 1,
+      maxTemporal: temporal - 1,
+      retryMs: RETRY_MS,
+      retryAt: Infinity,
+      roomSince: null, // since when the estimate has had room for the next layer
+      pending: null,
+    });
+    consumer.on('layerschange', (layers) => this.layersChanged(consumer.id, layers));
+    consumer.observer.once('close', () => {
+      clearTimeout(this.#state.get(consumer.id)?.pending);
+      this.#state.delete(consumer.id);
+    });
+    if (!this.#timer) {
+      this.#timer = setInterval(() => { this.tick().catch(() => {}); }, TICK_MS);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** The layers the subscriber's tile wants (the control plane's setPreferredLayers). */
+  async setWanted(consumer, spatialLayer, temporalLayer) {
+    const s = this.#state.get(consumer.id);
+    if (!s) {
+      await consumer.setPreferredLayers({ spatialLayer, temporalLayer });
+      return;
+    }
+    s.wantedSpatial = spatialLayer;
+    s.wantedTemporal = temporalLayer;
+    await this.#apply(s);
+  }
+
+  /** The spatial layer a consumer's subscriber wants, its cap aside (undefined: not followed). */
+  wanted(consumerId) { return this.#state.get(consumerId)?.wantedSpatial; }
+
+  /** Its cap (undefined: not followed). */
+  cap(consumerId) { return this.#state.get(consumerId)?.cap; }
+
+  /** A new current layer: a frame rate given up for size still so after SETTLE_MS caps. */
+  layersChanged(consumerId, layers) {
+    const s = this.#state.get(consumerId);
+    if (!s || s.pending || capAfter(layers, s) === undefined) return;
+    s.pending = setTimeout(() => {
+      s.pending = null;
+      const cap = capAfter(s.consumer.currentLayers, s);
+      if (cap === undefined || s.consumer.closed) return;
+      this.lower(s, cap).catch(() => {});
+    }, SETTLE_MS);
+  }
+
+  async lower(s, cap) {
+    log.info('layer capped for frame rate', { consumerId: s.consumer.id, cap, wanted: s.wantedSpatial,
+      current: s.consumer.currentLayers, retryMs: s.retryMs });
+    s.cap = cap;
+    s.retryAt = this.now() + s.retryMs;
+    s.retryMs = Math.min(s.retryMs * 2, MAX_RETRY_MS); // each failure waits longer
+    await this.#apply(s);
+  }
+
+  /** Lift by one layer the caps whose wait is over, when the link's estimate has room. */
+  async tick() {
+    if (this.#ticking) return; // one at a time: each reads stats, then moves caps
+    this.#ticking = true;
+    try {
+      await this.#lift();
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  async #lift() {
+    const now = this.now();
+    for (const s of this.#state.values()) {
+      if (s.consumer.closed || s.cap >= s.wantedSpatial || now < s.retryAt) continue;
+      const stats = await s.producer.getStats();
+      const extra = encodingBitrate(s.producer, stats, s.cap + 1) - encodingBitrate(s.producer, stats, s.cap);
+      if (!hasRoom(await s.transport.getStats(), Math.max(extra, 0))) {
+        s.roomSince = null;
+        continue;
+      }
+      s.roomSince ??= now;
+      if (now - s.roomSince < ROOM_FOR_MS) continue;
+      s.roomSince = null;
+      s.cap += 1;
+      log.info('layer cap lifted', { consumerId: s.consumer.id, cap: s.cap, wanted: s.wantedSpatial });
+      s.retryAt = s.cap < s.wantedSpatial ? now + s.retryMs : Infinity;
+      await this.#apply(s);
+    }
+  }
+
+  async #apply(s) {
+    if (s.consumer.closed) return;
+    const spatialLayer = Math.min(s.wantedSpatial, s.cap);
+    const temporalLayer = s.wantedTemporal;
+    const now = s.consumer.preferredLayers;
+    if (now?.spatialLayer === spatialLayer && now?.temporalLayer === (temporalLayer ?? now?.temporalLayer)) return;
+    await s.consumer.setPreferredLayers({ spatialLayer, temporalLayer });
+  }
+
+  close() { clearInterval(this.#timer); this.#timer = null; this.#state.clear(); }
+}
