@@ -28,7 +28,8 @@ const ICE_RESTARTS_BEFORE_REJOIN = 4; // then the page rejoins
 // (the browser itself notices a dead TCP connection only much later).
 const HEARTBEAT_MS = 1000;
 const HEARTBEAT_TIMEOUT_MS = 1200;
-const RESUME_CONNECT_TIMEOUT_MS = 2000; // a quick new attempt beats a slow SYN retransmit
+const RESUME_CONNECT_TIMEOUT_MS = 2400; // a resume's sockets race this long, then again
+const RESUME_RACE_EVERY_MS = 400; // a new attempt beats a slow SYN retransmit
 // A media path that breaks often means the network changed under the socket too: the
 // page pings at once and resumes on a new socket when this passes without an answer.
 const PROBE_TIMEOUT_MS = 1000;
@@ -458,42 +459,83 @@ function heartbeat(ws) {
   }, HEARTBEAT_MS);
 }
 
-// Open the signaling socket; resolves when it is open. Its later loss hands over to
-// reconnect(); a socket the page has given up (not state.ws) is ignored.
+function socketUrl() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  return `${scheme}://${location.host}/ws/rooms/${encodeURIComponent(state.room)}?access_token=${state.token}`;
+}
+
+// Open the signaling socket; resolves when it is open (then bind()).
 function connect(timeoutMs = CONNECT_TIMEOUT_MS) {
   return new Promise((resolve, reject) => {
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/rooms/${encodeURIComponent(state.room)}?access_token=${state.token}`);
+    const ws = new WebSocket(socketUrl());
     state.ws = ws;
     state.link.sockets += 1;
-    let opened = false;
     const timer = setTimeout(() => { reject(new Error('the server did not answer')); ws.close(); },
       timeoutMs);
-    ws.onopen = () => { opened = true; clearTimeout(timer); heartbeat(ws); resolve(); };
-    ws.onmessage = (msg) => {
-      if (ws !== state.ws) return;
-      const m = JSON.parse(msg.data);
-      if ('event' in m) { onEvent(m.event, m.data); return; }
-      const p = state.pending.get(m.id);
-      if (!p) return;
-      state.pending.delete(m.id);
-      clearTimeout(p.timer);
-      if (m.ok) p.resolve(m.data); else p.reject(new Error(`${m.error.code}: ${m.error.message}`));
-    };
-    ws.onclose = (e) => {
+    ws.onopen = () => { clearTimeout(timer); bind(ws); resolve(); };
+    ws.onclose = () => {
       clearTimeout(timer);
-      if (ws !== state.ws) return;
-      failPending('the connection closed');
-      if (!opened) { reject(new Error('cannot reach the server')); return; } // the loop retries
-      if (state.closing) return;
-      if (e.code < 4000) reconnect('Connection lost; reconnecting...');
-      else if (e.code === CLOSE_MEDIA_LOST) {
-        state.resumeToken = null; // the server ended the session
-        reconnect(`Reconnecting: ${e.reason}`);
-      }
-      else { state.ended = true; setStatus(`Disconnected: ${e.reason}`); } // kicked, replaced...
+      if (ws === state.ws) { failPending('the connection closed'); reject(new Error('cannot reach the server')); }
     };
   });
+}
+
+// Resuming: a new socket attempt every RESUME_RACE_EVERY_MS for up to `timeoutMs` (a
+// connection attempt lost in an outage is retried by TCP only after 1 s, then 3 s...);
+// the first to open is kept, the others are closed before they carry anything.
+function connectRacing(timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const tries = [];
+    let done = false;
+    let every = null;
+    let timer = null;
+    const finish = (winner, error) => {
+      if (done) return;
+      done = true;
+      clearInterval(every); clearTimeout(timer);
+      for (const ws of tries) {
+        if (ws !== winner) { ws.onopen = ws.onclose = null; ws.close(); }
+      }
+      if (winner) { state.ws = winner; bind(winner); resolve(); } else reject(error);
+    };
+    const attempt = () => {
+      const ws = new WebSocket(socketUrl());
+      state.link.sockets += 1;
+      tries.push(ws);
+      ws.onopen = () => finish(ws);
+      ws.onclose = () => {}; // refused or cut: another attempt follows
+    };
+    attempt();
+    every = setInterval(attempt, RESUME_RACE_EVERY_MS);
+    timer = setTimeout(() => finish(null, new Error('the server did not answer')), timeoutMs);
+  });
+}
+
+// An open socket becomes the page's: its messages, its loss, its heartbeat. A socket the
+// page has given up (not state.ws) is ignored; its later loss hands over to reconnect().
+function bind(ws) {
+  heartbeat(ws);
+  ws.onmessage = (msg) => {
+    if (ws !== state.ws) return;
+    const m = JSON.parse(msg.data);
+    if ('event' in m) { onEvent(m.event, m.data); return; }
+    const p = state.pending.get(m.id);
+    if (!p) return;
+    state.pending.delete(m.id);
+    clearTimeout(p.timer);
+    if (m.ok) p.resolve(m.data); else p.reject(new Error(`${m.error.code}: ${m.error.message}`));
+  };
+  ws.onclose = (e) => {
+    if (ws !== state.ws) return;
+    failPending('the connection closed');
+    if (state.closing) return;
+    if (e.code < 4000) reconnect('Connection lost; reconnecting...');
+    else if (e.code === CLOSE_MEDIA_LOST) {
+      state.resumeToken = null; // the server ended the session
+      reconnect(`Reconnecting: ${e.reason}`);
+    }
+    else { state.ended = true; setStatus(`Disconnected: ${e.reason}`); } // kicked, replaced...
+  };
 }
 
 // Forget the signaling socket (its handlers go first: its close is not news).
@@ -542,7 +584,7 @@ async function runLink() {
       link.attempts += 1;
       if (state.closing || state.ended) break;
       try {
-        await connect(resuming ? RESUME_CONNECT_TIMEOUT_MS : CONNECT_TIMEOUT_MS);
+        await (resuming ? connectRacing(RESUME_CONNECT_TIMEOUT_MS) : connect());
         if (!resuming) { await setupMedia(); continue; }
         if (await resume()) continue;
         setStatus('Session expired; joining again...');
