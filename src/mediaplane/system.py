@@ -177,9 +177,6 @@ class System:
             host=self.settings.host,
             port=self.settings.port,
             log_level=self.log_level,
-            # open WebSockets are told to close; after this they are cut, then the
-            # app's shutdown (recordings, egresses, injections) runs in full
-            timeout_graceful_shutdown=5,
             log_config=None,  # uvicorn's loggers go to the root handler (text or JSON)
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,

@@ -18,11 +18,17 @@ import uvicorn
 from mediaplane.control.ws_keepalive import KeepaliveAbortProtocol
 from mediaplane.settings import SERVER_KEEP_ALIVE_S, Settings
 
+# On stop, open WebSockets are told to close; after this long they are cut (a peer that
+# vanished over TLS never answers the shutdown: uvicorn would wait for it without end),
+# then the app's shutdown (recordings, egresses, injections) runs in full.
+GRACEFUL_SHUTDOWN_S = 5
+
 
 def control_config(
     app: Any, settings: Settings, *, host: str, port: int, log_level: str, **extra: Any
 ) -> uvicorn.Config:
-    """`extra`: what differs between the callers (log config, graceful shutdown)."""
+    """`extra`: what differs between the callers (log config, TLS files)."""
+    extra.setdefault("timeout_graceful_shutdown", GRACEFUL_SHUTDOWN_S)
     return uvicorn.Config(
         app,
         host=host,
