@@ -134,3 +134,25 @@ async def test_rejoin_with_same_identity_replaces_the_old_session(
         await first.close()
         await second.close()
     await asyncio.sleep(0)
+
+
+async def test_a_join_while_the_last_peer_leaves_keeps_the_room(
+    settings: Settings, control: ControlInstance
+) -> None:
+    # The last peer's leave tears its media down (awaits) and then dropped the room
+    # here when it saw nobody: a join that had the room in hand meanwhile was added to
+    # a dropped room, and its next request answered "join the room first" (seen in CI).
+    for attempt in range(10):
+        room = f"race-{uuid.uuid4().hex[:8]}"
+        first, _, _ = await join(settings, control, room, "leaver")
+        await first.request("createTransport", {"direction": "recv"})  # its leave awaits the SFU
+        second = await SignalingClient.connect(
+            control.ws(room), participant(settings, "joiner", room)
+        )
+        try:
+            await asyncio.gather(first.close(), second.request("join"))
+            await second.request("createTransport", {"direction": "recv"})
+        except Exception as e:
+            raise AssertionError(f"attempt {attempt}: {e}") from e
+        finally:
+            await second.close()

@@ -151,10 +151,11 @@ async def test_admin_records_from_the_dashboard(
     await expect(recordings.locator("[data-state=running]")).to_have_count(1, timeout=10000)
     await asyncio.sleep(3.0)
     await admin_page.screenshot(path=screenshot_path("dashboard.png"), full_page=True)
-    await admin_page.get_by_role("button", name=re.compile(r"^Stop recording Alice-")).click()
+    await recordings.get_by_role("button", name=re.compile(r"^Stop recording Alice-")).click()
     await expect(recordings.locator("[data-state=completed]")).to_have_count(1, timeout=15000)
     await expect(caller.locator("#recording-indicator")).to_be_hidden(timeout=10000)
-    await admin_page.get_by_role("button", name=re.compile(r"^Play Alice-")).click()
+    # Other tests' recordings of an "Alice-..." are listed too: this room's row.
+    await recordings.get_by_role("button", name=re.compile(r"^Play Alice-")).click()
     async with admin_page.expect_download() as info:
         await admin_page.get_by_role("link", name=re.compile(r"^Download ")).click()
     out = tmp_path / "from-dashboard.webm"

@@ -56,6 +56,9 @@ class SfuNotifications:
                         "producerId": producer_id or note.get("producerId"),
                     },
                 )
+                local = self.sessions.rooms.get(peer.room)
+                if local is not None:  # one camera fewer: Last-N may promote another
+                    await self.sessions.relayer(local, peer, "a tile closed")
         elif kind in CONSUMER_STATE:
             peer = owners.get(consumer_id)
             if peer is not None:

@@ -142,3 +142,10 @@ class LocalRoom:
     peers: dict[str, LocalPeer] = field(default_factory=dict)
     speaker_observer: str | None = None
     speakers: SpeakerOrder = field(default_factory=SpeakerOrder)
+    # Joins (or adoptions) between placing and adding their peer (Placement.joining).
+    joining: int = 0
+
+    @property
+    def unused(self) -> bool:
+        """No peer here and none on its way in: the room may be dropped here."""
+        return not self.peers and self.joining == 0

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 from mediaplane.control.errors import NotFound, Unavailable
@@ -133,6 +133,20 @@ class Placement:
         log.info("room placed room=%s node=%s router=%s", room.name, node_id, router.router_id)
         return local
 
+    @contextlib.asynccontextmanager
+    async def joining(self, room: RoomRecord) -> AsyncIterator[LocalRoom]:
+        """The room's router here, kept while a peer is being added to it: a leave
+        that empties the room meanwhile does not drop it (its check is `unused`).
+        A join that fails leaves the room as it found it (dropped when unused)."""
+        local = await self.local_room(room)
+        local.joining += 1
+        try:
+            yield local
+        finally:
+            local.joining -= 1
+            if local.unused and self.rooms.get(local.name) is local:
+                await self.forget_if_empty(local.name)
+
     async def assign_router(self, local: LocalRoom, peer: LocalPeer) -> Json:
         """Set the router a joining participant uses; returns its RTP capabilities."""
         peer.router_id = None
@@ -208,7 +222,7 @@ class Placement:
     async def forget_if_empty(self, name: str) -> None:
         """Undo a placement no peer used (a refused WHIP/WHEP offer)."""
         local = self.rooms.get(name)
-        if local is not None and not local.peers:
+        if local is not None and local.unused:
             self.drop_local_room(local)
             with contextlib.suppress(*REDIS_ERRORS):
                 if await self.store.count_peers(name) == 0:

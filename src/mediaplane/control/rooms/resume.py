@@ -276,7 +276,6 @@ class Resumes:
         """A peer served here from its Redis records (under the room's placement lock)."""
         name, peer_id = room.name, held.peer_id
         media = await redis_call(self.store.get_peer_media(name, peer_id))
-        local = await self.placement.local_room(room)
         caps = media.get("caps")
         peer = LocalPeer(
             peer_id=peer_id, room=name, principal=principal, display_name=held.name,
@@ -300,7 +299,8 @@ class Resumes:
         for producer in producers.values():
             if producer.peer_id == peer_id:
                 peer.producers[producer.producer_id] = producer
-        local.peers[peer_id] = peer
+        async with self.placement.joining(room) as local:
+            local.peers[peer_id] = peer
         self.placement.cancel_release(name)
         return peer
 

@@ -112,7 +112,7 @@ class Sessions:
         for consumer_id in peer.consumers:
             if self.consumer_owner.get(consumer_id) is peer:
                 del self.consumer_owner[consumer_id]
-        if not local.peers:
+        if local.unused:
             self.placement.drop_local_room(local)
 
     async def forget_transport(self, peer: LocalPeer, transport_id: str) -> None:
@@ -145,15 +145,15 @@ class Sessions:
             capacity = self.limits.room_capacity(room.max_participants)
             if await redis_call(self.store.count_peers(name)) >= capacity:
                 raise RoomFull(f"room {name!r} is full ({capacity} participants)")
-            local = await self.placement.local_room(room)
-            caps = await self.placement.assign_router(local, peer)
-            await redis_call(self.store.put_peer(name, peer.record()))
-            if await redis_call(self.store.count_peers(name)) > capacity:
-                await redis_call(self.store.remove_peer(name, peer.peer_id))
-                raise RoomFull(f"room {name!r} is full ({capacity} participants)")
-            local.peers[peer.peer_id] = peer
-            local.speakers.joined(peer.peer_id)
-            self.placement.cancel_release(name)
+            async with self.placement.joining(room) as local:
+                caps = await self.placement.assign_router(local, peer)
+                await redis_call(self.store.put_peer(name, peer.record()))
+                if await redis_call(self.store.count_peers(name)) > capacity:
+                    await redis_call(self.store.remove_peer(name, peer.peer_id))
+                    raise RoomFull(f"room {name!r} is full ({capacity} participants)")
+                local.peers[peer.peer_id] = peer
+                local.speakers.joined(peer.peer_id)
+                self.placement.cancel_release(name)
         peers = [
             p for p in await redis_call(self.store.list_peers(name)) if p.peer_id != peer.peer_id
         ]
@@ -212,7 +212,7 @@ class Sessions:
         await self.teardown(peer, close_on=local.sfu, left_reason=reason)
         self.notify("participant.left", {"room": peer.room, "reason": reason, **peer.public()})
         log.info("peer left room=%s peer=%s reason=%s", peer.room, peer.peer_id, reason)
-        if not local.peers:
+        if local.unused:
             self.placement.drop_local_room(local)
         with contextlib.suppress(*REDIS_ERRORS):
             if await self.store.count_peers(peer.room) == 0:
@@ -506,10 +506,13 @@ class Sessions:
                 await sfu_call(sfu.pause_consumer(owned))
             return {"paused": True, "spatialLayer": None}
         peer.tile_heights[owned] = height
-        spatial = self._layer_for(self.room_of(peer), peer, owned)
+        local = self.room_of(peer)
+        spatial = self._layer_for(local, peer, owned)
         if spatial is not None:
             peer.asked_layers[owned] = spatial
             await sfu_call(sfu.set_preferred_layers(owned, spatial))
+        # Last-N ranks the cameras this peer shows: a new tile may demote another.
+        await self.relayer(local, peer, "a tile changed")
         if owned in peer.hidden:
             peer.hidden.discard(owned)
             if owned not in peer.client_paused:
@@ -540,17 +543,24 @@ class Sessions:
         if not local.speakers.spoke(peer_id) or self.last_n <= 0:
             return
         for peer in list(local.peers.values()):
-            for consumer_id in list(peer.tile_heights):
-                if consumer_id in peer.hidden:
-                    continue
-                spatial = self._layer_for(local, peer, consumer_id)
-                if spatial is None or peer.asked_layers.get(consumer_id) == spatial:
-                    continue
-                peer.asked_layers[consumer_id] = spatial
-                with contextlib.suppress(SfuError):
-                    await local.sfu.set_preferred_layers(consumer_id, spatial)
-                log.info("last-n layer room=%s peer=%s consumer=%s speaker=%s layer=%d",
-                         local.name, peer.peer_id, consumer_id, peer_id, spatial)  # fmt: skip
+            await self.relayer(local, peer, f"speaker={peer_id}")
+
+    async def relayer(self, local: LocalRoom, peer: LocalPeer, why: str) -> None:
+        """With Last-N on, ask each of the peer's shown tiles whose layer changed (who
+        spoke, or which cameras it shows: a tile added or closed) its new one."""
+        if self.last_n <= 0:
+            return
+        for consumer_id in list(peer.tile_heights):
+            if consumer_id in peer.hidden:
+                continue
+            spatial = self._layer_for(local, peer, consumer_id)
+            if spatial is None or peer.asked_layers.get(consumer_id) == spatial:
+                continue
+            peer.asked_layers[consumer_id] = spatial
+            with contextlib.suppress(SfuError):
+                await local.sfu.set_preferred_layers(consumer_id, spatial)
+            log.info("last-n layer room=%s peer=%s consumer=%s layer=%d (%s)",
+                     local.name, peer.peer_id, consumer_id, spatial, why)  # fmt: skip
 
     async def request_key_frame(self, peer: LocalPeer, consumer_id: str) -> None:
         sfu = self.sfu_of(peer)

@@ -147,3 +147,28 @@ async def test_last_n_moves_the_upper_layer_with_the_dominant_speaker() -> None:
     assert sfu.asked == []
     sessions.last_n = 0
     assert sessions._layer_for(local, viewer, "c-ann") == 1  # off: the tile's layer
+
+
+async def test_last_n_demotes_a_tile_when_a_better_ranked_camera_arrives() -> None:
+    # Seen in CI: the viewer's first tile (Cat's) was the only camera it knew, so it
+    # got its tile's layer; Ann's tile came next and Cat's was never lowered.
+    sessions, viewer = _sessions()
+    sessions.last_n = 1
+    sfu = _LayersSfu()
+    local = LocalRoom("r", "router-1", {}, cast(Any, sfu), "node-1")
+    sessions.rooms["r"] = local
+    local.peers[viewer.peer_id] = viewer
+    for owner in ("ann", "cat"):
+        local.speakers.joined(owner)
+    for owner in ("cat", "ann"):
+        consumer = f"c-{owner}"
+        viewer.consumers[consumer] = f"prod-{owner}"
+        viewer.video_consumers[consumer] = [180, 360, 720]
+        viewer.video_owners[consumer] = (owner, "video")
+        await sessions.set_track_settings(viewer, consumer, True, 238)
+    assert sfu.asked == [("c-cat", 1), ("c-ann", 1), ("c-cat", 0)]
+    # Ann's camera closes: Cat is the only one left and gets its tile's layer again.
+    viewer.forget_consumer("c-ann")
+    sfu.asked.clear()
+    await sessions.relayer(local, viewer, "a tile closed")
+    assert sfu.asked == [("c-cat", 1)]
