@@ -259,6 +259,10 @@ class Placement:
     async def local_room(self, room: RoomRecord) -> Any:
         return self.room
 
+    @contextlib.asynccontextmanager
+    async def joining(self, room: RoomRecord) -> AsyncIterator[Any]:
+        yield self.room
+
     def cancel_release(self, name: str) -> None:
         return None
 
