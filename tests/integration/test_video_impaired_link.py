@@ -122,6 +122,9 @@ def _received(samples: list[dict[str, Any]], who: str, peer: str, seconds: float
     return {
         "decoded_fps": round((last["frames"] - first["frames"]) / seconds, 1),
         "min_per_s": min(b["frames"] - a["frames"] for a, b in itertools.pairwise(got)),
+        # Each second's decoded frames: a failure tells a dip (a layer switch) from a
+        # uniformly low rate (a temporal layer dropped).
+        "per_s": [b["frames"] - a["frames"] for a, b in itertools.pairwise(got)],
         "size": f"{last['width']}x{last['height']}",
         "median_width": widths[len(widths) // 2],
         "widths": sorted(set(widths)),
