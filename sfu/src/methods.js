@@ -291,7 +291,10 @@ const handlers = {
     await ctx.registry.consumer(v.string(p, 'consumerId')).setPriority(v.int(p, 'priority', { min: 1, max: 255 }));
     return {};
   },
-  'consumer.getStats': async (p, ctx) => ({ stats: await ctx.registry.consumer(v.string(p, 'consumerId')).getStats() }),
+  'consumer.getStats': async (p, ctx) => {
+    const consumer = ctx.registry.consumer(v.string(p, 'consumerId'));
+    return { stats: await consumer.getStats(), priority: consumer.priority };
+  },
 
   'observer.createAudioLevel': async (p, ctx) => {
     const routerId = v.string(p, 'routerId');

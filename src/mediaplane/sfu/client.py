@@ -434,6 +434,11 @@ class SfuClient:
         params = {"consumerId": consumer_id, "priority": priority}
         await self.request("consumer.setPriority", params)
 
+    async def consumer_priority(self, consumer_id: str) -> int:
+        """The priority the SFU gives a consumer now (mediasoup's consumer.priority)."""
+        data = await self.request("consumer.getStats", {"consumerId": consumer_id})
+        return int(data["priority"])
+
     async def set_max_incoming_bitrate(self, transport_id: str, bitrate: int) -> None:
         """Bits per second a publisher may send on a transport (0: no cap)."""
         params = {"transportId": transport_id, "bitrate": bitrate}

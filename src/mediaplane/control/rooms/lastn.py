@@ -5,7 +5,8 @@ video is forwarded at the layer their tile wants; the others get the lowest laye
 Pure (tests/unit/control/rooms/test_lastn.py). Who spoke comes from the SFU's active
 speaker observer (notifications.py); those who never spoke rank after every speaker,
 in the order they joined. N is the setting MEDIAPLANE_LAST_N (0: everyone at the layer
-of their tile); docs/video-quality.md.
+of their tile); docs/video-quality.md. `priority_of` orders the same subscriber's video
+consumers for the SFU's bandwidth estimate, Last-N on or off.
 """
 
 from __future__ import annotations
@@ -50,6 +51,22 @@ class SpeakerOrder:
         """The `n` best ranked of `owners` (all of them when n is 0)."""
         ranked = sorted(set(owners), key=self.rank)
         return set(ranked if n <= 0 else ranked[:n])
+
+
+# A video consumer's share of its transport's bandwidth estimate when it cannot carry
+# every consumer's layer (mediasoup consumer.setPriority; 1 is mediasoup's default):
+# a shared screen first (its detail is the point), then the dominant speaker's camera.
+PRIORITY_SCREEN = 3
+PRIORITY_SPEAKER = 2
+PRIORITY_CAMERA = 1
+
+
+def priority_of(source: TrackSource, owner: str, speaker: str | None) -> int:
+    """The priority of a video consumer of `owner`'s `source` (`speaker`: the best ranked
+    camera owner among the subscriber's, SpeakerOrder.last(..., 1))."""
+    if source == "screen":
+        return PRIORITY_SCREEN
+    return PRIORITY_SPEAKER if owner == speaker else PRIORITY_CAMERA
 
 
 def spatial_with_last_n(

@@ -53,6 +53,7 @@ class LocalPeer:
     video_owners: dict[str, tuple[str, TrackSource]] = field(default_factory=dict)
     tile_heights: dict[str, int] = field(default_factory=dict)
     asked_layers: dict[str, int] = field(default_factory=dict)
+    priorities: dict[str, int] = field(default_factory=dict)  # asked of the SFU (lastn.py)
     rtp_capabilities: Json | None = None
     kind: PeerKind = "participant"
     router_id: str | None = None  # a router of its room other than the first (spanning)
@@ -115,6 +116,7 @@ class LocalPeer:
         self.video_owners.pop(consumer_id, None)
         self.tile_heights.pop(consumer_id, None)
         self.asked_layers.pop(consumer_id, None)
+        self.priorities.pop(consumer_id, None)
         return self.consumers.pop(consumer_id, None)
 
     def forget_media(self) -> None:
@@ -126,6 +128,7 @@ class LocalPeer:
         self.client_paused.clear()
         self.hidden.clear()
         self.asked_layers.clear()
+        self.priorities.clear()
         self.tile_heights.clear()
         self.video_owners.clear()
 

@@ -26,7 +26,7 @@ from mediaplane.control.errors import BadRequest, InvalidState, NotFound, RoomFu
 from mediaplane.control.limits import Limits
 from mediaplane.control.rooms.events import RoomEvents
 from mediaplane.control.rooms.guard import REDIS_ERRORS, redis_call, sfu_call
-from mediaplane.control.rooms.lastn import spatial_with_last_n
+from mediaplane.control.rooms.lastn import PRIORITY_CAMERA, priority_of, spatial_with_last_n
 from mediaplane.control.rooms.layers import NO_CAPS, Bitrates, layer_heights, spatial_for
 from mediaplane.control.rooms.peers import CLOSE_REPLACED, LocalPeer, LocalRoom
 from mediaplane.control.rooms.placement import Placement
@@ -460,6 +460,8 @@ class Sessions:
         self.consumer_owner[info.consumer_id] = peer
         await self._keep_media(peer, f"consumer:{info.consumer_id}", producer_id)
         self.counts[f"consume.{info.kind}"] += 1
+        if info.kind == "video":  # this one's priority, and the others' (a new camera)
+            await self.relayer(local, peer, "a consumer added")
         out = info.model_dump(by_alias=True)
         # The room's producer id, also when a pipe of it is what is consumed.
         out.update(
@@ -538,16 +540,28 @@ class Sessions:
         return spatial_with_last_n(spatial, source, owner, forwarded)
 
     async def speaker_changed(self, local: LocalRoom, peer_id: str) -> None:
-        """`peer_id` is the dominant speaker: with Last-N on, each shown camera tile here
-        whose layer that changes is asked its new one."""
-        if not local.speakers.spoke(peer_id) or self.last_n <= 0:
+        """`peer_id` is the dominant speaker: each video consumer here whose layer (Last-N)
+        or priority that changes is asked its new one."""
+        if not local.speakers.spoke(peer_id):
             return
         for peer in list(local.peers.values()):
             await self.relayer(local, peer, f"speaker={peer_id}")
 
     async def relayer(self, local: LocalRoom, peer: LocalPeer, why: str) -> None:
-        """With Last-N on, ask each of the peer's shown tiles whose layer changed (who
-        spoke, or which cameras it shows: a tile added or closed) its new one."""
+        """Ask the SFU again, where they changed (who spoke; a camera added or closed), the
+        priority of each of the peer's video consumers and, with Last-N on, the layer of
+        each of its shown tiles (lastn.py)."""
+        cameras = [o for o, src in peer.video_owners.values() if src == "video"]
+        speaker = next(iter(local.speakers.last(cameras, 1)), None)
+        for consumer_id, (owner, source) in list(peer.video_owners.items()):
+            priority = priority_of(source, owner, speaker)
+            if peer.priorities.get(consumer_id, PRIORITY_CAMERA) == priority:
+                continue
+            peer.priorities[consumer_id] = priority
+            with contextlib.suppress(SfuError):
+                await local.sfu.set_priority(consumer_id, priority)
+            log.info("priority room=%s peer=%s consumer=%s priority=%d (%s)",
+                     local.name, peer.peer_id, consumer_id, priority, why)  # fmt: skip
         if self.last_n <= 0:
             return
         for consumer_id in list(peer.tile_heights):

@@ -111,11 +111,15 @@ async def test_a_transport_is_used_in_its_direction_only() -> None:
 class _LayersSfu:
     def __init__(self) -> None:
         self.asked: list[tuple[str, int]] = []
+        self.priorities: list[tuple[str, int]] = []
 
     async def set_preferred_layers(
         self, consumer_id: str, spatial: int, temporal: int | None = None
     ) -> None:
         self.asked.append((consumer_id, spatial))
+
+    async def set_priority(self, consumer_id: str, priority: int) -> None:
+        self.priorities.append((consumer_id, priority))
 
 
 async def test_last_n_moves_the_upper_layer_with_the_dominant_speaker() -> None:
@@ -142,9 +146,15 @@ async def test_last_n_moves_the_upper_layer_with_the_dominant_speaker() -> None:
     viewer.asked_layers.update({"c-ann": 1, "c-ben": 0, "c-screen": 2})
     await sessions.speaker_changed(local, "ben")
     assert sorted(sfu.asked) == [("c-ann", 0), ("c-ben", 1)]  # the screen share untouched
+    # Priorities (never asked before: all at mediasoup's 1): the screen, then the speaker.
+    assert sorted(sfu.priorities) == [("c-ben", 2), ("c-screen", 3)]
     sfu.asked.clear()
+    sfu.priorities.clear()
     await sessions.speaker_changed(local, "ben")  # still Ben: nothing asked
-    assert sfu.asked == []
+    assert sfu.asked == [] and sfu.priorities == []
+    local.speakers.spoke("ann")
+    await sessions.relayer(local, viewer, "test")
+    assert sorted(sfu.priorities) == [("c-ann", 2), ("c-ben", 1)]
     sessions.last_n = 0
     assert sessions._layer_for(local, viewer, "c-ann") == 1  # off: the tile's layer
 
@@ -167,8 +177,11 @@ async def test_last_n_demotes_a_tile_when_a_better_ranked_camera_arrives() -> No
         viewer.video_owners[consumer] = (owner, "video")
         await sessions.set_track_settings(viewer, consumer, True, 238)
     assert sfu.asked == [("c-cat", 1), ("c-ann", 1), ("c-cat", 0)]
+    assert sfu.priorities == [("c-cat", 2), ("c-cat", 1), ("c-ann", 2)]  # with the layers
     # Ann's camera closes: Cat is the only one left and gets its tile's layer again.
     viewer.forget_consumer("c-ann")
     sfu.asked.clear()
+    sfu.priorities.clear()
     await sessions.relayer(local, viewer, "a tile closed")
     assert sfu.asked == [("c-cat", 1)]
+    assert sfu.priorities == [("c-cat", 2)]
