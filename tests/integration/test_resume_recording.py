@@ -16,14 +16,13 @@ import uuid
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 from mediaplane.peer import MediasoupPeer, ToneTrack
 from mediaplane.peer.signaling_client import SignalingClient
 from tests.integration.test_recording_e2e import wait_rec
 from tests.support.control import participant
-from tests.support.mediacheck import decode_audio, dominant_frequency, rms
+from tests.support.mediacheck import decode_audio, dominant_frequency, silent_runs
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -108,16 +107,7 @@ async def test_a_recording_goes_on_in_the_same_file_across_a_resumed_outage(
     # Where the silence is, in 100 ms windows: the gap must be one stretch, with the tone
     # on both sides.
     win = RATE // 10
-    levels = np.array([rms(pcm[i : i + win]) for i in range(0, len(pcm) - win, win)])
-    quiet = levels < 0.01
-    runs: list[tuple[int, int]] = []  # [start, end) of each silent stretch, in windows
-    start: int | None = None
-    for i, q in enumerate([*quiet, False]):
-        if q and start is None:
-            start = i
-        elif not q and start is not None:
-            runs.append((start, i))
-            start = None
+    runs = silent_runs(pcm, win)  # [start, end) of each silent stretch, in windows
     assert runs, "no silence in the file: the gap was not kept"
     first_q, end_q = max(runs, key=lambda r: r[1] - r[0])
     silence_s = (end_q - first_q) / 10

@@ -2,11 +2,13 @@
 its Chromium runs in).
 
 Within the resume grace period (docs/signaling.md#resuming-a-session) the call does not
-end: the same peer id goes on, the other page is never told it left, and its media is
+end: the same peer id goes on, the other page is never told it left, its media is
 decoded again soon after the network returns (restore to first decoded frame, measured
-and logged). Past the grace period it is a leave: the others are told, the REST list
-drops it, and once the network is back its page is told the session expired and joins
-anew by itself.
+and logged), and a recording of it started before the outage goes on in the same file:
+its microphone is a WAV of a continuous tone, and the file decodes to the tone before
+the gap, silence about the outage's length, and the tone after it. Past the grace
+period it is a leave: the others are told, the REST list drops it, and once the network
+is back its page is told the session expired and joins anew by itself.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ from mediaplane import certificates
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
+from tests.integration.test_media_loss import TONE_HZ, tone_wav
+from tests.integration.test_recording_e2e import wait_rec
+from tests.integration.test_recording_layer import frame_sizes
 from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
 from tests.support import netns
 from tests.support.control import ControlInstance, admin, participant
 from tests.support.link import Link
+from tests.support.media import SECRET, MediaService
+from tests.support.mediacheck import decode_audio, dominant_frequency, silent_runs
 from tests.support.pages import wait_until
 
 pytestmark = [
@@ -47,6 +54,10 @@ OUTAGE_S = 22.0
 OUTAGE_GONE_S = 20.0  # keep-alive (5 s + 5 s, plus a ping's phase) + SHORT_GRACE_S
 BACK_S = 35.0
 MEDIA_BACK_S = 2.0  # restore to a decoded frame at the other page (asserted, logged)
+RATE = 48000
+WINDOW = RATE // 10  # 100 ms: silence is measured in these
+RECORD_BEFORE_S = 4.0  # recorded tone before the outage, and after the media is back
+FPS_MIN = 5  # recorded camera frames a second, at least, on either side of the gap
 
 
 @pytest.fixture
@@ -60,15 +71,24 @@ async def lan() -> AsyncIterator[netns.Lan]:
 
 @pytest.fixture
 async def bridged(
-    lan: netns.Lan, redis_server: RedisServer, request: pytest.FixtureRequest, tmp_path: Path
+    lan: netns.Lan,
+    redis_server: RedisServer,
+    media: MediaService,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> AsyncIterator[tuple[Settings, ControlInstance]]:
     """An SFU and a control plane of the test's own, on the bridge's address (its resume
     grace period: the test's `grace` mark, else GRACE_S): https with a self-signed
     certificate for it, as `up` serves off loopback (without control/ws_keepalive.py the
-    TLS shutdown kept a vanished socket 36.4 s, measured)."""
+    TLS shutdown kept a vanished socket 36.4 s, measured). Recordings go to `media`
+    (the test's own media manager, on loopback, where the SFU's plain transports listen:
+    plain_listen_ip; only the browsers' WebRTC is on the bridge)."""
     mark = request.node.get_closest_marker("grace")
     grace = float(mark.args[0]) if mark else GRACE_S
-    settings = Settings(env="test", rtc_listen_ip=lan.host_ip, resume_grace_s=grace)
+    settings = Settings(
+        env="test", rtc_listen_ip=lan.host_ip, resume_grace_s=grace,
+        data_dir=media.data_dir, media_port=media.port, media_secret=SECRET,
+    )  # fmt: skip
     cert, _ = certificates.self_signed(tmp_path / "tls", [lan.host_ip])
     sfu = await SfuProcess.start(settings, port=0, num_workers=1)
     try:
@@ -88,8 +108,9 @@ async def bridged(
 async def browsers(
     lan: netns.Lan, bridged: tuple[Settings, ControlInstance], tmp_path: Path
 ) -> AsyncIterator[tuple[Browser, Browser]]:
-    """(a Chromium inside the namespace: its packets leave through the veth only,
-    a Chromium in the test's namespace)."""
+    """(a Chromium inside the namespace: its packets leave through the veth only, its
+    microphone a WAV of a continuous TONE_HZ tone; a Chromium in the test's namespace,
+    Chromium's fake microphone)."""
     wrapper = tmp_path / "chromium-in-netns"
     ns = lan.namespaces[0]
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} /usr/bin/chromium "$@"\n')
@@ -100,8 +121,11 @@ async def browsers(
     assert control.certificate is not None
     pin = control.certificate.spki_sha256
     args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"]
+    tone = f"--use-file-for-fake-audio-capture={tone_wav(tmp_path / 'tone.wav')}"
     async with async_playwright() as pw:
-        inside = await pw.chromium.launch(executable_path=str(wrapper), headless=True, args=args)
+        inside = await pw.chromium.launch(
+            executable_path=str(wrapper), headless=True, args=[*args, tone]
+        )
         try:
             outside = await pw.chromium.launch(
                 executable_path="/usr/bin/chromium", headless=True, args=args
@@ -158,6 +182,7 @@ async def test_an_outage_within_the_grace_period_does_not_end_the_call(
     browsers: tuple[Browser, Browser],
     lan: netns.Lan,
     bridged: tuple[Settings, ControlInstance],
+    media: MediaService,
     outage_s: float,
 ) -> None:
     settings, control = bridged
@@ -171,19 +196,40 @@ async def test_an_outage_within_the_grace_period_does_not_end_the_call(
     await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
     await wait_decoding(bob, 20.0)
     alice_id = await alice.evaluate("window.mediaplane.peerId")
-    await watch_left(bob)
-    with Link(lan, 0).outage():
-        await asyncio.sleep(outage_s)
-        frozen = await frames_from(bob, alice_id)
-    back = time.monotonic()
-    media_back: float | None = None
-    async with asyncio.timeout(BACK_S):
-        while media_back is None:
-            if await frames_from(bob, alice_id) > frozen:
-                media_back = time.monotonic() - back
-            else:
-                await asyncio.sleep(0.05)
-    await wait_decoding(bob, 10.0)  # video and audio, both
+    alice_identity = await alice_identity_of(settings, control, room)
+    async with admin_http(settings, control) as http, media.client() as jobs:
+        # A recording of Alice (camera and the tone), from before the outage to after it.
+        r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": alice_identity})
+        assert r.status_code == 202, r.text
+        rec = await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "running")
+        await asyncio.sleep(RECORD_BEFORE_S)
+        await watch_left(bob)
+        with Link(lan, 0).outage():
+            cut = time.monotonic()
+            await asyncio.sleep(outage_s)
+            frozen = await frames_from(bob, alice_id)
+            during = (await http.get(f"/api/rooms/{room}/recordings/{rec['id']}")).json()
+            job_during = (await jobs.get(f"/jobs/{rec['media_job_id']}")).json()
+        back = time.monotonic()
+        media_back: float | None = None
+        async with asyncio.timeout(BACK_S):
+            while media_back is None:
+                if await frames_from(bob, alice_id) > frozen:
+                    media_back = time.monotonic() - back
+                else:
+                    await asyncio.sleep(0.05)
+        await wait_decoding(bob, 10.0)  # video and audio, both
+        await asyncio.sleep(RECORD_BEFORE_S)
+        r = await http.post(f"/api/rooms/{room}/recordings/{rec['id']}/stop")
+        assert r.status_code == 200, r.text
+        done = r.json()
+        listed = (await http.get("/api/recordings", params={"room": room})).json()
+        got = await http.get(f"/api/rooms/{room}/recordings/{rec['id']}/file")
+        assert got.status_code == 200, got.status_code
+        out = media.data_dir.parent / Path(str(done["file"])).name
+        out.write_bytes(got.content)
+        manager_jobs = (await jobs.get("/jobs")).json()
+    outage = back - cut
     status = await alice.evaluate("window.mediaplane.statusLog")
     told_at = await alice.evaluate(
         "window.mediaplane.statusTimes.map((t) => (t - performance.now()) / 1000)"
@@ -211,6 +257,76 @@ async def test_an_outage_within_the_grace_period_does_not_end_the_call(
         assert status[-1].startswith("Reconnected in room"), status
     assert media_back <= MEDIA_BACK_S, f"media back {media_back:.2f} s after the restore"
     assert [e for e in errors if "WebSocket" not in e and "ICE" not in e] == [], errors
+    # One recording, one job, one file, for the whole call: the outage neither ended it
+    # nor made another.
+    assert during["state"] == "running", during
+    assert job_during["state"] == "running", job_during
+    assert done["state"] == "completed", done
+    assert [x["id"] for x in listed] == [rec["id"]], listed
+    assert done["media_job_id"] == rec["media_job_id"], (done, rec)
+    assert [(j["id"], j["state"]) for j in manager_jobs] == [(rec["media_job_id"], "completed")]
+    assert [s["state"] for s in done["history"]] == [
+        "starting", "running", "stopping", "completed"
+    ], done["history"]  # fmt: skip
+    files = [p for p in media.root.rglob("*") if p.is_file()]
+    assert [p.relative_to(media.root).as_posix() for p in files] == [done["file"]], files
+    # Its audio decodes to the tone, a silence about the outage's length, the tone again.
+    pcm = decode_audio(out, timeline=True)
+    span = done["stopped_at"] - done["started_at"]
+    runs = silent_runs(pcm, WINDOW)
+    assert runs, "no silence in the file: the gap was not kept"
+    first_q, end_q = max(runs, key=lambda r: r[1] - r[0])
+    silence_s = (end_q - first_q) * WINDOW / RATE
+    before = pcm[: max(0, first_q - 1) * WINDOW]
+    after = pcm[(end_q + 1) * WINDOW :]
+    f_before = dominant_frequency(before[RATE // 2 :], RATE)
+    f_after = dominant_frequency(after[: len(after) - RATE // 2], RATE)
+    others = [r for r in runs if r != (first_q, end_q)]
+    # Its video decodes on both sides of the gap too (the longest wait between frames).
+    shown = [t for t, _ in frame_sizes(out)]
+    video_gap, video_back = max(
+        ((b - a, b) for a, b in itertools.pairwise(shown)), default=(0.0, 0.0)
+    )
+    frames_after = sum(1 for t in shown if t >= video_back)
+    log.info(
+        "measured: video %d frames decoded, %d after a %.2f s gap", len(shown), frames_after,
+        video_gap,
+    )  # fmt: skip
+    log.info(
+        "measured: %.0f s outage (%.2f s cut): recording %.2f s for a %.2f s span; tone "
+        "%.1f Hz for %.2f s, silence %.2f s (%.2f s beyond the cut; bob decoded video again "
+        "%.2f s after), tone %.1f Hz for %.2f s after; other silences %s; the recorder "
+        "%s stalled at the cut's end",
+        outage_s, outage, len(pcm) / RATE, span, f_before, len(before) / RATE, silence_s,
+        silence_s - outage, media_back, f_after, len(after) / RATE, others,
+        "was" if job_during["stats"]["stalled"] else "was not",
+    )  # fmt: skip
+    assert abs(f_before - TONE_HZ) <= 5.0 and abs(f_after - TONE_HZ) <= 5.0, (f_before, f_after)
+    assert len(before) / RATE >= RECORD_BEFORE_S - 1.0, len(before) / RATE
+    assert len(after) / RATE >= RECORD_BEFORE_S - 1.0, len(after) / RATE
+    # Every packet of the cut was dropped: at least the cut is silent (less the windows
+    # the edges share with the tone). Beyond it, the browser's media path takes a moment
+    # to come back: measured, after 5 s none (the silence 5.00 s for a 5.04-5.12 s cut);
+    # after 25 s 0.24-0.75 s, each time ~0.1 s before the page said "Reconnected" (the
+    # ICE restart its resumed socket carries), and each time before Bob decoded her video
+    # again (0.47-1.10 s): that recovery plus a key frame, so it bounds the audio's.
+    assert outage - 0.3 <= silence_s <= outage + media_back + 0.5, (silence_s, outage)
+    # Outside the gap the tone is whole: no other silence but a start-up instant.
+    assert sum(b - a for a, b in others) <= 5, others
+    assert abs(len(pcm) / RATE - span) <= 1.0, (len(pcm) / RATE, span)
+    # The video's gap is the same cut; it resumes at a key frame, asked for by the recorder
+    # (a sequence gap) and by Bob's consumer alike, so little after the audio.
+    assert outage - 0.3 <= video_gap <= silence_s + 1.0, (video_gap, silence_s)
+    assert frames_after >= 2 * FPS_MIN and len(shown) - frames_after >= 2 * FPS_MIN, (
+        len(shown), frames_after,
+    )  # fmt: skip
+
+
+def admin_http(settings: Settings, control: ControlInstance) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=control.http, verify=control.verify, timeout=60,
+        headers={"authorization": f"Bearer {admin(settings)}"},
+    )  # fmt: skip
 
 
 def alice_identity_of_list(identities: list[str]) -> bool:

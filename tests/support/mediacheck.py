@@ -112,6 +112,23 @@ def rms(samples: npt.NDArray[np.float32]) -> float:
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
 
 
+def silent_runs(
+    pcm: npt.NDArray[np.float32], window: int, level: float = 0.01
+) -> list[tuple[int, int]]:
+    """[start, end) of each silent stretch of `pcm` (RMS under `level`), in `window`s of
+    samples."""
+    levels = [rms(pcm[i : i + window]) for i in range(0, len(pcm) - window, window)]
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, quiet in enumerate([*(x < level for x in levels), False]):
+        if quiet and start is None:
+            start = i
+        elif not quiet and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
+
+
 def _frame_pcm(frame: Any) -> npt.NDArray[np.float32]:
     pcm = frame.to_ndarray().astype(np.float32) / 32768.0
     channels = len(frame.layout.channels)
