@@ -7,7 +7,6 @@ when a camera closes (the speaker path is unit-tested, tests/unit/control/rooms)
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -49,10 +48,9 @@ async def test_a_screen_then_the_speakers_camera_get_the_bandwidth_first(
         await sig_a.request("closeProducer", {"producerId": alice_cam})
         await sig_c.wait_event("consumerClosed", lambda d: d["producerId"] == alice_cam, 5)
         del consumers["alice"]
-        async with asyncio.timeout(5):
-            while (got := await _priorities(client, consumers)) != {"screen": 3, "bob": 2}:
-                await asyncio.sleep(0.05)
-        assert got == {"screen": 3, "bob": 2}
+        # The SFU's consumer.closed reached the control plane before it sent consumerClosed,
+        # and the re-ranking ran on it: nothing to wait for.
+        assert await _priorities(client, consumers) == {"screen": 3, "bob": 2}
     finally:
         for peer in peers:
             await peer.close()

@@ -49,6 +49,9 @@ class SfuNotifications:
                         await self.store.remove_peer_media(
                             peer.room, peer.peer_id, f"consumer:{consumer_id}"
                         )
+                local = self.sessions.rooms.get(peer.room)
+                if local is not None:  # one camera fewer: re-ranked before the peer is told
+                    await self.sessions.relayer(local, peer, "a consumer closed")
                 await peer.send_event(
                     "consumerClosed",
                     {
@@ -56,9 +59,6 @@ class SfuNotifications:
                         "producerId": producer_id or note.get("producerId"),
                     },
                 )
-                local = self.sessions.rooms.get(peer.room)
-                if local is not None:  # one camera fewer: Last-N may promote another
-                    await self.sessions.relayer(local, peer, "a tile closed")
         elif kind in CONSUMER_STATE:
             peer = owners.get(consumer_id)
             if peer is not None:
