@@ -145,3 +145,65 @@ async def test_a_recording_takes_the_top_layer_while_the_viewer_takes_the_lowest
     assert len(after) > 30 and all(size == full for size in after), Counter(after)
     assert 0 < bob_height < top["height"], (bob_height, top)
     assert errors == [], errors
+
+
+@pytest.mark.parametrize("source", ["participant", "room"])
+async def test_an_egress_or_composite_brings_the_top_layer_back(
+    browser: Browser,  # noqa: F811
+    stack: Stack,
+    client: SfuClient,
+    tmp_path: Path,
+    source: str,
+) -> None:
+    """Egress of the participant and the room composite (issue 20 item 4): their plain-RTP
+    consumers want every layer, so dynacast has the publisher encode the top one again
+    and the SFU receives it, while the only WebRTC viewer still takes the lowest. (Their
+    files are scaled to the egress's own size: a frame size there proves nothing of the
+    layer; the SFU's inbound r2 does.)"""
+    from tests.integration.test_egress import wait_egress
+
+    room = f"eglayer-{uuid.uuid4().hex[:6]}"
+    errors: list[str] = []
+    alice = await open_call(browser, stack.control, room, "Alice", errors)
+    bob = await open_call(browser, stack.control, room, "Bob", errors)
+    await alice.evaluate("() => { document.getElementById('tiles').style.display = 'none'; }")
+    await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
+    await bob.evaluate("document.getElementById('tiles').style.gridTemplateColumns = '160px 160px'")
+    told = "window.mediaplane.maxSpatialLayer?.video"
+    await _until("told layer 0", lambda: _is(alice.evaluate(told), 0), 15)
+    producer_id = await alice.evaluate("window.mediaplane.producers.video.id")
+    peer = await alice.evaluate("window.mediaplane.peerId")
+    identity = await bob.evaluate(f"window.mediaplane.peers.get('{peer}').identity")
+    body: dict[str, Any] = {"source": source, "output": "file", "format": "mp4",
+                            "width": 640, "height": 360, "fps": 15}  # fmt: skip
+    if source == "participant":
+        body["identity"] = identity
+
+    async def r2_bitrate() -> int:
+        stats = await client.get_stats("producer", producer_id)
+        return max((int(s.get("bitrate", 0)) for s in stats if s.get("rid") == "r2"), default=0)
+
+    async with stack.http() as http:
+        r = await http.post(f"/api/rooms/{room}/egress", json=body)
+        assert r.status_code == 202, r.text
+        eg = await wait_egress(http, room, r.json()["id"], lambda e: e["state"] == "running")
+        t0 = asyncio.get_running_loop().time()
+        await _until("told layer 2", lambda: _is(alice.evaluate(told), 2), 10)
+        told_after = asyncio.get_running_loop().time() - t0
+        await _until("r2 at the SFU", lambda: _positive(r2_bitrate()), 10)
+        bitrate = await r2_bitrate()
+        bob_height = await bob.evaluate(HEIGHTS_JS)
+        top = await alice.evaluate(TOP_JS)
+        done = (await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")).json()
+        assert done["state"] == "completed", done
+    log.info("measured: %s egress: publisher told the top layer %.2f s after it ran; the "
+             "SFU receives r2 at %d kbit/s (%sx%s); bob decodes %d px high", source,
+             told_after, bitrate // 1000, top["width"], top["height"], bob_height)  # fmt: skip
+    # Egress stopped: only Bob's thumbnail is left, the top layer goes off again.
+    await _until("told layer 0 again", lambda: _is(alice.evaluate(told), 0), 10)
+    assert 0 < bob_height < top["height"], (bob_height, top)
+    assert errors == [], errors
+
+
+async def _positive(value: Awaitable[int]) -> bool:
+    return await value > 0
