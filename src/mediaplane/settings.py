@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     last_n: int = Field(
         default=6, ge=0, le=1000, description="cameras forwarded above the lowest layer"
     )
+    # The call page's camera codec (docs/video-quality.md), used when the browser has it
+    # (else VP8): vp8 and h264 as three simulcast layers, vp9 as one SVC encoding L3T3_KEY.
+    video_codec: Literal["vp8", "vp9", "h264"] = Field(
+        default="vp8", description="the call page's camera codec"
+    )
     sfu_max_message_bytes: int = Field(default=262144, ge=1024)
     # several SFU nodes (docs/multinode.md): each node heartbeats into Redis; with
     # sfu_discovery=redis the control plane places rooms on the live nodes found there.

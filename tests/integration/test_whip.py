@@ -8,6 +8,7 @@ import itertools
 import logging
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,63 @@ async def test_whip_participant_is_recordable(stack: Stack, tmp_path: Path) -> N
     )  # fmt: skip
     assert len(pattern.numbers) >= 60 and pattern.in_order, pattern.numbers[:40]
     assert pattern.bar_share >= 0.9 and pattern.background_share >= 0.9, pattern
+
+
+class GrowingPattern(PatternVideoTrack):
+    """The pattern at 320x240, then at 640x480 from frame `at` on (a new SPS: an H.264
+    encoder restarts at the new size, as a simulcast layer switch or a scaling browser
+    changes it)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(width=320, height=240, fps=15)
+        self.at = at
+        self.n = 0
+
+    async def recv(self) -> Any:
+        self.n += 1
+        if self.n == self.at:
+            self.width, self.height = 640, 480
+        return await super().recv()
+
+
+async def test_an_h264_recording_survives_a_size_change(stack: Stack, tmp_path: Path) -> None:
+    """matroskamux refused the caps of the new size once its header was written: the
+    recording failed at the first change ("Could not multiplex stream"). Now both sizes
+    are in the one file and decode (media/worker/kinds/record.py)."""
+    settings, control = stack.settings, stack.control
+    room = await new_room(settings, control)
+    whip = AiortcWhipClient(
+        f"{control.http}/whip/rooms/{room}", participant(settings, "encoder", room)
+    )
+    try:
+        await whip.publish(ToneTrack(freq=740.0), GrowingPattern(at=60), video_codec="video/H264")
+        await whip.wait_connected()
+        async with stack.http() as http:
+            r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "encoder"})
+            assert r.status_code == 202, r.text
+            rec_id = r.json()["id"]
+            await wait_rec(http, room, rec_id, lambda x: x["state"] == "running")
+            await asyncio.sleep(8.0)  # the size changes 4 s after the publish
+            done = (await http.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()
+            assert done["state"] == "completed", done
+            got = await http.get(f"/api/rooms/{room}/recordings/{rec_id}/file")
+            out = tmp_path / "encoder.mkv"
+            out.write_bytes(got.content)
+    finally:
+        await whip.delete()
+        await whip.close()
+    from tests.integration.test_recording_layer import frame_sizes
+
+    frames = frame_sizes(out)
+    sizes = Counter(size for _, size in frames)
+    change = next(t for t, size in frames if size == "640x480") - frames[0][0]
+    span = frames[-1][0] - frames[0][0]
+    log.info("measured: H.264 recording frames by size %s; 640x480 from %.2f s of %.2f s",
+             dict(sizes), change, span)  # fmt: skip
+    assert streams_codec(out) == "h264"
+    assert sizes["320x240"] > 15 and sizes["640x480"] > 30, sizes
+    assert span > 6.5, span  # one timeline: the frames after the change are not lost
+
+
+def streams_codec(path: Path) -> str:
+    return next(s.codec_name for s in probe_streams(path) if s.codec_type == "video")

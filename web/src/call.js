@@ -17,7 +17,8 @@ const state = { ws: null, nextId: 1, pending: new Map(), device: null, send: nul
   ended: false,
   // The session's resume token (docs/signaling.md#resuming-a-session): a lost socket
   // resumes the same peer with it; cleared when only a rejoin will do.
-  resumeToken: null, resumes: 0, iceRestarts: 0, probing: false, pingRttMs: null };
+  resumeToken: null, resumes: 0, iceRestarts: 0, probing: false, pingRttMs: null,
+  videoCodec: 'vp8', cameraCodec: null };
 
 const REQUEST_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000;
@@ -62,6 +63,12 @@ const CAMERA_ENCODINGS = [
 // sends; benchmarks/video_links.py compares the two).
 const SINGLE_ENCODING = [{ maxBitrate: 1500000 }];
 const SIMULCAST = new URLSearchParams(location.search).get('simulcast') !== '0';
+// VP9 (the deployment's MEDIAPLANE_VIDEO_CODEC, the join reply's videoCodec): one SVC
+// encoding, three spatial layers each half the next (the server picks one per subscriber
+// the same way); H.264: the simulcast layers above, without temporal layers (not every
+// H.264 encoder has them).
+const SVC_ENCODING = [{ scalabilityMode: 'L3T3_KEY', maxBitrate: 1500000 }];
+const H264_ENCODINGS = CAMERA_ENCODINGS.map(({ scalabilityMode, ...rest }) => rest);
 const SCREEN_ENCODINGS = [{ maxBitrate: 2500000 }];
 const AUDIO_OPTIONS = { opusFec: true, opusDtx: true, opusStereo: false };
 const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
@@ -208,6 +215,7 @@ async function setupMedia() {
   state.peerId = joined.peerId;
   state.iceServers = joined.iceServers ?? [];
   state.resumeToken = joined.resumeToken ?? null;
+  state.videoCodec = ['vp8', 'vp9', 'h264'].includes(joined.videoCodec) ? joined.videoCodec : 'vp8';
   for (const p of joined.peers) { state.peers.set(p.peerId, p); tile(p.peerId, p.displayName); }
   for (const p of joined.producers) state.early.set(p.producerId, p);
   state.device = new Device();
@@ -330,8 +338,7 @@ async function publish() {
     const track = localTrack(kind);
     if (!track) continue; // a viewer, or no such device: receive only
     track.enabled = !off;
-    const options = kind === 'audio' ? { codecOptions: AUDIO_OPTIONS }
-      : { encodings: SIMULCAST ? CAMERA_ENCODINGS : SINGLE_ENCODING, codecOptions: { videoGoogleStartBitrate: 1000 } };
+    const options = kind === 'audio' ? { codecOptions: AUDIO_OPTIONS } : cameraOptions();
     const height = kind === 'video' ? track.getSettings().height : undefined;
     const producer = await state.send.produce({ track, stopTracks: false, ...options,
       appData: { source: kind, paused: off, height } });
@@ -340,6 +347,21 @@ async function publish() {
     await applyWanted(kind); // the user may have pressed the button meanwhile
   }
   if (state.screenTrack?.readyState === 'live') await produceScreen();
+}
+
+// The camera's codec and layers: the one the server asks for when this browser and the
+// server both have it (device.rtpCapabilities is what both have), else VP8 simulcast.
+function cameraOptions() {
+  const codecOptions = { videoGoogleStartBitrate: 1000 };
+  const wanted = `video/${state.videoCodec}`;
+  const codec = state.device.rtpCapabilities.codecs.find((c) => c.mimeType.toLowerCase() === wanted
+    && (wanted !== 'video/vp9' || String(c.parameters?.['profile-id'] ?? 0) === '0'));
+  const name = codec ? state.videoCodec : 'vp8';
+  state.cameraCodec = name;
+  if (!SIMULCAST) return { encodings: SINGLE_ENCODING, codecOptions, ...(codec ? { codec } : {}) };
+  if (name === 'vp9') return { codec, encodings: SVC_ENCODING, codecOptions };
+  if (name === 'h264') return { codec, encodings: H264_ENCODINGS, codecOptions };
+  return { encodings: CAMERA_ENCODINGS, codecOptions };
 }
 
 // Screen share keeps detail over motion: the encoder drops frames, not resolution.

@@ -86,6 +86,7 @@ async def _services(
         manager = RoomManager(
             store, sfu, span_after_peers=settings.room_span_after_peers,
             limits=Limits.from_settings(settings), bitrates=bitrates, last_n=settings.last_n,
+            video_codec=settings.video_codec,
             joined_room_empty_timeout_s=settings.joined_room_empty_timeout_s,
             resume_grace_s=settings.resume_grace_s,
             resume_tombstone_s=settings.resume_tombstone_s,

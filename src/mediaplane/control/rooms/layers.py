@@ -10,6 +10,7 @@ tile gets the smallest layer at least as tall as the tile (in device pixels, wit
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mediaplane.wire.ids import Json
@@ -39,11 +40,21 @@ def layer_heights(rtp_parameters: Json, video_height: int | None) -> list[int]:
     """The height of each spatial layer, lowest first ([] for a single layer).
 
     mediasoup orders simulcast encodings from the lowest to the highest; an encoding
-    without a usable scaleResolutionDownBy is taken as half the size of the next."""
+    without a usable scaleResolutionDownBy is taken as half the size of the next. One
+    encoding with spatial layers (SVC, e.g. VP9 `L3T3_KEY`) has them at half the size
+    of the next, the top one the capture's."""
     encodings = rtp_parameters.get("encodings")
-    if not isinstance(encodings, list) or len(encodings) < 2:
+    if not isinstance(encodings, list) or not encodings:
         return []
     top = video_height or DEFAULT_VIDEO_HEIGHT
+    if len(encodings) == 1:
+        first = encodings[0]
+        mode = first.get("scalabilityMode") if isinstance(first, dict) else None
+        match = re.fullmatch(r"L(\d)T\d(_KEY)?(_SHIFT)?", mode) if isinstance(mode, str) else None
+        spatial = min(int(match.group(1)), MAX_SPATIAL_LAYERS) if match else 1
+        if spatial < 2:
+            return []
+        return [max(1, round(top / 2 ** (spatial - 1 - i))) for i in range(spatial)]
     count = min(len(encodings), MAX_SPATIAL_LAYERS)
     heights = []
     for i, encoding in enumerate(encodings[:count]):

@@ -63,6 +63,7 @@ class RoomManager:
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
         last_n: int = 0,
+        video_codec: str = "vp8",
     ) -> None:
         self.store = store
         # Where rooms run: one SFU (static) or the nodes registered in Redis.
@@ -86,6 +87,7 @@ class RoomManager:
             store, self.placement, self.events, notify=notify, counts=self.counts,
             auto_create_rooms=auto_create_rooms, limits=limits, bitrates=bitrates,
             last_n=last_n, joined_room_empty_timeout_s=joined_room_empty_timeout_s,
+            video_codec=video_codec,
         )  # fmt: skip
         self.events.here = self.sessions
         self.records = RoomRecords(store, self.placement, self.sessions, self.events, notify=notify)

@@ -72,6 +72,7 @@ class Sessions:
         limits: Limits | None = None,
         bitrates: Bitrates = NO_CAPS,
         last_n: int = 0,
+        video_codec: str = "vp8",
     ) -> None:
         self.store = store
         self.limits = limits or Limits()
@@ -83,6 +84,7 @@ class Sessions:
         self.auto_create_rooms = auto_create_rooms
         self.joined_room_empty_timeout_s = joined_room_empty_timeout_s
         self.bitrates = bitrates
+        self.video_codec = video_codec  # the join reply's: the call page's camera codec
         self.last_n = last_n  # Last-N (lastn.py): 0 forwards every camera at its tile's layer
         self.consumer_owner: dict[str, LocalPeer] = {}
         self.on_gone: list[OnGone] = []  # rooms/resume.py
@@ -169,6 +171,7 @@ class Sessions:
             "peerId": peer.peer_id,
             "roomId": name,
             "routerRtpCapabilities": caps,
+            "videoCodec": self.video_codec,
             "peers": [
                 {"peerId": p.peer_id, "identity": p.identity, "displayName": p.name, "kind": p.kind}
                 for p in peers

@@ -25,6 +25,15 @@ def test_a_single_encoding_has_no_layers_and_bad_scales_are_halvings() -> None:
     assert layer_heights({"encodings": [{}] * 9}, 720) == [90, 180, 360, 720]  # at most 4
 
 
+def test_one_svc_encoding_has_its_spatial_layers() -> None:
+    assert layer_heights({"encodings": [{"scalabilityMode": "L3T3_KEY"}]}, 720) == [180, 360, 720]
+    assert layer_heights({"encodings": [{"scalabilityMode": "L2T3"}]}, 480) == [240, 480]
+    assert layer_heights({"encodings": [{"scalabilityMode": "L1T3"}]}, 720) == []
+    assert layer_heights({"encodings": [{"scalabilityMode": "L9T3"}]}, 720) == [90, 180, 360, 720]
+    assert layer_heights({"encodings": [{"scalabilityMode": "S3T3"}]}, 720) == []  # not SVC
+    assert layer_heights({"encodings": [{"scalabilityMode": 3}]}, 720) == []
+
+
 def test_a_tile_gets_the_smallest_layer_that_covers_it() -> None:
     heights = [180, 360, 720]
     assert spatial_for(heights, 0) == 0
