@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from mediaplane.sfu import SfuClient
 from tests.integration.test_recording_e2e import wait_rec
@@ -68,6 +68,25 @@ def frame_sizes(path: Path) -> list[tuple[float, str]]:
     ]  # fmt: skip
 
 
+TOLD = "window.mediaplane.maxSpatialLayer?.video"  # the top layer dynacast asks for
+
+
+async def _thumbnail_call(
+    chromium: Browser, stack: Stack, room: str, errors: list[str]
+) -> tuple[Page, Page, str]:
+    """Alice publishes (watching nobody), Bob shows her in a thumbnail: the lowest layer
+    is all he takes, and dynacast tells her so. (alice, bob, alice's identity)"""
+    alice = await open_call(chromium, stack.control, room, "Alice", errors)
+    bob = await open_call(chromium, stack.control, room, "Bob", errors)
+    await alice.evaluate("() => { document.getElementById('tiles').style.display = 'none'; }")
+    await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
+    await bob.evaluate("document.getElementById('tiles').style.gridTemplateColumns = '160px 160px'")
+    await _until("told layer 0", lambda: _is(alice.evaluate(TOLD), 0), 15)
+    peer = await alice.evaluate("window.mediaplane.peerId")
+    identity = await bob.evaluate(f"window.mediaplane.peers.get('{peer}').identity")
+    return alice, bob, str(identity)
+
+
 async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not await check():  # noqa: ASYNC110 (a page's state: polled)
@@ -86,22 +105,13 @@ async def test_a_recording_takes_the_top_layer_while_the_viewer_takes_the_lowest
 ) -> None:
     room = f"reclayer-{uuid.uuid4().hex[:6]}"
     errors: list[str] = []
-    alice = await open_call(browser, stack.control, room, "Alice", errors)
-    bob = await open_call(browser, stack.control, room, "Bob", errors)
-    await alice.evaluate("() => { document.getElementById('tiles').style.display = 'none'; }")
-    await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
-    # Bob's tile of Alice is a thumbnail: the lowest layer is all he takes.
-    await bob.evaluate("document.getElementById('tiles').style.gridTemplateColumns = '160px 160px'")
-    told = "window.mediaplane.maxSpatialLayer?.video"
-    await _until("told layer 0", lambda: _is(alice.evaluate(told), 0), 15)
-    peer = await alice.evaluate("window.mediaplane.peerId")
-    identity = await bob.evaluate(f"window.mediaplane.peers.get('{peer}').identity")
+    alice, bob, identity = await _thumbnail_call(browser, stack, room, errors)
     async with stack.http() as http:
         r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": identity})
         assert r.status_code == 202, r.text
         rec = await wait_rec(http, room, r.json()["id"], lambda x: x["state"] == "running")
         # The recorder wants every layer: the publisher encodes them all again.
-        await _until("told layer 2", lambda: _is(alice.evaluate(told), 2), 10)
+        await _until("told layer 2", lambda: _is(alice.evaluate(TOLD), 2), 10)
         tops: list[dict[str, Any]] = []
         producer_id = await alice.evaluate("window.mediaplane.producers.video.id")
         for _ in range(16):
@@ -164,16 +174,8 @@ async def test_an_egress_or_composite_brings_the_top_layer_back(
 
     room = f"eglayer-{uuid.uuid4().hex[:6]}"
     errors: list[str] = []
-    alice = await open_call(browser, stack.control, room, "Alice", errors)
-    bob = await open_call(browser, stack.control, room, "Bob", errors)
-    await alice.evaluate("() => { document.getElementById('tiles').style.display = 'none'; }")
-    await expect(bob.get_by_role("figure", name="Alice")).to_be_visible(timeout=15000)
-    await bob.evaluate("document.getElementById('tiles').style.gridTemplateColumns = '160px 160px'")
-    told = "window.mediaplane.maxSpatialLayer?.video"
-    await _until("told layer 0", lambda: _is(alice.evaluate(told), 0), 15)
+    alice, bob, identity = await _thumbnail_call(browser, stack, room, errors)
     producer_id = await alice.evaluate("window.mediaplane.producers.video.id")
-    peer = await alice.evaluate("window.mediaplane.peerId")
-    identity = await bob.evaluate(f"window.mediaplane.peers.get('{peer}').identity")
     body: dict[str, Any] = {"source": source, "output": "file", "format": "mp4",
                             "width": 640, "height": 360, "fps": 15}  # fmt: skip
     if source == "participant":
@@ -188,7 +190,7 @@ async def test_an_egress_or_composite_brings_the_top_layer_back(
         assert r.status_code == 202, r.text
         eg = await wait_egress(http, room, r.json()["id"], lambda e: e["state"] == "running")
         t0 = asyncio.get_running_loop().time()
-        await _until("told layer 2", lambda: _is(alice.evaluate(told), 2), 10)
+        await _until("told layer 2", lambda: _is(alice.evaluate(TOLD), 2), 10)
         told_after = asyncio.get_running_loop().time() - t0
         await _until("r2 at the SFU", lambda: _positive(r2_bitrate()), 10)
         bitrate = await r2_bitrate()
@@ -200,7 +202,7 @@ async def test_an_egress_or_composite_brings_the_top_layer_back(
              "SFU receives r2 at %d kbit/s (%sx%s); bob decodes %d px high", source,
              told_after, bitrate // 1000, top["width"], top["height"], bob_height)  # fmt: skip
     # Egress stopped: only Bob's thumbnail is left, the top layer goes off again.
-    await _until("told layer 0 again", lambda: _is(alice.evaluate(told), 0), 10)
+    await _until("told layer 0 again", lambda: _is(alice.evaluate(TOLD), 0), 10)
     assert 0 < bob_height < top["height"], (bob_height, top)
     assert errors == [], errors
 

@@ -253,6 +253,20 @@ async def test_whep_plays_a_participants_audio(
         await sig.close()
 
 
+async def record_encoder(stack: Stack, room: str, seconds: float, out: Path) -> Path:
+    """Record the participant "encoder" for `seconds` through the REST API, into `out`."""
+    async with stack.http() as http:
+        r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "encoder"})
+        assert r.status_code == 202, r.text
+        rec_id = r.json()["id"]
+        await wait_rec(http, room, rec_id, lambda x: x["state"] == "running")
+        await asyncio.sleep(seconds)
+        done = (await http.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()
+        assert done["state"] == "completed", done
+        out.write_bytes((await http.get(f"/api/rooms/{room}/recordings/{rec_id}/file")).content)
+    return out
+
+
 async def test_whip_participant_is_recordable(stack: Stack, tmp_path: Path) -> None:
     """A WHIP publisher is a participant like any: the RecordingService records it."""
     settings, control = stack.settings, stack.control
@@ -263,16 +277,7 @@ async def test_whip_participant_is_recordable(stack: Stack, tmp_path: Path) -> N
     try:
         await whip.publish(ToneTrack(freq=740.0), PatternVideoTrack())
         await whip.wait_connected()
-        async with stack.http() as http:
-            r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "encoder"})
-            assert r.status_code == 202, r.text
-            rec_id = r.json()["id"]
-            await wait_rec(http, room, rec_id, lambda x: x["state"] == "running")
-            await asyncio.sleep(4.0)
-            done = (await http.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()
-            assert done["state"] == "completed", done
-            out = tmp_path / "encoder.webm"
-            out.write_bytes((await http.get(f"/api/rooms/{room}/recordings/{rec_id}/file")).content)
+        out = await record_encoder(stack, room, 4.0, tmp_path / "encoder.webm")
     finally:
         await whip.delete()
         await whip.close()
@@ -324,17 +329,8 @@ async def test_an_h264_recording_survives_a_size_change(stack: Stack, tmp_path: 
     try:
         await whip.publish(ToneTrack(freq=740.0), GrowingPattern(at=60), video_codec="video/H264")
         await whip.wait_connected()
-        async with stack.http() as http:
-            r = await http.post(f"/api/rooms/{room}/recordings", json={"identity": "encoder"})
-            assert r.status_code == 202, r.text
-            rec_id = r.json()["id"]
-            await wait_rec(http, room, rec_id, lambda x: x["state"] == "running")
-            await asyncio.sleep(8.0)  # the size changes 4 s after the publish
-            done = (await http.post(f"/api/rooms/{room}/recordings/{rec_id}/stop")).json()
-            assert done["state"] == "completed", done
-            got = await http.get(f"/api/rooms/{room}/recordings/{rec_id}/file")
-            out = tmp_path / "encoder.mkv"
-            out.write_bytes(got.content)
+        # The size changes 4 s after the publish.
+        out = await record_encoder(stack, room, 8.0, tmp_path / "encoder.mkv")
     finally:
         await whip.delete()
         await whip.close()

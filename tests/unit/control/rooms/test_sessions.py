@@ -122,13 +122,19 @@ class _LayersSfu:
         self.priorities.append((consumer_id, priority))
 
 
-async def test_last_n_moves_the_upper_layer_with_the_dominant_speaker() -> None:
+def _last_1_room() -> tuple[Sessions, LocalPeer, LocalRoom, _LayersSfu]:
+    """A room with Last-N 1 on an SFU that records what it is asked, and a viewer in it."""
     sessions, viewer = _sessions()
     sessions.last_n = 1
     sfu = _LayersSfu()
     local = LocalRoom("r", "router-1", {}, cast(Any, sfu), "node-1")
     sessions.rooms["r"] = local
     local.peers[viewer.peer_id] = viewer
+    return sessions, viewer, local, sfu
+
+
+async def test_last_n_moves_the_upper_layer_with_the_dominant_speaker() -> None:
+    sessions, viewer, local, sfu = _last_1_room()
     for owner in ("ann", "ben"):
         local.speakers.joined(owner)
         consumer = f"c-{owner}"
@@ -162,12 +168,7 @@ async def test_last_n_moves_the_upper_layer_with_the_dominant_speaker() -> None:
 async def test_last_n_demotes_a_tile_when_a_better_ranked_camera_arrives() -> None:
     # Seen in CI: the viewer's first tile (Cat's) was the only camera it knew, so it
     # got its tile's layer; Ann's tile came next and Cat's was never lowered.
-    sessions, viewer = _sessions()
-    sessions.last_n = 1
-    sfu = _LayersSfu()
-    local = LocalRoom("r", "router-1", {}, cast(Any, sfu), "node-1")
-    sessions.rooms["r"] = local
-    local.peers[viewer.peer_id] = viewer
+    sessions, viewer, local, sfu = _last_1_room()
     for owner in ("ann", "cat"):
         local.speakers.joined(owner)
     for owner in ("cat", "ann"):
