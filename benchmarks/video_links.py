@@ -314,8 +314,9 @@ def table(data: Json) -> str:
     rows += [
         "",
         f"| mode | SFU worker CPU, 1 subscriber | {k} subscribers | per subscriber "
-        "| their decoded fps per publisher, median width (px) |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| their decoded fps per publisher, median width (px) "
+        "| machine CPU % (this run's), 1 / K windows |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
     ]
     for mode in MODES:
         c = data[mode]["cpu"]
@@ -323,7 +324,8 @@ def table(data: Json) -> str:
         fps = [many["decoded_fps"], *many["other_viewers_decoded_fps"]]
         rows.append(f"| {mode} | {one['sfu_cpu_percent']:.1f} % | {many['sfu_cpu_percent']:.1f} % "
                     f"| {c['per_subscriber_cpu_percent']:.2f} % | "
-                    f"{' / '.join(f'{f:.1f}' for f in fps)}, {many['median_width']} |")  # fmt: skip
+                    f"{' / '.join(f'{f:.1f}' for f in fps)}, {many['median_width']} | "
+                    f"{_machine(one)} / {_machine(many)} |")  # fmt: skip
     rows += ["", _cpu_ratio(data), ""]
     rows.append(
         f"{people} people in each room: {st['publishers']} publishers (fake cameras at "
@@ -332,10 +334,16 @@ def table(data: Json) -> str:
         f"{st['settle_s']} s of settling. The SFU CPU per subscriber is "
         f"(CPU with {k} - CPU with 1) / {k - 1}, unlimited viewers in a 1000x700 page "
         f"({st['publishers']} small tiles), measured with the publishers of the mode in "
-        "place and no limited subscriber; % of one core. The load average at each "
-        "window is in the JSON."
+        "place and no limited subscriber; % of one core (the machine has 2). The load "
+        "average at each window is in the JSON."
     )
     return "\n".join(rows)
+
+
+def _machine(r: Json) -> str:
+    if "machine_cpu_percent" not in r:
+        return "?"
+    return f"{r['machine_cpu_percent']:.0f} ({r['ours_cpu_percent']:.0f})"
 
 
 def _idle(st: Json) -> str:
