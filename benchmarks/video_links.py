@@ -66,22 +66,24 @@ INBOUND_JS = """async () => {
     if (consumer.kind !== 'video') continue;
     (await consumer.getStats()).forEach((s) => {
       if (s.type === 'inbound-rtp') out[peerId] = { frames: s.framesDecoded || 0,
-        width: s.frameWidth || 0 };
+        width: s.frameWidth || 0, bytes: s.bytesReceived || 0 };
     });
   }
   return out;
 }"""
 SENT_JS = """async () => {
-  let frames = 0, r0 = null, cpu = 0, limited = [], widths = [];
+  let frames = 0, r0 = null, cpu = 0, bytes = 0, limited = [], widths = [];
   (await window.mediaplane.producers.video.getStats()).forEach((s) => {
     if (s.type !== 'outbound-rtp') return;
     frames = Math.max(frames, s.framesSent || 0);
+    bytes += s.bytesSent || 0;
     if (s.rid === 'r0') r0 = s.framesSent || 0;  // the layer always sent (dynacast)
     cpu = Math.max(cpu, (s.qualityLimitationDurations || {}).cpu || 0);
     limited.push(s.qualityLimitationReason);
     if (s.frameWidth) widths.push(s.frameWidth);
   });
-  return { peerId: window.mediaplane.peerId, frames: r0 ?? frames, cpu, limited, widths };
+  return { peerId: window.mediaplane.peerId, frames: r0 ?? frames, cpu, bytes,
+    limited, widths };
 }"""
 PRODUCING_JS = "() => Boolean(window.mediaplane.producers.video)"
 HIDE_JS = "() => { document.getElementById('tiles').style.display = 'none'; }"
@@ -146,7 +148,7 @@ async def _measure(viewers: list[Page], pubs: list[Page], seconds: int, workers:
     others1 = [await v.evaluate(INBOUND_JS) for v in viewers[1:]]
     sent1 = [await p.evaluate(SENT_JS) for p in pubs]
     per: list[Json] = []
-    none = {"frames": 0, "width": 0}
+    none = {"frames": 0, "width": 0, "bytes": 0}
     for a, b in zip(sent0, sent1, strict=True):
         peer = b["peerId"]
         got = [s.get(peer, none) for s in samples]
@@ -163,6 +165,16 @@ async def _measure(viewers: list[Page], pubs: list[Page], seconds: int, workers:
         })  # fmt: skip
     n = len(per)
     peers = [b["peerId"] for b in sent1]
+
+    def kbit(x: Json, y: Json) -> float:  # one viewer's received video
+        return (
+            float(sum(y.get(q, none)["bytes"] - x.get(q, none)["bytes"] for q in peers))
+            * 8e-3
+            / span
+        )
+
+    out_kbit = kbit(samples[0], samples[-1])
+    out_kbit += sum(kbit(x, y) for x, y in zip(others0, others1, strict=True))
     return {
         "publishers": per,
         "decoded_share": sum(p["decoded_fps"] for p in per)
@@ -177,6 +189,9 @@ async def _measure(viewers: list[Page], pubs: list[Page], seconds: int, workers:
             for x, y in zip(others0, others1, strict=True)
         ],
         "sfu_cpu_percent": 100 * cpu,
+        "in_kbit": sum(b["bytes"] - a["bytes"] for a, b in zip(sent0, sent1, strict=True))
+        * 8e-3 / span,  # what the publishers sent, all layers
+        "out_kbit": out_kbit,  # what the viewers received (video)
         # of one core: the machine's (all cores, with other sessions'), this run's processes
         "machine_cpu_percent": 100 * busy,
         "ours_cpu_percent": 100 * ours,
@@ -208,26 +223,37 @@ async def _per_subscriber(
     browser: Browser, url: str, room: str, pubs: list[Page], k: int,
     settle: int, seconds: int, workers: list[int], errors: list[str],
 ) -> Json:  # fmt: skip
-    """The SFU worker's CPU with 1, then k unlimited viewers of the room."""
+    """The SFU worker's CPU with 1, k, 1, k unlimited viewers of the room (alternating, so
+    that a drift of the machine's load falls on both counts)."""
     viewers: list[Page] = []
-    out: Json = {}
-    for count in (1, k):
+    windows: list[Json] = []
+    joined = 0
+    for count in (1, k, 1, k):
+        for v in viewers[count:]:
+            await v.context.close()
+        del viewers[count:]
         while len(viewers) < count:
-            viewers.append(await _join(browser, url, room, f"V{len(viewers)}", errors, viewer=True))
+            viewers.append(await _join(browser, url, room, f"V{joined}", errors, viewer=True))
+            joined += 1
         for v in viewers:
             await _seen(v, len(pubs))
-        await asyncio.sleep(settle)
-        out[str(count)] = await _measure(viewers, pubs, seconds, workers)
-        got = out[str(count)]
+        await asyncio.sleep(settle if count > 1 or not windows else 5)
+        got = {"viewers": count, **await _measure(viewers, pubs, seconds, workers)}
+        windows.append(got)
         print(f"{count} viewers: SFU {got['sfu_cpu_percent']:.1f} % CPU, "
               f"{got['decoded_fps']:.1f} fps, {got['median_width']} px, "
               f"others {[round(f, 1) for f in got['other_viewers_decoded_fps']]}, "
+              f"in {got['in_kbit']:.0f} out {got['out_kbit']:.0f} kbit/s, "
               f"load {got['load']}", file=sys.stderr, flush=True)  # fmt: skip
     for v in viewers:
         await v.context.close()
-    one, many = out["1"]["sfu_cpu_percent"], out[str(k)]["sfu_cpu_percent"]
-    out["per_subscriber_cpu_percent"] = (many - one) / (k - 1)
-    return out
+    ones = [w["sfu_cpu_percent"] for w in windows if w["viewers"] == 1]
+    manys = [w["sfu_cpu_percent"] for w in windows if w["viewers"] == k]
+    return {
+        "windows": windows,
+        "per_subscriber_cpu_percent": (sum(manys) / len(manys) - sum(ones) / len(ones)) / (k - 1),
+        "pair_estimates": [(m - o) / (k - 1) for o, m in zip(ones, manys, strict=True)],
+    }
 
 
 async def run(
@@ -316,31 +342,49 @@ def table(data: Json) -> str:
     k = st["subscribers"]
     rows += [
         "",
-        f"| mode | SFU worker CPU, 1 subscriber | {k} subscribers | per subscriber "
-        "| their decoded fps per publisher, median width (px) "
-        "| machine CPU % (this run's), 1 / K windows |",
-        "| --- | ---: | ---: | ---: | --- | --- |",
+        f"| mode | SFU worker CPU %, 1 subscriber | {k} subscribers "
+        "| per subscriber (each pair) | publishers sent (kbit/s) "
+        f"| viewers received, 1 / {k} (kbit/s) "
+        f"| the {k} viewers' decoded fps per publisher, median width (px) "
+        "| machine CPU % (this run's), each window |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for mode in MODES:
         c = data[mode]["cpu"]
-        one, many = c["1"], c[str(k)]
-        fps = [many["decoded_fps"], *many["other_viewers_decoded_fps"]]
-        rows.append(f"| {mode} | {one['sfu_cpu_percent']:.1f} % | {many['sfu_cpu_percent']:.1f} % "
-                    f"| {c['per_subscriber_cpu_percent']:.2f} % | "
-                    f"{' / '.join(f'{f:.1f}' for f in fps)}, {many['median_width']} | "
-                    f"{_machine(one)} / {_machine(many)} |")  # fmt: skip
+        ws = c.get("windows") or [{"viewers": 1, **c["1"]}, {"viewers": k, **c[str(k)]}]
+        one = [w for w in ws if w["viewers"] == 1]
+        many = [w for w in ws if w["viewers"] == k]
+        last = many[-1]
+        fps = [last["decoded_fps"], *last["other_viewers_decoded_fps"]]
+        pairs = c.get("pair_estimates", [c["per_subscriber_cpu_percent"]])
+        rows.append(f"| {mode} | {_each(one, 'sfu_cpu_percent')} | "
+                    f"{_each(many, 'sfu_cpu_percent')} | "
+                    f"{c['per_subscriber_cpu_percent']:.2f} % ({_list(pairs, '.2f')}) | "
+                    f"{_each(one, 'in_kbit', '.0f')} | {_each(one, 'out_kbit', '.0f')} / "
+                    f"{_each(many, 'out_kbit', '.0f')} | "
+                    f"{' / '.join(f'{f:.1f}' for f in fps)}, {last['median_width']} | "
+                    f"{' / '.join(_machine(w) for w in ws)} |")  # fmt: skip
     rows += ["", _cpu_ratio(data), ""]
     rows.append(
         f"{people} people in each room: {st['publishers']} publishers (fake cameras at "
         f"{st['fps']} fps, 1280x720){_idle(st)} and the subscriber on the limited link, "
         f"joining afresh at each rate. Each figure over {st['seconds']} s after "
         f"{st['settle_s']} s of settling. The SFU CPU per subscriber is "
-        f"(CPU with {k} - CPU with 1) / {k - 1}, unlimited viewers in a 1000x700 page "
+        f"(mean CPU with {k} - mean CPU with 1) / {k - 1} over windows of 1, {k}, 1, {k} "
+        "viewers (5 s of settling after viewers leave), unlimited viewers in a 1000x700 page "
         f"({st['publishers']} small tiles), measured with the publishers of the mode in "
         "place and no limited subscriber; % of one core (the machine has 2). The load "
         "average at each window is in the JSON."
     )
     return "\n".join(rows)
+
+
+def _list(xs: list[float], fmt: str = ".1f") -> str:
+    return ", ".join(format(x, fmt) for x in xs)
+
+
+def _each(ws: list[Json], key: str, fmt: str = ".1f") -> str:
+    return _list([w[key] for w in ws if key in w], fmt) or "?"
 
 
 def _machine(r: Json) -> str:
