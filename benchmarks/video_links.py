@@ -156,9 +156,10 @@ async def _measure(viewers: list[Page], pubs: list[Page], seconds: int, workers:
         per_second = [y["frames"] - x["frames"] for x, y in itertools.pairwise(got)]
         per.append({
             "sent_fps": (b["frames"] - a["frames"]) / span,
-            "decoded_fps": (got[-1]["frames"] - got[0]["frames"]) / span,
+            # a consumer made anew (a resume) starts its count at 0: only increments count
+            "decoded_fps": sum(max(0, n) for n in per_second) / span,
             "median_width": widths[len(widths) // 2],
-            "empty_seconds": sum(1 for n in per_second if n == 0),
+            "empty_seconds": sum(1 for n in per_second if n <= 0),
             "limited": sorted(set(b["limited"])),
             "cpu_limited_share": (b["cpu"] - a["cpu"]) / span,
             "sent_widths": sorted(b["widths"]),
