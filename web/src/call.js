@@ -431,6 +431,9 @@ async function applyWanted(kind) {
   else { p.pause(); await request('pauseProducer', { producerId: p.id }); }
 }
 
+// A transport whose media path is down (watchTransport restarts its ICE; a resume does).
+const broken = (t) => ['failed', 'disconnected'].includes(t.connectionState);
+
 // A transport that fails, or stays disconnected for ICE_RESTART_AFTER_MS, gets an ICE
 // restart (`restartIce`: new ICE parameters from the server), again every
 // ICE_RESTART_EVERY_MS while it is not back; after ICE_RESTARTS_BEFORE_REJOIN the page
@@ -439,10 +442,9 @@ function watchTransport(t) {
   let timer = null;
   let tries = 0;
   const current = () => !t.closed && (t === state.send || t === state.recv);
-  const bad = () => ['failed', 'disconnected'].includes(t.connectionState);
   const attempt = async () => {
     timer = null;
-    if (!current() || !bad()) return;
+    if (!current() || !broken(t)) return;
     if (tries >= ICE_RESTARTS_BEFORE_REJOIN) {
       state.resumeToken = null;
       reconnect('Reconnecting: the media connection was lost');
@@ -625,7 +627,7 @@ async function resume() {
   // on untouched (an ICE restart there cost up to 0.8 s of video, measured in
   // test_web_failover.py).
   const restart = state.link.silent
-    || [state.send, state.recv].some((t) => ['disconnected', 'failed'].includes(t.connectionState));
+    || [state.send, state.recv].some(broken);
   let reply;
   try {
     reply = await request('resume', { resumeToken: state.resumeToken, restartIce: restart });

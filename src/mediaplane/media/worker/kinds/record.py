@@ -16,7 +16,7 @@ from mediaplane.media.worker import rtp_inputs
 from mediaplane.media.worker.gst import Gst, make
 from mediaplane.media.worker.kind import Kind
 from mediaplane.media.worker.outputs import filesink
-from mediaplane.wire.media import RecordConfig, RtpStream
+from mediaplane.wire.media import RecordConfig
 
 
 def _first_caps_only(_pad: Gst.Pad, info: Gst.PadProbeInfo, seen: list[bool]) -> Gst.PadProbeReturn:
@@ -29,10 +29,8 @@ def _first_caps_only(_pad: Gst.Pad, info: Gst.PadProbeInfo, seen: list[bool]) ->
     return Gst.PadProbeReturn.OK
 
 
-def _in_band_h264(stream: RtpStream) -> list[Gst.Element]:
+def _in_band_h264() -> list[Gst.Element]:
     """An H.264 stream as avc3 with its parameter sets in band (see the module doc)."""
-    if stream.encoding_name != "H264":
-        return []
     caps = Gst.Caps.from_string("video/x-h264,stream-format=avc3,alignment=au")
     return [make("h264parse", config_interval=-1), make("capsfilter", caps=caps)]
 
@@ -55,8 +53,10 @@ class Record(Kind[RecordConfig]):
                 queue = make(
                     "queue", max_size_time=3 * Gst.SECOND, max_size_buffers=0, max_size_bytes=0
                 )
-                self.job.rtp.add(name, stream, [*_in_band_h264(stream), queue])
                 src = queue.get_static_pad("src")
+                downstream = [queue]
                 if stream.encoding_name == "H264":
+                    downstream = [*_in_band_h264(), queue]
                     src.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, _first_caps_only, [])
+                self.job.rtp.add(name, stream, downstream)
                 src.link(mux.request_pad_simple(f"{name}_%u"))
