@@ -181,9 +181,15 @@ async def test_an_egress_or_composite_brings_the_top_layer_back(
     if source == "participant":
         body["identity"] = identity
 
-    async def r2_bitrate() -> int:
+    async def r2_stat(field: str) -> int:
         stats = await client.get_stats("producer", producer_id)
-        return max((int(s.get("bitrate", 0)) for s in stats if s.get("rid") == "r2"), default=0)
+        return max((int(s.get(field, 0)) for s in stats if s.get("rid") == "r2"), default=0)
+
+    async def top_encoded() -> bool:
+        return int((await alice.evaluate(TOP_JS))["height"]) > 0
+
+    async def r2_arrives(since: int) -> bool:
+        return await r2_stat("packetCount") > since
 
     async with stack.http() as http:
         r = await http.post(f"/api/rooms/{room}/egress", json=body)
@@ -192,11 +198,17 @@ async def test_an_egress_or_composite_brings_the_top_layer_back(
         t0 = asyncio.get_running_loop().time()
         await _until("told layer 2", lambda: _is(alice.evaluate(TOLD), 2), 10)
         told_after = asyncio.get_running_loop().time() - t0
-        await _until("r2 at the SFU", lambda: _positive(r2_bitrate()), 10)
-        bitrate = await r2_bitrate()
+        # The encoder restarts r2: it has a frame size once it encodes again (the SFU's
+        # r2 bitrate alone may still be the last second's, from before it was paused).
+        await _until("r2 encoded", top_encoded, 10)
+        packets = await r2_stat("packetCount")
+        await _until("r2 at the SFU", lambda: r2_arrives(packets), 10)
+        bitrate = await r2_stat("bitrate")
         bob_height = await bob.evaluate(HEIGHTS_JS)
         top = await alice.evaluate(TOP_JS)
-        done = (await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")).json()
+        stopped = await http.post(f"/api/rooms/{room}/egress/{eg['id']}/stop")
+        assert stopped.status_code == 200, stopped.text
+        done = stopped.json()
         assert done["state"] == "completed", done
     log.info("measured: %s egress: publisher told the top layer %.2f s after it ran; the "
              "SFU receives r2 at %d kbit/s (%sx%s); bob decodes %d px high", source,
@@ -205,7 +217,3 @@ async def test_an_egress_or_composite_brings_the_top_layer_back(
     await _until("told layer 0 again", lambda: _is(alice.evaluate(TOLD), 0), 10)
     assert 0 < bob_height < top["height"], (bob_height, top)
     assert errors == [], errors
-
-
-async def _positive(value: Awaitable[int]) -> bool:
-    return await value > 0

@@ -439,4 +439,4 @@ class StateStore:
                 if msg.get("type") == "message":
                     yield str(msg["channel"]), str(msg["data"])
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]

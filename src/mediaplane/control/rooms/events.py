@@ -86,7 +86,7 @@ class RoomEvents:
                 delay = min(delay * 2, 1.0)
             finally:
                 with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def deliver(self, raw: str) -> None:
         """One message off the channel: to the listeners, then to the peers here."""
