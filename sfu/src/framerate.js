@@ -40,9 +40,23 @@ export function capAfter(layers, { wantedSpatial, cap, maxTemporal }) {
   return undefined;
 }
 
+export const FELL_BACK_MS = 5000; // a spatial layer left this soon after it was reached: a failed try
 export const SETTLE_MS = 3000; // a frame rate given up this long (not a passing step or a dip) caps
 export const ROOM_FOR_MS = 5000; // the estimate must have had room this long before a try
 export const MARGIN = 1.3; // and room for 30 % more than the next layer needs (it overshoots)
+
+/**
+ * A consumer that reached spatial layer `from.spatialLayer` at `from.at` and is now at
+ * `layers`: the cap when that try failed (it fell back within FELL_BACK_MS to a layer
+ * below what it wants and may have), or undefined. Each such try costs a key frame and
+ * a burst the short link drops (frames lost on every stream it carries), so it is not
+ * retried until the estimate has had room (the same wait as a frame-rate cap).
+ */
+export function capAfterFallBack(from, layers, now, { wantedSpatial, cap }) {
+  if (!from || !layers || now - from.at > FELL_BACK_MS) return undefined;
+  const spatial = layers.spatialLayer;
+  return spatial < from.spatialLayer && spatial < Math.min(wantedSpatial, cap) ? spatial : undefined;
+}
 
 /** The bitrate a producer's encoding `index` arrives at (bits/s; 0 when not known). */
 export function encodingBitrate(producer, stats, index) {
@@ -90,6 +104,7 @@ export class FrameRateFirst {
       retryMs: RETRY_MS,
       retryAt: Infinity,
       roomSince: null, // since when the estimate has had room for the next layer
+      reached: null, // { spatialLayer, at }: the last spatial layer climbed to
       pending: null,
     });
     consumer.on('layerschange', (layers) => this.layersChanged(consumer.id, layers));
@@ -124,7 +139,17 @@ export class FrameRateFirst {
   /** A new current layer: a frame rate given up for size still so after SETTLE_MS caps. */
   layersChanged(consumerId, layers) {
     const s = this.#state.get(consumerId);
-    if (!s || s.pending || capAfter(layers, s) === undefined) return;
+    if (!s) return;
+    const fellTo = capAfterFallBack(s.reached, layers, this.now(), s);
+    const previous = s.reached?.spatialLayer ?? -1;
+    s.reached = layers && layers.spatialLayer > previous ? { spatialLayer: layers.spatialLayer, at: this.now() }
+      : layers && layers.spatialLayer < previous ? { spatialLayer: layers.spatialLayer, at: -Infinity } : s.reached;
+    if (fellTo !== undefined) {
+      log.info('layer try failed', { consumerId, fellTo });
+      this.lower(s, fellTo).catch(() => {});
+      return;
+    }
+    if (s.pending || capAfter(layers, s) === undefined) return;
     s.pending = setTimeout(() => {
       s.pending = null;
       const cap = capAfter(s.consumer.currentLayers, s);

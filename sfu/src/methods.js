@@ -4,6 +4,7 @@ import { version as mediasoupVersion } from 'mediasoup';
 import { mediaCodecs } from './config.js';
 import { invalidParams, invalidState } from './errors.js';
 import { log } from './log.js';
+import { addSpeaker, removeSpeaker } from './speakers.js';
 import * as v from './validate.js';
 
 const pendingRouters = new Map(); // roomId -> Promise<router>, so concurrent creates share one
@@ -325,12 +326,12 @@ const handlers = {
 
   'observer.addProducer': async (p, ctx) => {
     const observer = ctx.registry.observer(v.string(p, 'observerId'));
-    await observer.addProducer({ producerId: ctx.registry.producer(v.string(p, 'producerId')).id });
+    await addSpeaker(observer, ctx.registry.producer(v.string(p, 'producerId')));
     return {};
   },
   'observer.removeProducer': async (p, ctx) => {
     const observer = ctx.registry.observer(v.string(p, 'observerId'));
-    await observer.removeProducer({ producerId: v.string(p, 'producerId') });
+    await removeSpeaker(observer, v.string(p, 'producerId'));
     return {};
   },
   'observer.close': async (p, ctx) => { ctx.registry.observer(v.string(p, 'observerId')).close(); return {}; },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import { capAfter, encodingBitrate, FrameRateFirst, hasRoom, RETRY_MS, temporalLayers } from '../src/framerate.js';
+import { capAfter, capAfterFallBack, encodingBitrate, FELL_BACK_MS, FrameRateFirst, hasRoom, RETRY_MS, temporalLayers } from '../src/framerate.js';
 
 const producer = (bitrates = [100000, 300000, 900000]) => ({
   rtpParameters: { encodings: bitrates.map((_, i) => ({ rid: `r${i}`, scalabilityMode: 'L1T3' })) },
@@ -91,5 +91,36 @@ test('a consumer on a plain transport (a recording) is never capped', async () =
   assert.equal(f.cap('c1'), undefined);
   await f.setWanted(c, 2);
   assert.deepEqual(c.set.at(-1), { spatialLayer: 2, temporalLayer: undefined });
+  f.close();
+});
+
+test('a spatial layer left soon after it was reached is a failed try: capped below it', async (t) => {
+  const s = { wantedSpatial: 2, cap: 2 };
+  const from = { spatialLayer: 1, at: 1000 };
+  assert.equal(capAfterFallBack(from, { spatialLayer: 0, temporalLayer: 2 }, 1000 + FELL_BACK_MS - 1, s), 0);
+  assert.equal(capAfterFallBack(from, { spatialLayer: 0, temporalLayer: 2 }, 1000 + FELL_BACK_MS + 1, s), undefined);
+  assert.equal(capAfterFallBack(from, { spatialLayer: 1, temporalLayer: 0 }, 2000, s), undefined); // not lower
+  assert.equal(capAfterFallBack(from, null, 2000, s), undefined); // paused: not a fall
+  assert.equal(capAfterFallBack(from, { spatialLayer: 0, temporalLayer: 2 }, 2000, { ...s, wantedSpatial: 0 }), undefined);
+
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+  const f = new FrameRateFirst();
+  const c = consumer();
+  f.watch(c, producer(), transport(400000, 350000));
+  for (const spatialLayer of [0, 1]) c.emit('layerschange', { spatialLayer, temporalLayer: 2 });
+  t.mock.timers.tick(2000);
+  c.emit('layerschange', { spatialLayer: 0, temporalLayer: 2 }); // the link could not
+  await flush();
+  assert.equal(f.cap('c1'), 0);
+  assert.deepEqual(c.set.at(-1), { spatialLayer: 0, temporalLayer: 2 });
+  // A layer held for longer than FELL_BACK_MS and then left is the estimate moving: no cap.
+  const d = consumer();
+  d.id = 'c2';
+  f.watch(d, producer(), transport(400000, 350000));
+  d.emit('layerschange', { spatialLayer: 1, temporalLayer: 2 });
+  t.mock.timers.tick(FELL_BACK_MS + 1000);
+  d.emit('layerschange', { spatialLayer: 0, temporalLayer: 2 });
+  await flush();
+  assert.equal(f.cap('c2'), 2);
   f.close();
 });

@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
-from tests.integration.test_web_call import browser  # noqa: F401 (fixture)
+from tests.integration.test_media_loss import tone_wav
+from tests.integration.test_web_call import CHROMIUM_ARGS
 from tests.support.control import ControlInstance
 from tests.support.ns_chromium import join
 
@@ -47,6 +48,22 @@ RIDS_JS = """async () => {
   });
   return out;
 }"""
+
+
+@pytest.fixture(scope="module")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    """Chromium whose microphone sends a steady tone: the SFU's active speaker observer
+    (Jitsi's dominant speaker identification) scores speech over 20 ms to ~1 s windows,
+    and the default fake microphone's short beeps score as hardly speaking, so which of
+    them wins after a mute was a matter of timing."""
+    wav = tone_wav(tmp_path_factory.mktemp("last_n") / "tone.wav")
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"]
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
+        try:
+            yield b
+        finally:
+            await b.close()
 
 
 @pytest.fixture
@@ -86,7 +103,7 @@ async def _forwarded(
 
 
 async def test_only_the_last_speaker_is_forwarded_above_the_lowest_layer(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     control_last_1: ControlInstance,
 ) -> None:
     room = f"lastn-{uuid.uuid4().hex[:6]}"
