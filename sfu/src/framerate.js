@@ -141,9 +141,12 @@ export class FrameRateFirst {
     const s = this.#state.get(consumerId);
     if (!s) return;
     const fellTo = capAfterFallBack(s.reached, layers, this.now(), s);
+    // A climb is timed; a fall is not a climb (falling further is the estimate moving).
     const previous = s.reached?.spatialLayer ?? -1;
-    s.reached = layers && layers.spatialLayer > previous ? { spatialLayer: layers.spatialLayer, at: this.now() }
-      : layers && layers.spatialLayer < previous ? { spatialLayer: layers.spatialLayer, at: -Infinity } : s.reached;
+    if (layers && layers.spatialLayer !== previous) {
+      const at = layers.spatialLayer > previous ? this.now() : -Infinity;
+      s.reached = { spatialLayer: layers.spatialLayer, at };
+    }
     if (fellTo !== undefined) {
       log.info('layer try failed', { consumerId, fellTo });
       this.lower(s, fellTo).catch(() => {});

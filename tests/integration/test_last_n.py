@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_media_loss import tone_wav
-from tests.integration.test_web_call import CHROMIUM_ARGS
+from tests.integration.test_web_call import CHROMIUM_ARGS, chromium
 from tests.support.control import ControlInstance
 from tests.support.ns_chromium import join
 
@@ -58,12 +58,8 @@ async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bro
     them wins after a mute was a matter of timing."""
     wav = tone_wav(tmp_path_factory.mktemp("last_n") / "tone.wav")
     args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"]
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium(args) as b:
+        yield b
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.integration.test_recording_e2e import wait_rec
 from tests.integration.test_recording_layer import HEIGHTS_JS, _until, frame_sizes
-from tests.integration.test_web_call import CHROMIUM_ARGS, open_call
+from tests.integration.test_web_call import CHROMIUM_ARGS, chromium, open_call
 from tests.support.control import ControlInstance
 from tests.support.mediacheck import probe_streams
 from tests.support.stack import Stack
@@ -52,12 +52,8 @@ async def browser() -> AsyncIterator[Browser]:
     scale the layers down on the shared 2 cores (top 180p, lowest 45p at load 20)."""
     args = [a for a in CHROMIUM_ARGS if a != "--use-fake-device-for-media-stream"]
     args.append("--use-fake-device-for-media-stream=fps=15")
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium(args) as b:
+        yield b
 
 
 @pytest.fixture(params=["vp9", "h264"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +55,23 @@ STATS_JS = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
+@contextlib.asynccontextmanager
+async def chromium(args: Sequence[str] = tuple(CHROMIUM_ARGS)) -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, with `args` (fake devices), closed on leaving."""
     async with async_playwright() as pw:
         b = await pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            executable_path="/usr/bin/chromium", headless=True, args=list(args)
         )
         try:
             yield b
         finally:
             await b.close()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as b:
+        yield b
 
 
 async def open_call(

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from mediaplane.peer import PatternVideoTrack, ToneTrack
 from mediaplane.settings import Settings
+from tests.integration.test_web_call import chromium
 from tests.integration.test_whip import join, new_room
 from tests.support.control import ControlInstance, participant
 from tests.support.mediacheck import collect_track_audio, dominant_frequency, rms
@@ -115,14 +116,8 @@ def whip_bundle(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium(CHROMIUM_ARGS) as b:
+        yield b
 
 
 async def client_page(
