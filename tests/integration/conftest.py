@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser
 
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuClient, SfuProcess
 from mediaplane.state.redis_server import RedisServer
+from tests.support.chromium import chromium
 from tests.support.control import ControlInstance
 from tests.support.media import LOOPBACK_OUTBOUND, SECRET, MediaService
 from tests.support.stack import WEBHOOK_SECRET, Stack
@@ -97,3 +99,20 @@ async def stack(
         await control.stop()
         await hooks.stop()
         await media.stop()
+
+
+@pytest.fixture(scope="module")
+async def module_chromium() -> AsyncIterator[Browser]:
+    """One Chromium per test module (starting one costs seconds)."""
+    async with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+async def browser(module_chromium: Browser) -> AsyncIterator[Browser]:
+    """The module's Chromium; the pages a test opened are closed after it. (Pages left
+    open go on sending and receiving media: a module's later tests then ran on a machine
+    loaded by every earlier test's calls, and their pages missed heartbeats.)"""
+    yield module_chromium
+    for context in module_chromium.contexts:
+        await context.close()

@@ -21,7 +21,7 @@ from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_media_loss import tone_wav
-from tests.integration.test_web_call import CHROMIUM_ARGS, chromium
+from tests.support.chromium import CHROMIUM_ARGS, chromium
 from tests.support.control import ControlInstance
 from tests.support.ns_chromium import join
 

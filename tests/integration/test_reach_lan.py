@@ -34,8 +34,8 @@ from playwright.async_api import Error as PlaywrightError
 
 from mediaplane import certificates
 from mediaplane.settings import Settings
-from tests.integration.test_web_call import CHROMIUM_ARGS
 from tests.support import netns
+from tests.support.chromium import CHROMIUM_ARGS
 from tests.support.cli_system import trust
 from tests.support.control import participant
 

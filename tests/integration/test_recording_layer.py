@@ -21,7 +21,7 @@ from playwright.async_api import Browser, Page, expect
 
 from mediaplane.sfu import SfuClient
 from tests.integration.test_recording_e2e import wait_rec
-from tests.integration.test_web_call import browser, open_call  # noqa: F401 (fixture)
+from tests.integration.test_web_call import open_call
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -98,7 +98,7 @@ async def _is(value: Awaitable[object], want: object) -> bool:
 
 
 async def test_a_recording_takes_the_top_layer_while_the_viewer_takes_the_lowest(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     stack: Stack,
     client: SfuClient,
     tmp_path: Path,
@@ -159,7 +159,7 @@ async def test_a_recording_takes_the_top_layer_while_the_viewer_takes_the_lowest
 
 @pytest.mark.parametrize("source", ["participant", "room"])
 async def test_an_egress_or_composite_brings_the_top_layer_back(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     stack: Stack,
     client: SfuClient,
     tmp_path: Path,

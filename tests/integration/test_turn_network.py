@@ -57,8 +57,9 @@ from playwright.async_api import Browser, Page, async_playwright
 from mediaplane.peer.signaling_client import SignalingClient
 from mediaplane.settings import Settings
 from mediaplane.turn.credentials import mint
-from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
+from tests.integration.test_web_call import decoded_over, open_call
 from tests.support import netns
+from tests.support.chromium import CHROMIUM_ARGS
 from tests.support.control import admin, participant
 from tests.support.link import Hits, Link
 from tests.support.ns_system import (

@@ -20,7 +20,8 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.integration.test_recording_e2e import wait_rec
 from tests.integration.test_recording_layer import HEIGHTS_JS, _until, frame_sizes
-from tests.integration.test_web_call import CHROMIUM_ARGS, chromium, open_call
+from tests.integration.test_web_call import open_call
+from tests.support.chromium import CHROMIUM_ARGS, chromium
 from tests.support.control import ControlInstance
 from tests.support.mediacheck import probe_streams
 from tests.support.stack import Stack

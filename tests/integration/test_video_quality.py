@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from mediaplane.sfu import SfuClient
-from tests.integration.test_web_call import browser, open_call  # noqa: F401 (fixture)
+from tests.integration.test_web_call import open_call
 from tests.support.control import ControlInstance
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -106,7 +106,7 @@ async def _sfu_bytes(client: SfuClient, consumer_id: str) -> int:
 
 
 async def test_layers_follow_tiles_hidden_tiles_pause_and_unused_layers_stop(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     control: ControlInstance,
     client: SfuClient,
 ) -> None:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
 import signal
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
@@ -35,12 +34,6 @@ def screenshot_path(name: str) -> str:
     return str(SCREENSHOTS / name)
 
 
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
-    "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-default-apps",
-]  # fmt: skip
-
 STATS_JS = """async () => {
   const out = { audio: { bytes: 0 }, video: { bytes: 0, frames: 0 } };
   for (const { consumer } of window.mediaplane.consumers.values()) {
@@ -53,25 +46,6 @@ STATS_JS = """async () => {
   }
   return out;
 }"""
-
-
-@contextlib.asynccontextmanager
-async def chromium(args: Sequence[str] = tuple(CHROMIUM_ARGS)) -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless, with `args` (fake devices), closed on leaving."""
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=list(args)
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 async def open_call(

@@ -18,10 +18,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from mediaplane.state.redis_server import free_tcp_port
 from tests.integration.test_egress import PEOPLE, leave, publish
-from tests.integration.test_web_call import (  # noqa: F401 (the browser fixture)
-    browser,
-    screenshot_path,
-)
+from tests.integration.test_web_call import screenshot_path
 from tests.support.control import admin
 from tests.support.mediacheck import band_energy_ratio, decode_audio, probe_streams
 from tests.support.sources import TONE_HZ, make_av_file
@@ -67,7 +64,7 @@ def row(table: Locator, text: str) -> Locator:
 
 
 async def test_dashboard_egress_and_injection(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     stack: Stack,
     tmp_path: Path,
 ) -> None:

@@ -24,7 +24,6 @@ from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_signaling_resume import control_process
-from tests.integration.test_web_call import browser  # noqa: F401 (fixture)
 from tests.integration.test_web_outage import frames_from, wait_decoding, watch_left
 from tests.support.control import participant
 from tests.support.failover_proxy import failover_proxy
@@ -44,7 +43,7 @@ async def _open(chromium: Browser, base: str, room: str, name: str, token: str) 
 
 
 async def test_the_instance_serving_a_page_is_killed_and_media_never_stops(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     settings: Settings,
     sfu: SfuProcess,
     redis_server: RedisServer,

@@ -17,8 +17,9 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright, ex
 from mediaplane.settings import Settings
 from mediaplane.sfu import SfuProcess
 from mediaplane.state.redis_server import RedisServer
-from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
+from tests.integration.test_web_call import decoded_over, open_call
 from tests.support import netns
+from tests.support.chromium import CHROMIUM_ARGS
 from tests.support.control import ControlInstance, admin, participant
 from tests.support.pages import wait_until
 

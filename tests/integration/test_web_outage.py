@@ -33,8 +33,9 @@ from mediaplane.state.redis_server import RedisServer
 from tests.integration.test_media_loss import TONE_HZ, tone_wav
 from tests.integration.test_recording_e2e import wait_rec
 from tests.integration.test_recording_layer import frame_sizes
-from tests.integration.test_web_call import CHROMIUM_ARGS, decoded_over, open_call
+from tests.integration.test_web_call import decoded_over, open_call
 from tests.support import netns
+from tests.support.chromium import CHROMIUM_ARGS
 from tests.support.control import ControlInstance, admin, participant
 from tests.support.link import Link
 from tests.support.media import SECRET, MediaService

@@ -18,8 +18,8 @@ from playwright.async_api import Browser, Page
 
 from mediaplane.peer import PatternVideoTrack, ToneTrack
 from mediaplane.settings import Settings
-from tests.integration.test_web_call import chromium
 from tests.integration.test_whip import join, new_room
+from tests.support.chromium import chromium
 from tests.support.control import ControlInstance, participant
 from tests.support.mediacheck import collect_track_audio, dominant_frequency, rms
 

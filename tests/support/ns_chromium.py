@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Page, Playwright, expect
 from mediaplane import certificates
 from mediaplane.settings import Settings
 from tests.integration.test_reach_lan import until_shown, up_in
-from tests.integration.test_web_call import CHROMIUM_ARGS
+from tests.support.chromium import CHROMIUM_ARGS
 from tests.support.control import participant
 from tests.support.netns import Lan
 
@@ -58,11 +58,15 @@ async def join(
     viewer: bool = False,
     height: int = 700,
     query: str = "",
+    init_script: str = "",
 ) -> Page:
     """The call page in a 1000 px wide viewport, joined by a token link (open join is
-    refused off loopback, docs/security.md), as a viewer: sending nothing."""
+    refused off loopback, docs/security.md), as a viewer: sending nothing. `init_script`
+    runs in the page before its own scripts."""
     link = participant(Settings(env="test"), name, room)  # the suite's secrets, as up's
     context = await browser.new_context(viewport={"width": 1000, "height": height})
+    if init_script:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     page.on("console", lambda m: errors.append(f"{name}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"{name}: {e}"))

@@ -234,7 +234,8 @@ class JobManager:
             case PipelineError():
                 job.error = event.message
                 said = f" (the pipeline said: {event.detail})" if event.detail else ""
-                log.error("job=%s pipeline error: %s%s", job.id, job.error, said)
+                where = f" [{event.debug}]" if event.debug else ""  # GStreamer's debug line
+                log.error("job=%s pipeline error: %s%s%s", job.id, job.error, said, where)
                 self._ready[job.id].set()
             case PipelineWarning():
                 pass
