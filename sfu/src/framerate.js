@@ -6,13 +6,17 @@
 // s0 t2, s1 t0, ...) and takes a step when it costs no more than the one it has: the
 // base temporal layer of 360p costs about what full-rate 180p does, so on a short link
 // it settles on 360p at a quarter of the frame rate (measured on a 600 kbit/s link: 5 of
-// 20 fps). Here a consumer that the estimate puts on a spatial layer above 0 without its
-// top temporal layer for 3 s gets its spatial layer capped one below. The cap is
-// lifted one layer again after a while (10 s, twice as long after each cap, up to 2 min)
-// and only once the transport's estimate has had room for the next layer's bitrate
-// and 30 % more for 5 s running (a try that fails costs seconds at a low frame rate). The layer the tile
-// wants (the control plane's setPreferredLayers) is kept apart: the cap only lowers
-// it, and dynacast keeps the publisher encoding what tiles want.
+// 20 fps), and each climb it tries and gives up costs a key frame and a burst that the
+// short link drops (frames lost on every stream it carries). So here every spatial climb
+// is gated: a consumer starts capped at its lowest spatial layer, and a cap is lifted
+// one layer only once the transport's estimate has had room for the next layer's
+// bitrate and 30 % more for a while (3 s; 5 s after a failed try), the room shared out
+// among the consumers of one transport (cheapest first) so that lifts made together
+// fit together. A consumer that the estimate puts on a spatial layer above 0 without its
+// top temporal layer for 3 s, or that falls back within 5 s of a climb, gets its cap one
+// below; it is not lifted again for a while (10 s, twice as long after each failure, up
+// to 2 min). The layer the tile wants (the control plane's setPreferredLayers) is kept
+// apart: the cap only lowers it, and dynacast keeps the publisher encoding what tiles want.
 
 import { log } from './log.js';
 
@@ -42,7 +46,8 @@ export function capAfter(layers, { wantedSpatial, cap, maxTemporal }) {
 
 export const FELL_BACK_MS = 5000; // a spatial layer left this soon after it was reached: a failed try
 export const SETTLE_MS = 3000; // a frame rate given up this long (not a passing step or a dip) caps
-export const ROOM_FOR_MS = 5000; // the estimate must have had room this long before a try
+export const FIRST_ROOM_FOR_MS = 3000; // the estimate must have had room this long before a climb
+export const ROOM_FOR_MS = 5000; // and this long once a try has failed
 export const MARGIN = 1.3; // and room for 30 % more than the next layer needs (it overshoots)
 
 /**
@@ -58,24 +63,49 @@ export function capAfterFallBack(from, layers, now, { wantedSpatial, cap }) {
   return spatial < from.spatialLayer && spatial < Math.min(wantedSpatial, cap) ? spatial : undefined;
 }
 
-/** The bitrate a producer's encoding `index` arrives at (bits/s; 0 when not known). */
+/**
+ * The bitrate a producer's encoding `index` arrives at (bits/s), or its maxBitrate while
+ * nothing arrives yet (a layer just started); 0 when neither is known.
+ */
 export function encodingBitrate(producer, stats, index) {
   const encoding = producer.rtpParameters?.encodings?.[index];
   if (!encoding) return 0;
   const { rid, ssrc } = encoding;
   const s = stats.find((x) => x.type === 'inbound-rtp' && (rid ? x.rid === rid : x.ssrc === ssrc));
-  return s?.bitrate ?? 0;
+  return s?.bitrate || (encoding.maxBitrate ?? 0);
+}
+
+/**
+ * What climbing from encoding `index` to the next adds (bits/s): the difference of their
+ * bitrates, and never less than the lower one's (a layer has four times the pixels of the
+ * one below; one just started by dynacast shows a few kbit/s until it has run a while).
+ */
+export function climbCost(producer, stats, index) {
+  const here = encodingBitrate(producer, stats, index);
+  return Math.max(encodingBitrate(producer, stats, index + 1) - here, here);
+}
+
+/** What a transport may still send (bits/s, MARGIN kept), from its own estimate; 0 when unknown. */
+export function room(transportStats) {
+  const t = transportStats.find((x) => x.type === 'webrtc-transport') ?? transportStats[0];
+  if (!t || typeof t.availableOutgoingBitrate !== 'number') return 0;
+  return Math.max(0, t.availableOutgoingBitrate / MARGIN - (t.sendBitrate ?? 0));
 }
 
 /** Room on a transport for `extra` more bits/s (and MARGIN), from its own estimate. */
 export function hasRoom(transportStats, extra) {
   const t = transportStats.find((x) => x.type === 'webrtc-transport') ?? transportStats[0];
-  if (!t || typeof t.availableOutgoingBitrate !== 'number') return false;
-  return t.availableOutgoingBitrate >= ((t.sendBitrate ?? 0) + extra) * MARGIN;
+  return Boolean(t) && typeof t.availableOutgoingBitrate === 'number' && room(transportStats) >= extra;
+}
+
+/** How long a consumer waits after its `failures`-th failed try (0: none failed). */
+export function retryWait(failures) {
+  return failures < 1 ? 0 : Math.min(RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
 }
 
 export class FrameRateFirst {
   #state = new Map(); // consumerId -> what watch() keeps
+  #roomSince = new Map(); // transport -> since when its estimate has had room for a climb
   #timer = null;
   #ticking = false;
 
@@ -99,14 +129,14 @@ export class FrameRateFirst {
       consumer, producer, transport,
       wantedSpatial: preferred.spatialLayer ?? spatial - 1,
       wantedTemporal: preferred.temporalLayer,
-      cap: spatial - 1,
+      cap: 0, // every climb waits for room (#lift)
       maxTemporal: temporal - 1,
-      retryMs: RETRY_MS,
-      retryAt: Infinity,
-      roomSince: null, // since when the estimate has had room for the next layer
+      failures: 0, // tries that failed: each makes the next wait longer (retryWait)
+      retryAt: 0,
       reached: null, // { spatialLayer, at }: the last spatial layer climbed to
       pending: null,
     });
+    this.#apply(this.#state.get(consumer.id)).catch(() => {});
     consumer.on('layerschange', (layers) => this.layersChanged(consumer.id, layers));
     consumer.observer.once('close', () => {
       clearTimeout(this.#state.get(consumer.id)?.pending);
@@ -162,11 +192,12 @@ export class FrameRateFirst {
   }
 
   async lower(s, cap) {
+    s.failures += 1;
+    const retryMs = retryWait(s.failures); // each failure waits longer
     log.info('layer capped for frame rate', { consumerId: s.consumer.id, cap, wanted: s.wantedSpatial,
-      current: s.consumer.currentLayers, retryMs: s.retryMs });
+      current: s.consumer.currentLayers, retryMs });
     s.cap = cap;
-    s.retryAt = this.now() + s.retryMs;
-    s.retryMs = Math.min(s.retryMs * 2, MAX_RETRY_MS); // each failure waits longer
+    s.retryAt = this.now() + retryMs;
     await this.#apply(s);
   }
 
@@ -183,22 +214,44 @@ export class FrameRateFirst {
 
   async #lift() {
     const now = this.now();
+    const waiting = new Map(); // transport -> its consumers that may climb now
     for (const s of this.#state.values()) {
       if (s.consumer.closed || s.cap >= s.wantedSpatial || now < s.retryAt) continue;
-      const stats = await s.producer.getStats();
-      const extra = encodingBitrate(s.producer, stats, s.cap + 1) - encodingBitrate(s.producer, stats, s.cap);
-      if (!hasRoom(await s.transport.getStats(), Math.max(extra, 0))) {
-        s.roomSince = null;
-        continue;
-      }
-      s.roomSince ??= now;
-      if (now - s.roomSince < ROOM_FOR_MS) continue;
-      s.roomSince = null;
+      waiting.set(s.transport, [...(waiting.get(s.transport) ?? []), s]);
+    }
+    for (const transport of this.#roomSince.keys()) {
+      if (!waiting.has(transport)) this.#roomSince.delete(transport);
+    }
+    for (const [transport, list] of waiting) await this.#liftOn(transport, list, now);
+  }
+
+  /**
+   * Share out the room on one transport's estimate among its consumers waiting to climb,
+   * cheapest first, once it has had room for the cheapest long enough: what is lifted
+   * together fits together. After a lift the next waits for room with it sent.
+   */
+  async #liftOn(transport, list, now) {
+    for (const s of list) s.extra = climbCost(s.producer, await s.producer.getStats(), s.cap);
+    list.sort((a, b) => a.extra - b.extra);
+    let budget = room(await transport.getStats());
+    if (!(budget >= list[0].extra)) {
+      this.#roomSince.delete(transport);
+      return;
+    }
+    const since = this.#roomSince.get(transport) ?? now;
+    this.#roomSince.set(transport, since);
+    let lifted = false;
+    for (const s of list) {
+      if (now - since < (s.failures ? ROOM_FOR_MS : FIRST_ROOM_FOR_MS) || s.extra > budget) continue;
+      budget -= s.extra;
       s.cap += 1;
-      log.info('layer cap lifted', { consumerId: s.consumer.id, cap: s.cap, wanted: s.wantedSpatial });
-      s.retryAt = s.cap < s.wantedSpatial ? now + s.retryMs : Infinity;
+      s.retryAt = now + retryWait(s.failures);
+      lifted = true;
+      log.info('layer cap lifted', { consumerId: s.consumer.id, cap: s.cap, wanted: s.wantedSpatial,
+        extra: s.extra });
       await this.#apply(s);
     }
+    if (lifted) this.#roomSince.delete(transport);
   }
 
   async #apply(s) {
@@ -210,5 +263,5 @@ export class FrameRateFirst {
     await s.consumer.setPreferredLayers({ spatialLayer, temporalLayer });
   }
 
-  close() { clearInterval(this.#timer); this.#timer = null; this.#state.clear(); }
+  close() { clearInterval(this.#timer); this.#timer = null; this.#state.clear(); this.#roomSince.clear(); }
 }

@@ -12,10 +12,10 @@ tests/support/link.py), a subscriber in namespace 3 has nothing in its way.
 Each second for 30 s (after the link has settled), every subscriber's framesDecoded per
 publisher is read from getStats: the limited one must decode each publisher at >= 90 %
 of the rate the publisher sends the layer it gets, with no second without a decoded
-frame, at a lower layer than the unlimited one, which decodes 720p. That bar (issue 20)
-is not met yet: a run that misses only it is reported as xfail with the figures; below
-60 % of the sent rate, at the same layer as the unlimited subscriber, a CPU-limited
-publisher or an unlimited subscriber missing frames fails the test. Each publisher's
+frame, at a layer no higher than the unlimited one's and, for the 720p publisher, a lower
+one (the unlimited subscriber decodes it at 1280x720). The unlimited subscriber is the
+control: when it misses frames too, the machine, not the link, is what was measured, and
+the test fails saying so (load average in the message). Each publisher's
 qualityLimitationReason is logged, and the test fails when the CPU, not the link, is what
 limited (the encoders must send the layers at full size and rate for the test to mean
 anything).
@@ -51,7 +51,6 @@ PUBLISHERS = ("Ann", "Ben", "Cat")
 LIMIT_KBIT = 600
 SETTLE_S = 25
 BAR = 0.9  # issue 20: >= 90 % of the sent frame rate, no second without a frame
-ADAPTS = 0.6  # what the test fails under
 MEASURE_S = 30
 PUBLISHER_ARGS = [f"--use-fake-device-for-media-stream=fps={FPS}"]
 # A 360p webcam: the page asks for 1280x720 (ideal); this camera gives 640x360 at most.
@@ -62,6 +61,10 @@ CAMERA_360P_JS = """(() => {
     ...(typeof c.video === 'object' ? c.video : {}),
     width: { max: 640, ideal: 640 }, height: { max: 360, ideal: 360 } } } : c);
 })();"""
+TILES_JS = """() => Object.fromEntries([...document.querySelectorAll('figure')].map((f) => {
+  const v = f.querySelector('video');
+  return [f.getAttribute('aria-label') ?? f.id, v ? `${v.clientWidth}x${v.clientHeight}` : null];
+}))"""
 # What the SFU estimates it may send the limited subscriber (its recv transport's stats).
 SFU_STATS_JS = """async () => {
   const stats = await window.mediaplane.request('getStats');
@@ -185,12 +188,15 @@ async def test_a_600_kbit_subscriber_decodes_three_publishers_at_a_lower_layer(
                             timeout=20000
                         )
                 # The unlimited subscriber shows the first publisher across its page
-                # (984x738 px: the 720p layer), the others in 317x238 px tiles (their
-                # cameras' 360p).
+                # (962x722 px: the 720p layer), the others in 311x233 px tiles (their
+                # cameras' top layer, 320x180).
                 await unlimited.get_by_role("figure", name=PUBLISHERS[0]).evaluate(
                     "el => { el.style.gridColumn = '1 / -1'; }"
                 )
                 await asyncio.sleep(SETTLE_S)
+                for who, page in subscribers.items():
+                    tiles = await page.evaluate(TILES_JS)
+                    log.info("measured: %s's video tiles (css px) %s", who, tiles)
                 peer_of = {
                     n: (await p.evaluate(OUTBOUND_JS))["peerId"] for n, p in publishers.items()
                 }
@@ -241,19 +247,17 @@ async def test_a_600_kbit_subscriber_decodes_three_publishers_at_a_lower_layer(
     short = []
     for name in PUBLISHERS:
         slow, fast = report[f"limited/{name}"], report[f"unlimited/{name}"]
+        # Most seconds at most at the unlimited subscriber's layer, and for Ann below it
+        # (Chromium encodes a 360p camera's two lower layers only, 160x90 and 320x180:
+        # libwebrtc's simulcast limit for 640x360; a 600 kbit/s link may carry both
+        # 320x180 layers).
+        assert slow["median_width"] <= fast["median_width"], (slow, fast)
         if name == PUBLISHERS[0]:
             assert fast["median_width"] == 1280, fast
-        # Most seconds at a lower layer than the unlimited subscriber's (the SFU tries
-        # the next one up now and then, and comes back).
-        assert slow["median_width"] < fast["median_width"], (slow, fast)
-        # Adaptation works: without it this link decoded no frame in 23-30 s of 30.
-        assert slow["decoded_fps"] >= ADAPTS * slow["sent_fps"], slow
+            assert slow["median_width"] < fast["median_width"], (slow, fast)
+        # Without adaptation this link decoded no frame in 23-30 s of 30.
         if slow["decoded_fps"] < BAR * slow["sent_fps"] or slow["min_per_s"] == 0:
             short.append(f"{name}: {slow['decoded_fps']} of {slow['sent_fps']} fps, "
                          f"min {slow['min_per_s']}/s")  # fmt: skip
     assert errors == [], errors
-    if short:
-        # Issue 20's bar, not met yet: a try at the next layer up overflows the link's
-        # queue and every stream on it loses frames for 1-4 s (docs/video-quality.md).
-        pytest.xfail(f"issue 20 (open): below {BAR:.0%} of the sent rate or a second "
-                     f"without a frame: {short}")  # fmt: skip
+    assert short == [], f"below {BAR:.0%} of the sent rate or a second without a frame: {short}"
